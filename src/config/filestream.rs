@@ -1,0 +1,403 @@
+//! `type = "filestream"` input options, named as in Filebeat.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::units::Dur;
+use super::{yes, ConfigError, Pattern};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FileIdentity {
+    #[default]
+    Fingerprint,
+    Native,
+    Path,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StartPosition {
+    #[default]
+    Beginning,
+    End,
+}
+
+/// Filebeat's `line_terminator` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LineTerminator {
+    /// `\n`, with a preceding `\r` stripped.
+    #[default]
+    Auto,
+    LineFeed,
+    VerticalTab,
+    FormFeed,
+    CarriageReturn,
+    CarriageReturnLineFeed,
+    NextLine,
+    LineSeparator,
+    ParagraphSeparator,
+    NullTerminator,
+}
+
+impl LineTerminator {
+    /// The terminator as UTF-8 bytes (after decoding the file's encoding).
+    pub fn bytes(self) -> &'static [u8] {
+        match self {
+            LineTerminator::Auto | LineTerminator::LineFeed => b"\n",
+            LineTerminator::VerticalTab => b"\x0b",
+            LineTerminator::FormFeed => b"\x0c",
+            LineTerminator::CarriageReturn => b"\r",
+            LineTerminator::CarriageReturnLineFeed => b"\r\n",
+            LineTerminator::NextLine => "\u{85}".as_bytes(),
+            LineTerminator::LineSeparator => "\u{2028}".as_bytes(),
+            LineTerminator::ParagraphSeparator => "\u{2029}".as_bytes(),
+            LineTerminator::NullTerminator => b"\0",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FingerprintConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub offset: u64,
+    #[serde(default = "FingerprintConfig::default_length")]
+    pub length: u64,
+}
+
+impl FingerprintConfig {
+    fn default_length() -> u64 {
+        1024
+    }
+}
+
+impl Default for FingerprintConfig {
+    fn default() -> Self {
+        FingerprintConfig {
+            enabled: true,
+            offset: 0,
+            length: Self::default_length(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScannerConfig {
+    #[serde(default = "ScannerConfig::default_interval")]
+    pub check_interval: Dur,
+    #[serde(default)]
+    pub fingerprint: FingerprintConfig,
+    #[serde(default = "yes")]
+    pub symlinks: bool,
+}
+
+impl ScannerConfig {
+    fn default_interval() -> Dur {
+        Dur(Duration::from_secs(10))
+    }
+}
+
+impl Default for ScannerConfig {
+    fn default() -> Self {
+        ScannerConfig {
+            check_interval: Self::default_interval(),
+            fingerprint: FingerprintConfig::default(),
+            symlinks: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProspectorConfig {
+    #[serde(default)]
+    pub scanner: ScannerConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnStateChange {
+    /// Close a file after this long without new data (it is reopened when it changes).
+    #[serde(default = "OnStateChange::default_inactive")]
+    pub inactive: Dur,
+    /// Close a file once it is removed (after reading it to EOF).
+    #[serde(default = "yes")]
+    pub removed: bool,
+    /// Close a file once it is renamed (after reading it to EOF).
+    #[serde(default)]
+    pub renamed: bool,
+}
+
+impl OnStateChange {
+    fn default_inactive() -> Dur {
+        Dur(Duration::from_secs(300))
+    }
+}
+
+impl Default for OnStateChange {
+    fn default() -> Self {
+        OnStateChange {
+            inactive: Self::default_inactive(),
+            removed: true,
+            renamed: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloseReader {
+    /// Close a file as soon as EOF is reached.
+    #[serde(default)]
+    pub on_eof: bool,
+    /// Close a file this long after it was opened, whatever its state (0 = never).
+    #[serde(default)]
+    pub after_interval: Dur,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloseConfig {
+    #[serde(default)]
+    pub on_state_change: OnStateChange,
+    #[serde(default)]
+    pub reader: CloseReader,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackoffConfig {
+    /// First wait after EOF when no change notification arrives.
+    #[serde(default = "BackoffConfig::default_init")]
+    pub init: Dur,
+    #[serde(default = "BackoffConfig::default_max")]
+    pub max: Dur,
+}
+
+impl BackoffConfig {
+    fn default_init() -> Dur {
+        Dur(Duration::from_secs(1))
+    }
+    fn default_max() -> Dur {
+        Dur(Duration::from_secs(10))
+    }
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        BackoffConfig {
+            init: Self::default_init(),
+            max: Self::default_max(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MultilineType {
+    #[default]
+    Pattern,
+    Count,
+    WhilePattern,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MultilineMatch {
+    #[default]
+    After,
+    Before,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultilineConfig {
+    #[serde(default, rename = "type")]
+    pub kind: MultilineType,
+    #[serde(default)]
+    pub pattern: Option<Pattern>,
+    #[serde(default)]
+    pub negate: bool,
+    #[serde(default, rename = "match")]
+    pub match_: MultilineMatch,
+    #[serde(default = "MultilineConfig::default_max_lines")]
+    pub max_lines: usize,
+    #[serde(default = "MultilineConfig::default_timeout")]
+    pub timeout: Dur,
+    /// For `type = "count"`: how many lines make one event.
+    #[serde(default)]
+    pub count_lines: usize,
+    /// Ends the current event when a line matches (pattern type).
+    #[serde(default)]
+    pub flush_pattern: Option<Pattern>,
+    #[serde(default)]
+    pub skip_newline: bool,
+}
+
+impl MultilineConfig {
+    fn default_max_lines() -> usize {
+        500
+    }
+    fn default_timeout() -> Dur {
+        Dur(Duration::from_secs(5))
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NdjsonConfig {
+    /// Where decoded keys go; "" puts them at the root of the event.
+    #[serde(default)]
+    pub target: String,
+    #[serde(default)]
+    pub overwrite_keys: bool,
+    #[serde(default)]
+    pub expand_keys: bool,
+    #[serde(default)]
+    pub add_error_key: bool,
+    /// Key holding the text line, used for multiline and line filtering after decoding.
+    #[serde(default)]
+    pub message_key: Option<String>,
+    /// Key whose value becomes `@metadata._id`.
+    #[serde(default)]
+    pub document_id: Option<String>,
+    #[serde(default)]
+    pub ignore_decoding_error: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum ParserConfig {
+    Multiline(MultilineConfig),
+    Ndjson(NdjsonConfig),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilestreamConfig {
+    pub id: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub paths: Vec<String>,
+    #[serde(default)]
+    pub exclude_files: Vec<Pattern>,
+    #[serde(default)]
+    pub include_files: Vec<Pattern>,
+    #[serde(default)]
+    pub include_lines: Vec<Pattern>,
+    #[serde(default)]
+    pub exclude_lines: Vec<Pattern>,
+    #[serde(default)]
+    pub file_identity: FileIdentity,
+    #[serde(default = "FilestreamConfig::default_max_bytes")]
+    pub message_max_bytes: usize,
+    #[serde(default = "FilestreamConfig::default_buffer")]
+    pub buffer_size: usize,
+    #[serde(default)]
+    pub fields: Map<String, Value>,
+    #[serde(default)]
+    pub fields_under_root: bool,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub parsers: Vec<ParserConfig>,
+    #[serde(default)]
+    pub processors: Vec<toml::Value>,
+    #[serde(default)]
+    pub prospector: ProspectorConfig,
+    #[serde(default)]
+    pub close: CloseConfig,
+    #[serde(default = "yes")]
+    pub clean_removed: bool,
+    /// Forget files not updated for this long (0 = never).
+    #[serde(default)]
+    pub clean_inactive: Dur,
+    /// Skip files last modified longer ago than this (0 = never).
+    #[serde(default)]
+    pub ignore_older: Dur,
+    /// At most this many files read at once (0 = no limit).
+    #[serde(default)]
+    pub harvester_limit: usize,
+    #[serde(default = "FilestreamConfig::default_encoding")]
+    pub encoding: String,
+    #[serde(default)]
+    pub line_terminator: LineTerminator,
+    #[serde(default)]
+    pub start_position: StartPosition,
+    #[serde(default)]
+    pub backoff: BackoffConfig,
+}
+
+impl FilestreamConfig {
+    fn default_max_bytes() -> usize {
+        10 * 1024 * 1024
+    }
+    fn default_buffer() -> usize {
+        64 * 1024
+    }
+    fn default_encoding() -> String {
+        "utf-8".into()
+    }
+
+    /// Checks that serde cannot express; `key` is this input's key path.
+    pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        if self.paths.is_empty() {
+            return Err(ConfigError::new(
+                format!("{key}.paths"),
+                "at least one path or glob is required",
+            ));
+        }
+        for (i, p) in self.paths.iter().enumerate() {
+            if let Err(e) = glob::Pattern::new(p) {
+                return Err(ConfigError::new(
+                    format!("{key}.paths[{i}]"),
+                    format!("invalid glob: {e}"),
+                ));
+            }
+        }
+        if crate::input::filestream::encoding::Decoder::new(&self.encoding).is_none() {
+            return Err(ConfigError::new(
+                format!("{key}.encoding"),
+                format!(
+                    "unknown encoding {:?}; use utf-8, plain, utf-16le, utf-16be, utf-16le-bom, utf-16be-bom, latin1 or another WHATWG label",
+                    self.encoding
+                ),
+            ));
+        }
+        if self.message_max_bytes == 0 {
+            return Err(ConfigError::new(
+                format!("{key}.message_max_bytes"),
+                "must be greater than 0",
+            ));
+        }
+        for (i, p) in self.parsers.iter().enumerate() {
+            if let ParserConfig::Multiline(m) = p {
+                let k = format!("{key}.parsers[{i}].multiline");
+                match m.kind {
+                    MultilineType::Pattern | MultilineType::WhilePattern if m.pattern.is_none() => {
+                        return Err(ConfigError::new(
+                            format!("{k}.pattern"),
+                            "required for multiline type pattern and while_pattern",
+                        ))
+                    }
+                    MultilineType::Count if m.count_lines == 0 => {
+                        return Err(ConfigError::new(
+                            format!("{k}.count_lines"),
+                            "required (greater than 0) for multiline type count",
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        crate::processors::build(&self.processors, &format!("{key}.processors"))?;
+        Ok(())
+    }
+}

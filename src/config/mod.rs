@@ -1,0 +1,607 @@
+//! The configuration model: TOML with Filebeat's option names.
+//!
+//! Loading goes: text → TOML tree (`source`) → `-E` overrides → `${VAR}` expansion → typed
+//! structs (serde, unknown keys rejected) with the failing key path in every error.
+
+pub mod filestream;
+pub mod source;
+pub mod units;
+
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+pub use filestream::FilestreamConfig;
+use units::{ByteSize, Dur};
+
+/// A configuration error: the key path that is wrong and what to do about it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}{message}", if key.is_empty() { String::new() } else { format!("{key}: ") })]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A regular expression compiled when the configuration is loaded.
+#[derive(Debug, Clone)]
+pub struct Pattern(pub Regex);
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Regex::new(&s)
+            .map(Pattern)
+            .map_err(|e| serde::de::Error::custom(format!("invalid regular expression: {e}")))
+    }
+}
+
+impl Serialize for Pattern {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.as_str())
+    }
+}
+
+fn default_data() -> PathBuf {
+    PathBuf::from("./data")
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathConfig {
+    #[serde(default = "default_data")]
+    pub data: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<PathBuf>,
+}
+
+impl Default for PathConfig {
+    fn default() -> Self {
+        PathConfig {
+            data: default_data(),
+            logs: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemQueueConfig {
+    #[serde(default = "MemQueueConfig::default_events")]
+    pub events: usize,
+    #[serde(default = "MemQueueConfig::default_bytes")]
+    pub max_bytes: ByteSize,
+}
+
+impl MemQueueConfig {
+    fn default_events() -> usize {
+        4096
+    }
+    fn default_bytes() -> ByteSize {
+        ByteSize(64 << 20)
+    }
+}
+
+impl Default for MemQueueConfig {
+    fn default() -> Self {
+        MemQueueConfig {
+            events: Self::default_events(),
+            max_bytes: Self::default_bytes(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    #[serde(default)]
+    pub mem: MemQueueConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    #[serde(default = "RegistryConfig::default_flush")]
+    pub flush: Dur,
+    /// Checkpoint (compact) the operation log once it grows past this size.
+    #[serde(default = "RegistryConfig::default_checkpoint")]
+    pub checkpoint_size: ByteSize,
+}
+
+impl RegistryConfig {
+    fn default_flush() -> Dur {
+        Dur(std::time::Duration::from_secs(1))
+    }
+    fn default_checkpoint() -> ByteSize {
+        ByteSize(10 << 20)
+    }
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            flush: Self::default_flush(),
+            checkpoint_size: Self::default_checkpoint(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingMetrics {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "LoggingMetrics::default_period")]
+    pub period: Dur,
+}
+
+impl LoggingMetrics {
+    fn default_period() -> Dur {
+        Dur(std::time::Duration::from_secs(30))
+    }
+}
+
+impl Default for LoggingMetrics {
+    fn default() -> Self {
+        LoggingMetrics {
+            enabled: true,
+            period: Self::default_period(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// error | warn | info | debug
+    #[serde(default = "LoggingConfig::default_level")]
+    pub level: String,
+    /// Log to stderr (same as `-e`).
+    #[serde(default)]
+    pub to_stderr: bool,
+    #[serde(default)]
+    pub json: bool,
+    #[serde(default)]
+    pub metrics: LoggingMetrics,
+}
+
+impl LoggingConfig {
+    fn default_level() -> String {
+        "info".into()
+    }
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            level: Self::default_level(),
+            to_stderr: false,
+            json: false,
+            metrics: LoggingMetrics::default(),
+        }
+    }
+}
+
+pub(crate) fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileOutputConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub path: PathBuf,
+    #[serde(default = "FileOutputConfig::default_filename")]
+    pub filename: String,
+    #[serde(default = "FileOutputConfig::default_rotate")]
+    pub rotate_every_kb: u64,
+    #[serde(default = "FileOutputConfig::default_files")]
+    pub number_of_files: usize,
+    #[serde(default = "FileOutputConfig::default_permissions")]
+    pub permissions: u32,
+    #[serde(default)]
+    pub codec: CodecConfig,
+}
+
+impl FileOutputConfig {
+    fn default_filename() -> String {
+        "oxibeat".into()
+    }
+    fn default_rotate() -> u64 {
+        10240
+    }
+    fn default_files() -> usize {
+        7
+    }
+    fn default_permissions() -> u32 {
+        0o600
+    }
+}
+
+/// `codec.json.pretty` as in Beats; `codec.format.string` is not supported.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodecConfig {
+    #[serde(default)]
+    pub json: JsonCodec,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonCodec {
+    #[serde(default)]
+    pub pretty: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleOutputConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub codec: CodecConfig,
+    #[serde(default = "ConsoleOutputConfig::default_bulk")]
+    pub bulk_max_size: usize,
+}
+
+impl ConsoleOutputConfig {
+    fn default_bulk() -> usize {
+        2048
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscardOutputConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+/// `[output.*]`: exactly one section must be enabled. Sections owned by outputs still being
+/// built are kept as raw TOML and validated by their module.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileOutputConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console: Option<ConsoleOutputConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discard: Option<DiscardOutputConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elasticsearch: Option<toml::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<toml::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logstash: Option<toml::Value>,
+}
+
+/// The output selected by the configuration.
+#[derive(Debug, Clone)]
+pub enum OutputKind {
+    File(FileOutputConfig),
+    Console(ConsoleOutputConfig),
+    Discard,
+}
+
+fn enabled(v: &toml::Value) -> bool {
+    v.get("enabled").and_then(toml::Value::as_bool).unwrap_or(true)
+}
+
+impl OutputConfig {
+    pub fn selected(&self) -> Result<OutputKind, ConfigError> {
+        let mut on: Vec<(&str, Option<OutputKind>)> = Vec::new();
+        if let Some(f) = self.file.as_ref().filter(|f| f.enabled) {
+            on.push(("output.file", Some(OutputKind::File(f.clone()))));
+        }
+        if let Some(c) = self.console.as_ref().filter(|c| c.enabled) {
+            on.push(("output.console", Some(OutputKind::Console(c.clone()))));
+        }
+        if self.discard.as_ref().is_some_and(|d| d.enabled) {
+            on.push(("output.discard", Some(OutputKind::Discard)));
+        }
+        for (name, raw) in [
+            ("output.elasticsearch", &self.elasticsearch),
+            ("output.kafka", &self.kafka),
+            ("output.logstash", &self.logstash),
+        ] {
+            if raw.as_ref().is_some_and(enabled) {
+                on.push((name, None));
+            }
+        }
+        match on.len() {
+            0 => Err(ConfigError::new(
+                "output",
+                "no output is enabled; add one section such as [output.console] or [output.file] with path = \"...\"",
+            )),
+            1 => {
+                let (name, kind) = on.pop().expect("one element");
+                kind.ok_or_else(|| {
+                    ConfigError::new(name, "this output is not available in this build yet")
+                })
+            }
+            _ => Err(ConfigError::new(
+                "output",
+                format!(
+                    "only one output may be enabled, found {}; remove the others or set enabled = false",
+                    on.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                ),
+            )),
+        }
+    }
+}
+
+/// One `[[inputs]]` entry, by `type`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type")]
+pub enum InputConfig {
+    #[serde(rename = "filestream")]
+    Filestream(Box<FilestreamConfig>),
+    /// Kept raw until the system metrics input validates it.
+    #[serde(rename = "system/metrics")]
+    SystemMetrics(toml::Value),
+}
+
+impl InputConfig {
+    pub fn id(&self) -> &str {
+        match self {
+            InputConfig::Filestream(f) => &f.id,
+            InputConfig::SystemMetrics(v) => v.get("id").and_then(|v| v.as_str()).unwrap_or(""),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `agent.name`; defaults to the host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub path: PathConfig,
+    #[serde(default, rename = "inputs", skip_serializing)]
+    pub raw_inputs: Vec<toml::Value>,
+    #[serde(skip_deserializing, rename = "inputs")]
+    pub inputs: Vec<InputConfig>,
+    /// Global processors, run after each input's own.
+    #[serde(default)]
+    pub processors: Vec<toml::Value>,
+    #[serde(default)]
+    pub output: OutputConfig,
+    #[serde(default)]
+    pub queue: QueueConfig,
+    #[serde(default)]
+    pub registry: RegistryConfig,
+    /// How long SIGTERM waits for in-flight events to be acked.
+    #[serde(default = "Config::default_shutdown")]
+    pub shutdown_timeout: Dur,
+    #[serde(default)]
+    pub logging: LoggingConfig,
+    /// `[http]` monitoring endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<toml::Value>,
+    /// `[setup.*]` (Kibana connection, what to load).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<toml::Value>,
+    /// `[cloud] id, auth` for Elastic Cloud.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<toml::Value>,
+}
+
+impl Config {
+    fn default_shutdown() -> Dur {
+        Dur(std::time::Duration::from_secs(5))
+    }
+
+    /// Read, override, expand and validate a configuration file.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<(Config, toml::Value), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(
+                "",
+                format!("cannot read config file {}: {e}", path.display()),
+            )
+        })?;
+        Self::from_str_with(&text, &path.display().to_string(), overrides, &|n| {
+            std::env::var(n).ok()
+        })
+    }
+
+    /// Like `load`, from text; `lookup` resolves `${VAR}`. Returns the typed config and the
+    /// effective TOML tree (after overrides and expansion).
+    pub fn from_str_with(
+        text: &str,
+        file: &str,
+        overrides: &[String],
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(Config, toml::Value), ConfigError> {
+        let mut tree = source::parse(text, file)?;
+        for o in overrides {
+            source::apply_override(&mut tree, o)?;
+        }
+        source::expand_env(&mut tree, "", lookup)?;
+        let mut cfg: Config = typed(tree.clone(), "")?;
+        cfg.inputs = parse_inputs(&cfg.raw_inputs)?;
+        cfg.output.selected()?;
+        crate::processors::build(&cfg.processors, "processors")?;
+        Ok((cfg, tree))
+    }
+}
+
+/// Deserialize `v` into `T`, naming the failing key path (prefixed with `prefix`).
+pub fn typed<T: serde::de::DeserializeOwned>(v: toml::Value, prefix: &str) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let inner = e.path().to_string();
+        let key = match (prefix.is_empty(), inner == ".") {
+            (true, _) => inner,
+            (false, true) => prefix.to_string(),
+            (false, false) => format!("{prefix}.{inner}"),
+        };
+        ConfigError::new(key, e.into_inner().to_string())
+    })
+}
+
+fn parse_inputs(raw: &[toml::Value]) -> Result<Vec<InputConfig>, ConfigError> {
+    let mut out = Vec::new();
+    let mut ids = std::collections::HashMap::new();
+    for (i, v) in raw.iter().enumerate() {
+        let key = format!("inputs[{i}]");
+        let mut table = v
+            .as_table()
+            .cloned()
+            .ok_or_else(|| ConfigError::new(&key, "each input must be a table ([[inputs]])"))?;
+        let kind = match table.remove("type") {
+            Some(toml::Value::String(s)) => s,
+            Some(_) => return Err(ConfigError::new(format!("{key}.type"), "must be a string")),
+            None => {
+                return Err(ConfigError::new(
+                    format!("{key}.type"),
+                    "missing; set type = \"filestream\" or \"system/metrics\"",
+                ))
+            }
+        };
+        let input = match kind.as_str() {
+            "filestream" => {
+                let f: FilestreamConfig = typed(toml::Value::Table(table), &key)?;
+                f.validate(&key)?;
+                InputConfig::Filestream(Box::new(f))
+            }
+            "system/metrics" => InputConfig::SystemMetrics(v.clone()),
+            other => {
+                return Err(ConfigError::new(
+                    format!("{key}.type"),
+                    format!("unknown input type {other:?}; use \"filestream\" or \"system/metrics\""),
+                ))
+            }
+        };
+        let id = input.id().to_string();
+        if id.is_empty() {
+            return Err(ConfigError::new(
+                format!("{key}.id"),
+                "every input needs a non-empty, unique id (it keys the registry)",
+            ));
+        }
+        if let Some(prev) = ids.insert(id.clone(), i) {
+            return Err(ConfigError::new(
+                format!("{key}.id"),
+                format!("duplicate input id {id:?} (also used by inputs[{prev}]); ids must be unique"),
+            ));
+        }
+        out.push(input);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_str_with(text, "test.toml", &[], &|_| None).map(|(c, _)| c)
+    }
+
+    const OUT: &str = "[output.console]\n";
+
+    #[test]
+    fn issue_example_loads() {
+        let text = r#"
+[path]
+data = "./data"
+
+[[inputs]]
+type = "filestream"
+id = "app"
+paths = ["/var/log/app/*.log", "/var/log/**/*.log"]
+exclude_files = ['\.gz$']
+include_lines = ['ERROR', 'WARN']
+exclude_lines = ['^DEBUG']
+file_identity = "fingerprint"
+message_max_bytes = 10485760
+fields = { env = "prod" }
+fields_under_root = false
+tags = ["web"]
+prospector.scanner.check_interval = "5s"
+close.on_state_change.inactive = "1m"
+close.on_state_change.removed = true
+clean_removed = true
+ignore_older = "48h"
+harvester_limit = 10
+encoding = "utf-16le-bom"
+line_terminator = "auto"
+start_position = "end"
+[[inputs.parsers]]
+multiline = { type = "pattern", pattern = '^\[', negate = true, match = "after" }
+[[inputs.parsers]]
+ndjson = { target = "", add_error_key = true }
+
+[[processors]]
+add_fields = { target = "project", fields = { name = "oxibeat" } }
+
+[output.file]
+path = "./data/out"
+
+[queue.mem]
+events = 4096
+max_bytes = "64MiB"
+[registry]
+flush = "1s"
+"#;
+        let c = load(text).unwrap();
+        assert_eq!(c.inputs.len(), 1);
+        assert_eq!(c.queue.mem.max_bytes.0, 64 << 20);
+        match &c.inputs[0] {
+            InputConfig::Filestream(f) => {
+                assert_eq!(f.prospector.scanner.check_interval.0.as_secs(), 5);
+                assert_eq!(f.parsers.len(), 2);
+            }
+            _ => panic!("wrong input"),
+        }
+    }
+
+    #[test]
+    fn unknown_key_names_its_path() {
+        let e = load(&format!(
+            "[[inputs]]\ntype = \"filestream\"\nid = \"a\"\npaths = [\"/x\"]\nclose.on_state_change.inactiv = \"1s\"\n{OUT}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("inputs[0].close.on_state_change"), "{e}");
+        assert!(e.contains("inactiv"), "{e}");
+    }
+
+    #[test]
+    fn bad_regex_names_its_key() {
+        let e = load(&format!(
+            "[[inputs]]\ntype = \"filestream\"\nid = \"a\"\npaths = [\"/x\"]\ninclude_lines = ['ok', '(unclosed']\n{OUT}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("inputs[0].include_lines[1]"), "{e}");
+        assert!(e.contains("regular expression"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_ids_rejected() {
+        let one = "[[inputs]]\ntype = \"filestream\"\nid = \"a\"\npaths = [\"/x\"]\n";
+        let e = load(&format!("{one}{one}{OUT}")).unwrap_err().to_string();
+        assert!(e.contains("duplicate input id \"a\""), "{e}");
+    }
+
+    #[test]
+    fn exactly_one_output() {
+        let e = load("").unwrap_err().to_string();
+        assert!(e.contains("no output is enabled"), "{e}");
+        let e = load("[output.console]\n[output.discard]\n").unwrap_err().to_string();
+        assert!(e.contains("only one output"), "{e}");
+        assert!(load("[output.console]\n[output.discard]\nenabled = false\n").is_ok());
+    }
+}

@@ -1,0 +1,549 @@
+//! The event: what every input produces and every output serialises.
+//!
+//! Two representations share one type:
+//! - `Fields::Line`, the hot path: a log line plus a pointer to its file and input metadata.
+//!   It is serialised straight into the output buffer, never built as a JSON map.
+//! - `Fields::Map`, a full JSON object: produced by parsers (ndjson), metric inputs, and by
+//!   any processor that touches the event (`Event::fields_mut` converts a line on first use).
+//!
+//! `@timestamp` and `@metadata` are kept outside the fields and written first, as Beats do.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::pipeline::ack::Cursor;
+
+/// Static facts about this agent, shared by every event.
+#[derive(Debug, Clone)]
+pub struct BeatInfo {
+    pub beat: String,
+    pub version: String,
+    pub hostname: String,
+    /// `agent.name`, defaults to the hostname (Beats' `name` setting).
+    pub name: String,
+    pub agent_id: String,
+    pub ephemeral_id: String,
+}
+
+impl BeatInfo {
+    /// `host`, `agent` and `ecs` as Beats write them.
+    pub fn common_fields(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("ecs".into(), serde_json::json!({"version": "8.0.0"}));
+        m.insert("host".into(), serde_json::json!({"name": self.hostname}));
+        m.insert(
+            "agent".into(),
+            serde_json::json!({
+                "type": self.beat,
+                "version": self.version,
+                "ephemeral_id": self.ephemeral_id,
+                "id": self.agent_id,
+                "name": self.name,
+            }),
+        );
+        m
+    }
+
+    /// The `@metadata` object.
+    pub fn metadata(&self) -> Value {
+        serde_json::json!({"beat": self.beat, "type": "_doc", "version": self.version})
+    }
+}
+
+/// Fields an input adds to each of its events (`input.type`, `fields`, `tags`, host, agent, ecs).
+/// Built once per input; kept both as a map and pre-serialised for the line fast path.
+#[derive(Debug)]
+pub struct InputCommon {
+    pub input_id: String,
+    pub fields: Map<String, Value>,
+    /// The same fields serialised as `"k":v,"k2":v2` (no braces), appended to line events.
+    json_tail: String,
+}
+
+impl InputCommon {
+    /// `input_type` becomes `input.type`; `extra` holds user `fields` (already placed under
+    /// `fields` or at the root according to `fields_under_root`) and `tags`.
+    pub fn new(
+        input_id: &str,
+        input_type: &str,
+        beat: &BeatInfo,
+        extra: Map<String, Value>,
+    ) -> Self {
+        let mut fields = Map::new();
+        fields.insert("input".into(), serde_json::json!({ "type": input_type }));
+        for (k, v) in beat.common_fields() {
+            fields.insert(k, v);
+        }
+        for (k, v) in extra {
+            // User fields under root may override the defaults, as in Beats.
+            fields.insert(k, v);
+        }
+        let mut json_tail = String::new();
+        for (k, v) in &fields {
+            if !json_tail.is_empty() {
+                json_tail.push(',');
+            }
+            json_tail.push_str(&Value::String(k.clone()).to_string());
+            json_tail.push(':');
+            json_tail.push_str(&v.to_string());
+        }
+        InputCommon {
+            input_id: input_id.to_string(),
+            fields,
+            json_tail,
+        }
+    }
+}
+
+/// The file a line came from.
+#[derive(Debug)]
+pub struct FileSource {
+    pub path: String,
+    pub device_id: String,
+    pub inode: String,
+    /// Only with fingerprint identity, like Filebeat.
+    pub fingerprint: Option<String>,
+    pub common: Arc<InputCommon>,
+}
+
+/// `log.flags` values.
+pub mod flags {
+    pub const MULTILINE: u8 = 1;
+    pub const TRUNCATED: u8 = 2;
+    pub const INVALID_UTF8: u8 = 4;
+    pub const NAMES: [(u8, &str); 3] = [
+        (MULTILINE, "multiline"),
+        (TRUNCATED, "truncated"),
+        (INVALID_UTF8, "invalid_utf8"),
+    ];
+}
+
+#[derive(Debug)]
+pub struct LineFields {
+    pub message: String,
+    /// Byte offset of the first byte of the line in the file.
+    pub offset: u64,
+    pub flags: u8,
+    pub source: Arc<FileSource>,
+}
+
+#[derive(Debug)]
+pub enum Fields {
+    Line(Box<LineFields>),
+    Map(Map<String, Value>),
+}
+
+#[derive(Debug)]
+pub struct Event {
+    /// Unix time in nanoseconds.
+    pub timestamp: i64,
+    pub fields: Fields,
+    /// Extra `@metadata` keys (beat/type/version are always written).
+    pub meta: Option<Map<String, Value>>,
+    /// Where this event came from, for acknowledgement; `None` for sources without a cursor.
+    pub cursor: Option<Cursor>,
+}
+
+pub fn now_nanos() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    d.as_nanos() as i64
+}
+
+impl Event {
+    pub fn line(timestamp: i64, line: LineFields, cursor: Option<Cursor>) -> Self {
+        Event {
+            timestamp,
+            fields: Fields::Line(Box::new(line)),
+            meta: None,
+            cursor,
+        }
+    }
+
+    pub fn from_map(timestamp: i64, fields: Map<String, Value>) -> Self {
+        Event {
+            timestamp,
+            fields: Fields::Map(fields),
+            meta: None,
+            cursor: None,
+        }
+    }
+
+    /// The fields as a mutable JSON map, converting a line event on first use.
+    pub fn fields_mut(&mut self) -> &mut Map<String, Value> {
+        if let Fields::Line(line) = &self.fields {
+            let map = line_to_map(line);
+            self.fields = Fields::Map(map);
+        }
+        match &mut self.fields {
+            Fields::Map(m) => m,
+            Fields::Line(_) => unreachable!("converted above"),
+        }
+    }
+
+    /// Rough size in bytes, used to bound the queue by memory.
+    pub fn size_hint(&self) -> usize {
+        match &self.fields {
+            Fields::Line(l) => l.message.len() + 512,
+            Fields::Map(m) => 256 + m.len() * 64 + map_string_bytes(m),
+        }
+    }
+
+    /// The event's message, if it has one (cheap for line events).
+    pub fn message(&self) -> Option<&str> {
+        match &self.fields {
+            Fields::Line(l) => Some(&l.message),
+            Fields::Map(m) => m.get("message").and_then(Value::as_str),
+        }
+    }
+
+    /// Look up a dotted path (`log.file.path`), also for the keys stored outside the map.
+    pub fn get_value(&self, path: &str) -> Option<Value> {
+        if path == "@timestamp" {
+            return Some(Value::String(format_timestamp(self.timestamp)));
+        }
+        match &self.fields {
+            Fields::Line(l) => get_path(&line_to_map(l), path).cloned(),
+            Fields::Map(m) => get_path(m, path).cloned(),
+        }
+    }
+
+    /// Serialise as one Beats JSON document (no trailing newline) into `out`.
+    pub fn write_json(&self, beat: &BeatInfo, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"@timestamp\":\"");
+        write_timestamp(self.timestamp, out);
+        out.extend_from_slice(b"\",\"@metadata\":{\"beat\":");
+        write_json_str(&beat.beat, out);
+        out.extend_from_slice(b",\"type\":\"_doc\",\"version\":");
+        write_json_str(&beat.version, out);
+        if let Some(meta) = &self.meta {
+            for (k, v) in meta {
+                if matches!(k.as_str(), "beat" | "type" | "version") {
+                    continue;
+                }
+                out.push(b',');
+                write_json_str(k, out);
+                out.push(b':');
+                // Writing into a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut *out, v);
+            }
+        }
+        out.push(b'}');
+        match &self.fields {
+            Fields::Line(l) => write_line_fields(l, out),
+            Fields::Map(m) => {
+                for (k, v) in m {
+                    if k == "@timestamp" || k == "@metadata" {
+                        continue;
+                    }
+                    out.push(b',');
+                    write_json_str(k, out);
+                    out.push(b':');
+                    let _ = serde_json::to_writer(&mut *out, v);
+                }
+            }
+        }
+        out.push(b'}');
+    }
+
+    /// The event as a JSON value, `@timestamp` and `@metadata` included (for tests and tools).
+    pub fn to_value(&self, beat: &BeatInfo) -> Value {
+        let mut buf = Vec::new();
+        self.write_json(beat, &mut buf);
+        serde_json::from_slice(&buf).unwrap_or(Value::Null)
+    }
+}
+
+fn map_string_bytes(m: &Map<String, Value>) -> usize {
+    m.values()
+        .map(|v| match v {
+            Value::String(s) => s.len(),
+            Value::Object(o) => map_string_bytes(o),
+            _ => 8,
+        })
+        .sum()
+}
+
+fn write_line_fields(l: &LineFields, out: &mut Vec<u8>) {
+    out.extend_from_slice(b",\"message\":");
+    write_json_str(&l.message, out);
+    out.extend_from_slice(b",\"log\":{\"offset\":");
+    let _ = write!(out, "{}", l.offset);
+    out.extend_from_slice(b",\"file\":{\"path\":");
+    write_json_str(&l.source.path, out);
+    out.extend_from_slice(b",\"device_id\":");
+    write_json_str(&l.source.device_id, out);
+    out.extend_from_slice(b",\"inode\":");
+    write_json_str(&l.source.inode, out);
+    if let Some(fp) = &l.source.fingerprint {
+        out.extend_from_slice(b",\"fingerprint\":");
+        write_json_str(fp, out);
+    }
+    out.push(b'}');
+    if l.flags != 0 {
+        out.extend_from_slice(b",\"flags\":[");
+        let mut first = true;
+        for (bit, name) in flags::NAMES {
+            if l.flags & bit != 0 {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                write_json_str(name, out);
+            }
+        }
+        out.push(b']');
+    }
+    out.push(b'}');
+    let tail = &l.source.common.json_tail;
+    if !tail.is_empty() {
+        out.push(b',');
+        out.extend_from_slice(tail.as_bytes());
+    }
+}
+
+/// `log.*` for a line, plus the input's common fields.
+fn line_to_map(l: &LineFields) -> Map<String, Value> {
+    let mut file = Map::new();
+    file.insert("path".into(), Value::String(l.source.path.clone()));
+    file.insert("device_id".into(), Value::String(l.source.device_id.clone()));
+    file.insert("inode".into(), Value::String(l.source.inode.clone()));
+    if let Some(fp) = &l.source.fingerprint {
+        file.insert("fingerprint".into(), Value::String(fp.clone()));
+    }
+    let mut log = Map::new();
+    log.insert("offset".into(), Value::from(l.offset));
+    log.insert("file".into(), Value::Object(file));
+    if l.flags != 0 {
+        let names: Vec<Value> = flags::NAMES
+            .iter()
+            .filter(|(bit, _)| l.flags & bit != 0)
+            .map(|(_, n)| Value::String((*n).into()))
+            .collect();
+        log.insert("flags".into(), Value::Array(names));
+    }
+    let mut m = Map::new();
+    m.insert("message".into(), Value::String(l.message.clone()));
+    m.insert("log".into(), Value::Object(log));
+    for (k, v) in &l.source.common.fields {
+        m.insert(k.clone(), v.clone());
+    }
+    m
+}
+
+/// Dotted-path lookup. A key that itself contains dots (`"a.b": 1`) is also found.
+pub fn get_path<'a>(m: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    if let Some(v) = m.get(path) {
+        return Some(v);
+    }
+    let (head, rest) = path.split_once('.')?;
+    match m.get(head)? {
+        Value::Object(inner) => get_path(inner, rest),
+        _ => None,
+    }
+}
+
+/// Dotted-path insert, creating intermediate objects (replacing non-objects in the way).
+pub fn put_path(m: &mut Map<String, Value>, path: &str, value: Value) {
+    match path.split_once('.') {
+        None => {
+            m.insert(path.to_string(), value);
+        }
+        Some((head, rest)) => {
+            let entry = m
+                .entry(head.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !entry.is_object() {
+                *entry = Value::Object(Map::new());
+            }
+            if let Value::Object(inner) = entry {
+                put_path(inner, rest, value);
+            }
+        }
+    }
+}
+
+/// Dotted-path removal; returns the removed value.
+pub fn remove_path(m: &mut Map<String, Value>, path: &str) -> Option<Value> {
+    if let Some(v) = m.remove(path) {
+        return Some(v);
+    }
+    let (head, rest) = path.split_once('.')?;
+    match m.get_mut(head)? {
+        Value::Object(inner) => remove_path(inner, rest),
+        _ => None,
+    }
+}
+
+/// RFC 3339 UTC with milliseconds, as Beats write `@timestamp`.
+pub fn format_timestamp(nanos: i64) -> String {
+    let mut v = Vec::with_capacity(24);
+    write_timestamp(nanos, &mut v);
+    String::from_utf8(v).unwrap_or_default()
+}
+
+fn write_timestamp(nanos: i64, out: &mut Vec<u8>) {
+    let secs = nanos.div_euclid(1_000_000_000);
+    let millis = nanos.rem_euclid(1_000_000_000) / 1_000_000;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, mo, d) = civil_from_days(days);
+    let mut s = String::with_capacity(24);
+    let _ = write!(
+        s,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        y,
+        mo,
+        d,
+        sod / 3600,
+        (sod % 3600) / 60,
+        sod % 60,
+        millis
+    );
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Days since 1970-01-01 to (year, month, day); Howard Hinnant's algorithm.
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Append `s` as a JSON string literal.
+pub fn write_json_str(s: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => {
+                out.extend_from_slice(&bytes[start..i]);
+                let _ = write!(out, "\\u{:04x}", b);
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(esc);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn beat() -> BeatInfo {
+        BeatInfo {
+            beat: "oxibeat".into(),
+            version: "0.1.0".into(),
+            hostname: "web-1".into(),
+            name: "web-1".into(),
+            agent_id: "a".into(),
+            ephemeral_id: "e".into(),
+        }
+    }
+
+    #[test]
+    fn timestamp_format() {
+        assert_eq!(format_timestamp(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            format_timestamp(1_751_978_912_528_000_000),
+            "2025-07-08T12:48:32.528Z"
+        );
+        assert_eq!(format_timestamp(951_782_400_001_000_000), "2000-02-29T00:00:00.001Z");
+    }
+
+    #[test]
+    fn json_string_escaping_matches_serde() {
+        for s in ["plain", "q\"b\\s", "nl\n\t\r", "\u{0}\u{1f}x", "héllo ✓", ""] {
+            let mut out = Vec::new();
+            write_json_str(s, &mut out);
+            let back: String = serde_json::from_slice(&out).unwrap();
+            assert_eq!(back, s);
+        }
+    }
+
+    #[test]
+    fn line_event_fast_path_equals_materialised_map() {
+        let b = beat();
+        let mut extra = Map::new();
+        extra.insert("fields".into(), serde_json::json!({"env": "prod"}));
+        extra.insert("tags".into(), serde_json::json!(["web"]));
+        let common = Arc::new(InputCommon::new("app", "filestream", &b, extra));
+        let source = Arc::new(FileSource {
+            path: "/var/log/app.log".into(),
+            device_id: "64514".into(),
+            inode: "140027".into(),
+            fingerprint: Some("ab".into()),
+            common,
+        });
+        let ev = Event::line(
+            0,
+            LineFields {
+                message: "hello \"world\"".into(),
+                offset: 541482,
+                flags: flags::MULTILINE | flags::TRUNCATED,
+                source,
+            },
+            None,
+        );
+        let fast = ev.to_value(&b);
+        let mut slow_ev = Event::line(
+            0,
+            match &ev.fields {
+                Fields::Line(l) => LineFields {
+                    message: l.message.clone(),
+                    offset: l.offset,
+                    flags: l.flags,
+                    source: l.source.clone(),
+                },
+                _ => unreachable!(),
+            },
+            None,
+        );
+        slow_ev.fields_mut();
+        assert_eq!(fast, slow_ev.to_value(&b));
+        assert_eq!(fast["log"]["offset"], 541482);
+        assert_eq!(fast["log"]["flags"], serde_json::json!(["multiline", "truncated"]));
+        assert_eq!(fast["log"]["file"]["inode"], "140027");
+        assert_eq!(fast["input"]["type"], "filestream");
+        assert_eq!(fast["fields"]["env"], "prod");
+        assert_eq!(fast["@metadata"]["beat"], "oxibeat");
+        assert_eq!(fast["agent"]["type"], "oxibeat");
+        assert_eq!(fast["ecs"]["version"], "8.0.0");
+        assert_eq!(fast["host"]["name"], "web-1");
+        assert_eq!(ev.get_value("log.file.path").unwrap(), "/var/log/app.log");
+    }
+
+    #[test]
+    fn paths() {
+        let mut m = Map::new();
+        put_path(&mut m, "a.b.c", Value::from(1));
+        m.insert("x.y".into(), Value::from(2));
+        assert_eq!(get_path(&m, "a.b.c"), Some(&Value::from(1)));
+        assert_eq!(get_path(&m, "x.y"), Some(&Value::from(2)));
+        assert_eq!(remove_path(&mut m, "a.b.c"), Some(Value::from(1)));
+        assert!(get_path(&m, "a.b.c").is_none());
+    }
+}

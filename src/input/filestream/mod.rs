@@ -1,0 +1,3 @@
+//! The filestream input: discovers files, follows them and turns lines into events.
+
+pub mod encoding;

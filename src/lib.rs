@@ -1,0 +1,11 @@
+//! oxibeat: a Beats-compatible log and metrics shipper.
+//!
+//! Data flows one way: `input` → `processors` → `pipeline` (queue) → `output`;
+//! acknowledgements flow back: output → `pipeline::ack` → `registry`.
+
+pub mod config;
+pub mod event;
+pub mod input;
+pub mod monitoring;
+pub mod pipeline;
+pub mod processors;

@@ -1,0 +1,176 @@
+//! Atomic counters; cheap to bump on the hot path (relaxed, one add per batch where possible).
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+macro_rules! counters {
+    ($($field:ident => $name:literal),* $(,)?) => {
+        /// Every counter of the agent. Gauges are `AtomicI64` in `gauges`.
+        #[derive(Debug, Default)]
+        pub struct Counters { $(pub $field: AtomicU64,)* }
+
+        impl Counters {
+            /// (Beats name, value) for every counter.
+            pub fn values(&self) -> Vec<(&'static str, u64)> {
+                vec![$(($name, self.$field.load(Ordering::Relaxed)),)*]
+            }
+        }
+    };
+}
+
+counters! {
+    events_read => "filebeat.events.read",
+    pipeline_published => "libbeat.pipeline.events.published",
+    pipeline_total => "libbeat.pipeline.events.total",
+    pipeline_filtered => "libbeat.pipeline.events.filtered",
+    pipeline_dropped => "libbeat.pipeline.events.dropped",
+    pipeline_failed => "libbeat.pipeline.events.failed",
+    pipeline_retry => "libbeat.pipeline.events.retry",
+    queue_acked => "libbeat.pipeline.queue.acked",
+    output_total => "libbeat.output.events.total",
+    output_acked => "libbeat.output.events.acked",
+    output_failed => "libbeat.output.events.failed",
+    output_dropped => "libbeat.output.events.dropped",
+    output_duplicates => "libbeat.output.events.duplicates",
+    output_batches => "libbeat.output.events.batches",
+    output_write_bytes => "libbeat.output.write.bytes",
+    output_write_errors => "libbeat.output.write.errors",
+    harvester_started => "filebeat.harvester.started",
+    harvester_closed => "filebeat.harvester.closed",
+    harvester_skipped => "filebeat.harvester.skipped",
+    lines_truncated => "filebeat.input.lines.truncated",
+    lines_invalid_utf8 => "filebeat.input.lines.invalid_utf8",
+    registrar_updates => "registrar.states.update",
+    registrar_writes => "registrar.writes.success",
+    registrar_write_fails => "registrar.writes.fail",
+}
+
+/// Gauges: values that go up and down.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    pub open_files: AtomicI64,
+    pub harvesters_running: AtomicI64,
+    pub pipeline_active: AtomicI64,
+    pub output_active: AtomicI64,
+    pub registrar_states: AtomicI64,
+}
+
+impl Gauges {
+    pub fn values(&self) -> Vec<(&'static str, i64)> {
+        let g = |a: &AtomicI64| a.load(Ordering::Relaxed);
+        vec![
+            ("filebeat.harvester.open_files", g(&self.open_files)),
+            ("filebeat.harvester.running", g(&self.harvesters_running)),
+            ("libbeat.pipeline.events.active", g(&self.pipeline_active)),
+            ("libbeat.output.events.active", g(&self.output_active)),
+            ("registrar.states.current", g(&self.registrar_states)),
+        ]
+    }
+}
+
+/// All metrics of one agent process.
+#[derive(Debug)]
+pub struct Metrics {
+    pub counters: Counters,
+    pub gauges: Gauges,
+    pub started: Instant,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            counters: Counters::default(),
+            gauges: Gauges::default(),
+            started: Instant::now(),
+        }
+    }
+}
+
+/// A point-in-time copy of every counter and gauge.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub counters: Vec<(&'static str, u64)>,
+    pub gauges: Vec<(&'static str, i64)>,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Metrics::default())
+    }
+
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            counters: self.counters.values(),
+            gauges: self.gauges.values(),
+        }
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+impl Snapshot {
+    /// Counters that moved since `prev`, and non-zero gauges, as `name=value` pairs.
+    pub fn nonzero_delta(&self, prev: &Snapshot) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, (name, v)) in self.counters.iter().enumerate() {
+            let before = prev.counters.get(i).map(|p| p.1).unwrap_or(0);
+            if *v > before {
+                out.push(format!("{name}={}", v - before));
+            }
+        }
+        for (name, v) in &self.gauges {
+            if *v != 0 {
+                out.push(format!("{name}={v}"));
+            }
+        }
+        out
+    }
+}
+
+/// Log "Non-zero metrics in the last 30s" every `period`, like Beats.
+pub async fn log_periodically(metrics: Arc<Metrics>, period: Duration) {
+    let mut prev = metrics.snapshot();
+    let mut tick = tokio::time::interval(period);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let now = metrics.snapshot();
+        let delta = now.nonzero_delta(&prev);
+        if !delta.is_empty() {
+            tracing::info!(
+                monitoring = %delta.join(" "),
+                "Non-zero metrics in the last {}s",
+                period.as_secs()
+            );
+        }
+        prev = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delta_reports_only_moved_counters() {
+        let m = Metrics::new();
+        let a = m.snapshot();
+        Metrics::add(&m.counters.events_read, 5);
+        m.gauges.open_files.store(2, Ordering::Relaxed);
+        let d = m.snapshot().nonzero_delta(&a);
+        assert_eq!(
+            d,
+            vec![
+                "filebeat.events.read=5".to_string(),
+                "filebeat.harvester.open_files=2".to_string()
+            ]
+        );
+    }
+}

@@ -1,0 +1,7 @@
+//! Counters shared by every stage, and the periodic "Non-zero metrics" log line.
+//!
+//! Names follow Beats' monitoring namespaces so `/stats` and the log line read like Filebeat's.
+
+pub mod counters;
+
+pub use counters::{Metrics, Snapshot};

@@ -1,0 +1,224 @@
+//! The pipeline between inputs and the output: processors, a queue bounded by events AND bytes,
+//! batching, and acknowledgement back to the sources.
+//!
+//! Data flows one way: `Publisher::publish` (input side) → queue → `Consumer::next_batch`
+//! (output side). Acks flow back: `Batch::ack` → `AckTracker` per file → registry.
+//! Queue space is returned only when a batch is acked or dropped, so a stalled output pauses
+//! the inputs instead of growing memory.
+
+pub mod ack;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+
+use crate::event::Event;
+use crate::monitoring::Metrics;
+use crate::processors::{Chain, Outcome};
+
+/// Queue limits (`[queue.mem]`).
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    pub events: usize,
+    pub max_bytes: usize,
+}
+
+struct Chunk {
+    events: Vec<Event>,
+    _event_permits: OwnedSemaphorePermit,
+    _byte_permits: OwnedSemaphorePermit,
+}
+
+/// Creates the queue; returns the publishing side (clone it per input) and the output side.
+pub fn queue(limits: QueueLimits, global: Arc<Chain>, metrics: Arc<Metrics>) -> (Publisher, Consumer) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let events = limits.events.max(1);
+    let bytes = limits.max_bytes.max(1);
+    let shared = Arc::new(Shared {
+        tx,
+        event_slots: Arc::new(Semaphore::new(events)),
+        byte_slots: Arc::new(Semaphore::new(bytes)),
+        max_events: events,
+        max_bytes: bytes,
+        global,
+        metrics: metrics.clone(),
+    });
+    (
+        Publisher {
+            shared,
+            input: Arc::new(Chain::default()),
+        },
+        Consumer { rx, metrics },
+    )
+}
+
+struct Shared {
+    tx: mpsc::UnboundedSender<Chunk>,
+    event_slots: Arc<Semaphore>,
+    byte_slots: Arc<Semaphore>,
+    max_events: usize,
+    max_bytes: usize,
+    global: Arc<Chain>,
+    metrics: Arc<Metrics>,
+}
+
+/// The input side of the queue. Cheap to clone; the queue closes when every publisher is gone.
+#[derive(Clone)]
+pub struct Publisher {
+    shared: Arc<Shared>,
+    /// Processors of the input, run before the global ones.
+    input: Arc<Chain>,
+}
+
+/// Returned when the queue was closed (the output stopped); the events were not queued.
+#[derive(Debug)]
+pub struct Closed;
+
+impl Publisher {
+    /// A publisher that runs `processors` (the input's own) before the global processors.
+    pub fn with_processors(&self, processors: Arc<Chain>) -> Publisher {
+        Publisher {
+            shared: self.shared.clone(),
+            input: processors,
+        }
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.shared.metrics
+    }
+
+    /// Run processors, then wait for queue space and enqueue the batch.
+    /// Dropped events are acked at once, so their file offsets still advance.
+    pub async fn publish(&self, mut events: Vec<Event>) -> Result<(), Closed> {
+        let m = &self.shared.metrics;
+        let total = events.len() as u64;
+        Metrics::add(&m.counters.pipeline_total, total);
+        if !(self.input.is_empty() && self.shared.global.is_empty()) {
+            let mut dropped = Vec::new();
+            events.retain_mut(|ev| {
+                let keep = self.input.run(ev) == Outcome::Keep
+                    && self.shared.global.run(ev) == Outcome::Keep;
+                if !keep {
+                    if let Some(c) = ev.cursor.take() {
+                        dropped.push(c);
+                    }
+                }
+                keep
+            });
+            let filtered = total - events.len() as u64;
+            if filtered > 0 {
+                Metrics::add(&m.counters.pipeline_filtered, filtered);
+                ack::ack_events(dropped.iter());
+            }
+        }
+        if events.is_empty() {
+            return Ok(());
+        }
+        let n = events.len();
+        let bytes: usize = events.iter().map(Event::size_hint).sum();
+        // A batch bigger than the whole queue takes all of it rather than waiting forever.
+        let want_events = n.min(self.shared.max_events) as u32;
+        let want_bytes = bytes.min(self.shared.max_bytes).min(u32::MAX as usize) as u32;
+        let ev_permit = self
+            .shared
+            .event_slots
+            .clone()
+            .acquire_many_owned(want_events)
+            .await
+            .map_err(|_| Closed)?;
+        let byte_permit = self
+            .shared
+            .byte_slots
+            .clone()
+            .acquire_many_owned(want_bytes)
+            .await
+            .map_err(|_| Closed)?;
+        m.gauges.pipeline_active.fetch_add(n as i64, Ordering::Relaxed);
+        Metrics::add(&m.counters.pipeline_published, n as u64);
+        self.shared
+            .tx
+            .send(Chunk {
+                events,
+                _event_permits: ev_permit,
+                _byte_permits: byte_permit,
+            })
+            .map_err(|_| Closed)
+    }
+}
+
+/// The output side of the queue.
+pub struct Consumer {
+    rx: mpsc::UnboundedReceiver<Chunk>,
+    metrics: Arc<Metrics>,
+}
+
+impl Consumer {
+    /// Wait for events, then take whatever is queued up to about `max_events`.
+    /// `None` when every publisher is gone and the queue is empty.
+    pub async fn next_batch(&mut self, max_events: usize) -> Option<Batch> {
+        let first = self.rx.recv().await?;
+        let mut batch = Batch {
+            chunks: vec![first],
+            metrics: self.metrics.clone(),
+        };
+        let mut n = batch.chunks[0].events.len();
+        while n < max_events {
+            match self.rx.try_recv() {
+                Ok(c) => {
+                    n += c.events.len();
+                    batch.chunks.push(c);
+                }
+                Err(_) => break,
+            }
+        }
+        Some(batch)
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+}
+
+/// Events handed to an output. Call `ack` once the destination confirmed all of them;
+/// dropping a batch without acking releases its queue space but does not advance any cursor.
+pub struct Batch {
+    chunks: Vec<Chunk>,
+    metrics: Arc<Metrics>,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.chunks.iter().map(|c| c.events.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn events(&self) -> impl Iterator<Item = &Event> {
+        self.chunks.iter().flat_map(|c| c.events.iter())
+    }
+
+    /// Confirm delivery of every event: advances file cursors and frees queue space.
+    pub fn ack(self) {
+        let n = self.len() as u64;
+        ack::ack_events(self.events().filter_map(|e| e.cursor.as_ref()));
+        let m = &self.metrics;
+        Metrics::add(&m.counters.queue_acked, n);
+        Metrics::add(&m.counters.output_acked, n);
+        m.gauges.pipeline_active.fetch_sub(n as i64, Ordering::Relaxed);
+    }
+
+    /// Acknowledge events that were given up on (counted as dropped, e.g. sent to a
+    /// dead-letter file): the cursor advances because the event is accounted for.
+    pub fn ack_dropped(self) {
+        let n = self.len() as u64;
+        Metrics::add(&self.metrics.counters.output_dropped, n);
+        ack::ack_events(self.events().filter_map(|e| e.cursor.as_ref()));
+        self.metrics
+            .gauges
+            .pipeline_active
+            .fetch_sub(n as i64, Ordering::Relaxed);
+    }
+}
