@@ -335,6 +335,77 @@ fn line_to_map(l: &LineFields) -> Map<String, Value> {
     m
 }
 
+/// Merge `new` into `base` recursively (objects merge, other values replace only when
+/// `overwrite` is set or the key is absent), like Beats' DeepUpdate / DeepUpdateNoOverwrite.
+pub fn deep_merge(base: &mut Map<String, Value>, new: Map<String, Value>, overwrite: bool) {
+    for (k, v) in new {
+        match (base.get_mut(&k), v) {
+            (Some(Value::Object(b)), Value::Object(n)) => deep_merge(b, n, overwrite),
+            (Some(_), v) => {
+                if overwrite {
+                    base.insert(k, v);
+                }
+            }
+            (None, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Parse an RFC 3339 timestamp (`2026-11-25T10:00:00.123Z`, `+01:00` offsets) to unix nanos.
+pub fn parse_timestamp(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut frac_nanos = 0i64;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let digits = s.get(start..i)?;
+        let mut scaled = String::from(digits);
+        scaled.truncate(9);
+        while scaled.len() < 9 {
+            scaled.push('0');
+        }
+        frac_nanos = scaled.parse().ok()?;
+    }
+    let offset_secs = match s.get(i..)? {
+        "Z" | "z" => 0,
+        tz if tz.len() == 6 && (tz.starts_with('+') || tz.starts_with('-')) => {
+            let oh: i64 = tz.get(1..3)?.parse().ok()?;
+            let om: i64 = tz.get(4..6)?.parse().ok()?;
+            let v = oh * 3600 + om * 60;
+            if tz.starts_with('-') {
+                -v
+            } else {
+                v
+            }
+        }
+        _ => return None,
+    };
+    // Days from civil (inverse of civil_from_days).
+    let (yy, mm) = if mo <= 2 { (y - 1, mo + 9) } else { (y, mo - 3) };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * mm + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_secs;
+    Some(secs * 1_000_000_000 + frac_nanos)
+}
+
 /// Dotted-path lookup. A key that itself contains dots (`"a.b": 1`) is also found.
 pub fn get_path<'a>(m: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
     if let Some(v) = m.get(path) {
@@ -534,6 +605,25 @@ mod tests {
         assert_eq!(fast["ecs"]["version"], "8.0.0");
         assert_eq!(fast["host"]["name"], "web-1");
         assert_eq!(ev.get_value("log.file.path").unwrap(), "/var/log/app.log");
+    }
+
+    #[test]
+    fn timestamp_parse_roundtrip() {
+        let t = parse_timestamp("2025-07-08T12:48:32.528Z").unwrap();
+        assert_eq!(format_timestamp(t), "2025-07-08T12:48:32.528Z");
+        let t2 = parse_timestamp("2025-07-08T14:48:32.528+02:00").unwrap();
+        assert_eq!(t, t2);
+        assert!(parse_timestamp("yesterday").is_none());
+        assert!(parse_timestamp("2025-13-08T12:48:32Z").is_none());
+    }
+
+    #[test]
+    fn deep_merge_keeps_existing_leaves() {
+        let mut base = serde_json::json!({"log": {"offset": 1}, "a": 1});
+        let new = serde_json::json!({"log": {"level": "info", "offset": 9}, "a": 2, "b": 3});
+        let (Value::Object(b), Value::Object(n)) = (&mut base, new) else { unreachable!() };
+        deep_merge(b, n, false);
+        assert_eq!(base, serde_json::json!({"log": {"offset": 1, "level": "info"}, "a": 1, "b": 3}));
     }
 
     #[test]

@@ -3,9 +3,12 @@
 //! Data flows one way: `input` → `processors` → `pipeline` (queue) → `output`;
 //! acknowledgements flow back: output → `pipeline::ack` → `registry`.
 
+pub mod agent;
 pub mod config;
 pub mod event;
 pub mod input;
 pub mod monitoring;
+pub mod output;
 pub mod pipeline;
 pub mod processors;
+pub mod registry;

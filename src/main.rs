@@ -1,1 +1,194 @@
-fn main(){}
+//! The `oxibeat` command line. Only argument handling lives here; everything else is in the lib.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+
+use oxibeat::config::{source, Config};
+
+#[derive(Parser)]
+#[command(name = "oxibeat", version, about = "A Beats-compatible log and metrics shipper")]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Global {
+    /// Configuration file (TOML).
+    #[arg(short = 'c', long = "config", global = true, default_value = "oxibeat.toml")]
+    config: PathBuf,
+    /// Override a setting, e.g. -E output.file.path=/tmp/out (repeatable).
+    #[arg(short = 'E', global = true, value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Override path.data (registry and agent id).
+    #[arg(long = "path.data", global = true, value_name = "DIR")]
+    path_data: Option<PathBuf>,
+    /// Log to stderr instead of the log file.
+    #[arg(short = 'e', global = true)]
+    stderr: bool,
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long = "log-level", global = true)]
+    log_level: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent.
+    Run {
+        /// Read every matched file to EOF, deliver, persist the registry and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Check the configuration or the output.
+    Test {
+        #[command(subcommand)]
+        what: TestWhat,
+    },
+    /// Print the effective configuration (secrets masked) or an asset.
+    Export {
+        #[command(subcommand)]
+        what: ExportWhat,
+    },
+    /// Show the registry: one line per file with its cursor.
+    Registry,
+    /// Print the version.
+    Version,
+}
+
+#[derive(Subcommand)]
+enum TestWhat {
+    /// Load and validate the configuration.
+    Config,
+    /// Check that the output can be reached.
+    Output,
+}
+
+#[derive(Subcommand)]
+enum ExportWhat {
+    /// The effective configuration, with defaults, overrides and ${VAR} applied; secrets masked.
+    Config,
+}
+
+fn load(g: &Global) -> anyhow::Result<(Config, toml::Value)> {
+    let mut overrides = g.overrides.clone();
+    if let Some(p) = &g.path_data {
+        overrides.push(format!("path.data={}", toml::Value::String(p.display().to_string())));
+    }
+    Config::load(&g.config, &overrides).with_context(|| format!("configuration {}", g.config.display()))
+}
+
+fn init_logging(g: &Global, cfg: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let level = g.log_level.clone().unwrap_or_else(|| cfg.logging.level.clone());
+    let filter = EnvFilter::try_new(format!("oxibeat={level},warn")).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    if g.stderr || cfg.logging.to_stderr {
+        if cfg.logging.json {
+            builder.json().with_writer(std::io::stderr).init();
+        } else {
+            builder.with_writer(std::io::stderr).init();
+        }
+        return;
+    }
+    let dir = cfg.path.logs.clone().unwrap_or_else(|| cfg.path.data.join("logs"));
+    let file = std::fs::create_dir_all(&dir).and_then(|_| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("oxibeat.log"))
+    });
+    match file {
+        Ok(f) => {
+            let f = std::sync::Mutex::new(f);
+            if cfg.logging.json {
+                builder.json().with_ansi(false).with_writer(f).init();
+            } else {
+                builder.with_ansi(false).with_writer(f).init();
+            }
+        }
+        Err(e) => {
+            eprintln!("cannot open log file in {}: {e}; logging to stderr", dir.display());
+            builder.with_writer(std::io::stderr).init();
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
+    let g = cli.global;
+    match cli.command {
+        Command::Version => {
+            println!(
+                "oxibeat version {} (Beats-compatible event format: Filebeat 9.x, ECS 8.0.0)",
+                env!("CARGO_PKG_VERSION")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Test { what: TestWhat::Config } => {
+            load(&g)?;
+            println!("Config OK");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Test { what: TestWhat::Output } => {
+            let (cfg, _) = load(&g)?;
+            let kind = cfg.output.selected()?;
+            let msg = oxibeat::output::test(&kind)?;
+            println!("{msg}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export { what: ExportWhat::Config } => {
+            let (cfg, _) = load(&g)?;
+            // Defaults included: serialise the typed config, then mask secrets.
+            let mut tree = toml::Value::try_from(&cfg).context("serialising the configuration")?;
+            if let toml::Value::Table(t) = &mut tree {
+                let inputs: Vec<toml::Value> = cfg
+                    .inputs
+                    .iter()
+                    .filter_map(|i| toml::Value::try_from(i).ok())
+                    .collect();
+                t.insert("inputs".into(), toml::Value::Array(inputs));
+            }
+            print!("{}", toml::to_string_pretty(&source::masked(&tree))?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Registry => {
+            let (cfg, _) = load(&g)?;
+            let reg = oxibeat::registry::Registry::open(
+                &cfg.path.data,
+                cfg.registry.checkpoint_size.0,
+                oxibeat::monitoring::Metrics::new(),
+            )?;
+            for (k, e) in reg.all() {
+                let src = e.meta.as_ref().map(|m| m.source.as_str()).unwrap_or("");
+                let off = e.offset().map_or("-".to_string(), |o| o.to_string());
+                println!("{k}\toffset={off}\tsource={src}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { once } => {
+            let (cfg, _) = load(&g)?;
+            init_logging(&g, &cfg);
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the runtime")?;
+            rt.block_on(oxibeat::agent::run(cfg, once))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

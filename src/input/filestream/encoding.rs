@@ -1,49 +1,78 @@
-//! Character encodings: files in UTF-16 or legacy encodings are decoded to UTF-8 before lines
-//! are split, so every later stage works on UTF-8.
+//! Character encodings. Lines are split on the *encoded* terminator in raw file bytes, so offsets
+//! stay exact byte positions in the file; each line is then decoded to UTF-8 on its own.
 
-use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, UTF_8};
+use std::borrow::Cow;
 
-/// Streaming decoder for one file. `None` from `new` means the name is unknown.
+use encoding_rs::{Encoding, UTF_16BE, UTF_16LE};
+
+#[derive(Debug, Clone, Copy)]
 pub struct Decoder {
-    /// `None` for UTF-8 / plain: bytes pass through and are validated per line.
-    inner: Option<encoding_rs::Decoder>,
+    /// `None` for UTF-8 / plain.
+    enc: Option<&'static Encoding>,
 }
 
 impl Decoder {
+    /// `None` means the encoding name is unknown.
     pub fn new(name: &str) -> Option<Decoder> {
         let lower = name.to_ascii_lowercase();
         let enc: &'static Encoding = match lower.as_str() {
-            "utf-8" | "utf8" | "plain" | "" => return Some(Decoder { inner: None }),
-            // With "-bom", a byte-order mark is expected and removed; the BOM also wins if present.
+            "utf-8" | "utf8" | "plain" | "" => return Some(Decoder { enc: None }),
             "utf-16le-bom" | "utf-16le" => UTF_16LE,
             "utf-16be-bom" | "utf-16be" => UTF_16BE,
             "latin1" => encoding_rs::WINDOWS_1252,
             other => Encoding::for_label(other.as_bytes())?,
         };
-        if enc == UTF_8 {
-            return Some(Decoder { inner: None });
+        if enc == encoding_rs::UTF_8 {
+            return Some(Decoder { enc: None });
         }
-        Some(Decoder {
-            inner: Some(enc.new_decoder_with_bom_removal()),
-        })
+        Some(Decoder { enc: Some(enc) })
     }
 
-    pub fn is_passthrough(&self) -> bool {
-        self.inner.is_none()
+    pub fn is_utf16(&self) -> bool {
+        self.enc == Some(UTF_16LE) || self.enc == Some(UTF_16BE)
     }
 
-    /// Decode `input` and append UTF-8 to `out`. Returns true if malformed input was replaced.
-    pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>, last: bool) -> bool {
-        let Some(dec) = self.inner.as_mut() else {
-            out.extend_from_slice(input);
-            return false;
-        };
-        let mut s = String::with_capacity(
-            dec.max_utf8_buffer_length(input.len()).unwrap_or(input.len() * 3),
-        );
-        let (_, _, had_errors) = dec.decode_to_string(input, &mut s, last);
-        out.extend_from_slice(s.as_bytes());
-        had_errors
+    /// Size of one code unit: lines may only end on a multiple of it.
+    pub fn unit(&self) -> usize {
+        if self.is_utf16() {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Encode a UTF-8 terminator (ASCII or Unicode line separators) in this encoding.
+    pub fn encode_terminator(&self, term: &[u8]) -> Vec<u8> {
+        let text = std::str::from_utf8(term).unwrap_or("\n");
+        match self.enc {
+            Some(e) if e == UTF_16LE => text.encode_utf16().flat_map(u16::to_le_bytes).collect(),
+            Some(e) if e == UTF_16BE => text.encode_utf16().flat_map(u16::to_be_bytes).collect(),
+            _ => term.to_vec(),
+        }
+    }
+
+    /// Length of a byte-order mark at the very start of a file, if any.
+    pub fn bom_len(&self, head: &[u8]) -> usize {
+        match self.enc {
+            None if head.starts_with(&[0xEF, 0xBB, 0xBF]) => 3,
+            Some(e) if e == UTF_16LE && head.starts_with(&[0xFF, 0xFE]) => 2,
+            Some(e) if e == UTF_16BE && head.starts_with(&[0xFE, 0xFF]) => 2,
+            _ => 0,
+        }
+    }
+
+    /// Decode one line. Returns the text and whether malformed bytes were replaced.
+    pub fn decode<'a>(&self, raw: &'a [u8]) -> (Cow<'a, str>, bool) {
+        match self.enc {
+            None => match std::str::from_utf8(raw) {
+                Ok(s) => (Cow::Borrowed(s), false),
+                Err(_) => (String::from_utf8_lossy(raw), true),
+            },
+            Some(e) => {
+                let (text, had_errors) = e.decode_without_bom_handling(raw);
+                (text, had_errors)
+            }
+        }
     }
 }
 
@@ -52,22 +81,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn utf16le_with_bom() {
-        let mut d = Decoder::new("utf-16le-bom").unwrap();
-        let mut bytes = vec![0xff, 0xfe];
-        for u in "hé\n".encode_utf16() {
-            bytes.extend_from_slice(&u.to_le_bytes());
-        }
-        let mut out = Vec::new();
-        // Split mid code unit to check streaming.
-        d.decode(&bytes[..3], &mut out, false);
-        d.decode(&bytes[3..], &mut out, false);
-        assert_eq!(String::from_utf8(out).unwrap(), "hé\n");
+    fn utf16le() {
+        let d = Decoder::new("utf-16le-bom").unwrap();
+        let raw: Vec<u8> = "hé".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        assert_eq!(d.decode(&raw).0, "hé");
+        assert_eq!(d.encode_terminator(b"\n"), vec![b'\n', 0]);
+        assert_eq!(d.bom_len(&[0xFF, 0xFE, b'h', 0]), 2);
+        assert_eq!(d.unit(), 2);
+    }
+
+    #[test]
+    fn utf8_invalid_is_replaced_and_flagged() {
+        let d = Decoder::new("utf-8").unwrap();
+        let (t, bad) = d.decode(b"a\xffb");
+        assert!(bad);
+        assert_eq!(t, "a\u{fffd}b");
+        assert!(!d.decode(b"ok").1);
     }
 
     #[test]
     fn unknown_is_none() {
         assert!(Decoder::new("klingon").is_none());
-        assert!(Decoder::new("utf-8").unwrap().is_passthrough());
+        assert!(Decoder::new("latin1").is_some());
     }
 }

@@ -1,3 +1,627 @@
 //! The filestream input: discovers files, follows them and turns lines into events.
+//!
+//! The prospector (this module) owns every file's state and is the only writer of it:
+//! it scans the globs (on a timer and on inotify events), decides each file's identity and
+//! start offset, and starts one harvester per file with something to read. Harvesters report
+//! back when they end; idle files are closed and reopened when they change.
 
 pub mod encoding;
+pub mod harvester;
+pub mod identity;
+pub mod parsers;
+pub mod reader;
+mod watch;
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use crate::config::filestream::{FileIdentity, NdjsonConfig, ParserConfig, StartPosition};
+use crate::config::FilestreamConfig;
+use crate::event::{FileSource, InputCommon};
+use crate::input::InputContext;
+use crate::monitoring::Metrics;
+use crate::pipeline::ack::AckTracker;
+use crate::registry::{EntryMeta, Registry};
+
+use encoding::Decoder;
+use harvester::{Control, Exit, Harvester};
+use identity::{FileInfo, Identifier, Identity};
+
+/// Everything a harvester needs from the input's configuration, computed once.
+pub struct Settings {
+    pub cfg: FilestreamConfig,
+    pub decoder: Decoder,
+    /// The first ndjson parser, for how decoded keys merge into the event.
+    pub ndjson: Option<NdjsonConfig>,
+    pub common: Arc<InputCommon>,
+}
+
+impl Settings {
+    pub fn new(cfg: FilestreamConfig, ctx: &InputContext) -> Self {
+        let mut extra = Map::new();
+        if !cfg.fields.is_empty() {
+            if cfg.fields_under_root {
+                for (k, v) in &cfg.fields {
+                    extra.insert(k.clone(), v.clone());
+                }
+            } else {
+                extra.insert("fields".into(), Value::Object(cfg.fields.clone()));
+            }
+        }
+        if !cfg.tags.is_empty() {
+            extra.insert(
+                "tags".into(),
+                Value::Array(cfg.tags.iter().cloned().map(Value::String).collect()),
+            );
+        }
+        let common = Arc::new(InputCommon::new(&cfg.id, "filestream", &ctx.beat, extra));
+        let ndjson = cfg.parsers.iter().find_map(|p| match p {
+            ParserConfig::Ndjson(n) => Some(n.clone()),
+            _ => None,
+        });
+        Settings {
+            decoder: harvester::decoder_for(&cfg.encoding),
+            ndjson,
+            common,
+            cfg,
+        }
+    }
+}
+
+/// One file the input knows about, keyed by its registry key.
+struct Known {
+    info: FileInfo,
+    identity: Identity,
+    tracker: Arc<AckTracker>,
+    /// Where the next harvester starts (just past the last line handed to the pipeline).
+    read_offset: u64,
+    running: Option<(u64, Arc<Control>)>,
+    /// File size when its harvester closed it for inactivity; no reopen until it changes.
+    idle_at: Option<(u64, i64)>,
+    seen: bool,
+    /// The identity moved to another inode while a harvester ran: continue there after it stops.
+    rebind: Option<FileInfo>,
+}
+
+struct Exited {
+    run_id: u64,
+    outcome: harvester::Outcome,
+}
+
+/// Run the input until shutdown (or, with `once`, until every file was read to EOF).
+pub async fn run(cfg: FilestreamConfig, ctx: InputContext, registry: Arc<Registry>) {
+    let mut p = Prospector::new(cfg, ctx, registry);
+    p.run().await;
+}
+
+struct Prospector {
+    settings: Arc<Settings>,
+    ctx: InputContext,
+    registry: Arc<Registry>,
+    identifier: Identifier,
+    key_prefix: String,
+    patterns: Vec<glob::Pattern>,
+    known: HashMap<String, Known>,
+    by_inode: HashMap<(u64, u64), String>,
+    by_path: HashMap<PathBuf, String>,
+    run_keys: HashMap<u64, String>,
+    next_run_id: u64,
+    exits_tx: mpsc::UnboundedSender<Exited>,
+    exits_rx: mpsc::UnboundedReceiver<Exited>,
+    initial: bool,
+    once_started: HashSet<String>,
+    /// Paths already reported as unreadable (logged once, retried silently).
+    unreadable: HashSet<PathBuf>,
+    /// Registry entries of this input keyed by a partial fingerprint: (key, hashed length).
+    partial_entries: Vec<(String, u64)>,
+}
+
+impl Prospector {
+    fn new(mut cfg: FilestreamConfig, ctx: InputContext, registry: Arc<Registry>) -> Self {
+        // Like Filebeat, globs are resolved against the working directory once, at start.
+        if let Ok(cwd) = std::env::current_dir() {
+            for p in cfg.paths.iter_mut() {
+                if Path::new(p.as_str()).is_relative() {
+                    *p = cwd.join(&*p).display().to_string();
+                }
+            }
+        }
+        let key_prefix = format!("filestream::{}::", cfg.id);
+        let identifier = Identifier::new(cfg.file_identity, cfg.prospector.scanner.fingerprint.clone());
+        let patterns = cfg
+            .paths
+            .iter()
+            .filter_map(|p| glob::Pattern::new(p).ok())
+            .collect();
+        let partial_entries = registry
+            .keys_with_prefix(&key_prefix)
+            .into_iter()
+            .filter_map(|(k, e)| Some((k, e.meta?.fingerprint_len?)))
+            .collect();
+        let (exits_tx, exits_rx) = mpsc::unbounded_channel();
+        Prospector {
+            settings: Arc::new(Settings::new(cfg, &ctx)),
+            ctx,
+            registry,
+            identifier,
+            key_prefix,
+            patterns,
+            known: HashMap::new(),
+            by_inode: HashMap::new(),
+            by_path: HashMap::new(),
+            run_keys: HashMap::new(),
+            next_run_id: 0,
+            exits_tx,
+            exits_rx,
+            initial: true,
+            once_started: HashSet::new(),
+            unreadable: HashSet::new(),
+            partial_entries,
+        }
+    }
+
+    fn cfg(&self) -> &FilestreamConfig {
+        &self.settings.cfg
+    }
+
+    async fn run(&mut self) {
+        let (fs_tx, mut fs_rx) = mpsc::unbounded_channel();
+        let mut watcher = if self.ctx.once {
+            None
+        } else {
+            watch::Watcher::new(fs_tx)
+        };
+        if let Some(w) = watcher.as_mut() {
+            w.ensure(&self.cfg().paths);
+        }
+        self.full_scan();
+        self.initial = false;
+        let mut tick = tokio::time::interval(self.cfg().prospector.scanner.check_interval.0.max(Duration::from_millis(100)));
+        tick.tick().await;
+        let mut scan_soon: Option<tokio::time::Instant> = None;
+        loop {
+            if self.ctx.once && self.run_keys.is_empty() {
+                break;
+            }
+            let scan_at = scan_soon.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                Some(exit) = self.exits_rx.recv() => self.on_exit(exit),
+                Some(ev) = fs_rx.recv() => {
+                    let mut rescan = self.on_fs_event(ev);
+                    while let Ok(ev) = fs_rx.try_recv() {
+                        rescan |= self.on_fs_event(ev);
+                    }
+                    if rescan && scan_soon.is_none() {
+                        scan_soon = Some(tokio::time::Instant::now() + Duration::from_millis(50));
+                    }
+                }
+                _ = tokio::time::sleep_until(scan_at), if scan_soon.is_some() => {
+                    scan_soon = None;
+                    if let Some(w) = watcher.as_mut() {
+                        w.ensure(&self.cfg().paths);
+                    }
+                    self.full_scan();
+                }
+                _ = tick.tick() => {
+                    if let Some(w) = watcher.as_mut() {
+                        w.ensure(&self.cfg().paths);
+                    }
+                    self.full_scan();
+                }
+                _ = self.ctx.shutdown.cancelled() => break,
+            }
+        }
+        // Harvesters see the shutdown token themselves; collect their final offsets.
+        while !self.run_keys.is_empty() {
+            match self.exits_rx.recv().await {
+                Some(exit) => self.on_exit(exit),
+                None => break,
+            }
+        }
+        drop(watcher);
+    }
+
+    /// Expand every glob and (re)consider each file; files gone from the globs are closed
+    /// after draining and, with clean_removed, forgotten.
+    fn full_scan(&mut self) {
+        for k in self.known.values_mut() {
+            k.seen = false;
+        }
+        let mut paths: Vec<PathBuf> = Vec::new();
+        for pattern in &self.cfg().paths {
+            match glob::glob(pattern) {
+                Ok(iter) => paths.extend(iter.flatten()),
+                Err(e) => tracing::warn!(pattern, error = %e, "invalid glob"),
+            }
+        }
+        paths.sort();
+        paths.dedup();
+        for p in paths {
+            self.consider(&p);
+        }
+        let mut forget = Vec::new();
+        for (key, k) in &self.known {
+            if k.seen {
+                continue;
+            }
+            match &k.running {
+                Some((_, ctl)) => {
+                    if self.cfg().close.on_state_change.removed && !ctl.removed.swap(true, Ordering::Relaxed) {
+                        tracing::debug!(path = %k.info.path.display(), "file removed or renamed away; draining to EOF");
+                        ctl.wake.notify_one();
+                    }
+                }
+                None => {
+                    if self.cfg().clean_removed {
+                        forget.push(key.clone());
+                    }
+                }
+            }
+        }
+        for key in forget {
+            self.forget(&key);
+        }
+        // harvester_limit: start files that waited for a slot.
+        if self.cfg().harvester_limit > 0 {
+            let waiting: Vec<String> = self
+                .known
+                .iter()
+                .filter(|(_, k)| k.running.is_none() && k.info.size > k.read_offset)
+                .map(|(key, _)| key.clone())
+                .collect();
+            for key in waiting {
+                self.maybe_start(&key);
+            }
+        }
+    }
+
+    fn forget(&mut self, key: &str) {
+        if let Some(k) = self.known.remove(key) {
+            self.registry.remove(key);
+            if self.by_inode.get(&(k.info.dev, k.info.ino)).is_some_and(|v| v == key) {
+                self.by_inode.remove(&(k.info.dev, k.info.ino));
+                self.identifier.forget(k.info.dev, k.info.ino);
+            }
+            if self.by_path.get(&k.info.path).is_some_and(|v| v == key) {
+                self.by_path.remove(&k.info.path);
+            }
+        }
+    }
+
+    fn matches(&self, path: &Path) -> bool {
+        let opts = glob::MatchOptions {
+            require_literal_separator: true,
+            ..Default::default()
+        };
+        self.patterns.iter().any(|p| p.matches_path_with(path, opts))
+    }
+
+    fn excluded(&self, path: &Path) -> bool {
+        let s = path.to_string_lossy();
+        let cfg = self.cfg();
+        cfg.exclude_files.iter().any(|p| p.0.is_match(&s))
+            || (!cfg.include_files.is_empty() && !cfg.include_files.iter().any(|p| p.0.is_match(&s)))
+    }
+
+    /// Look at one path: identify it, bind it to its state, start a harvester if needed.
+    fn consider(&mut self, path: &Path) {
+        if self.excluded(path) {
+            return;
+        }
+        let md = if self.cfg().prospector.scanner.symlinks {
+            std::fs::metadata(path)
+        } else {
+            match std::fs::symlink_metadata(path) {
+                Ok(m) if m.file_type().is_symlink() => return,
+                other => other,
+            }
+        };
+        let Ok(md) = md else { return };
+        if !md.is_file() {
+            return;
+        }
+        let info = FileInfo::from_metadata(path.to_path_buf(), &md);
+        let identity = match self.identifier.identify(&info) {
+            Ok(Some(id)) => id,
+            Ok(None) => return,
+            Err(e) => {
+                self.report_unreadable(path, &e);
+                return;
+            }
+        };
+        let key = format!("{}{}", self.key_prefix, identity.suffix);
+        let inode = (info.dev, info.ino);
+
+        // The inode was known under another key: grown small file, or content replaced.
+        if let Some(old_key) = self.by_inode.get(&inode).cloned() {
+            if old_key != key {
+                let grown = self.known.get(&old_key).is_some_and(|old| {
+                    old.identity.partial_len.is_some_and(|len| {
+                        let hash = old.identity.suffix.trim_start_matches("fingerprint::");
+                        self.identifier.extends(&info, hash, len)
+                    })
+                });
+                if grown && !self.known.contains_key(&key) {
+                    self.rekey(&old_key, &key, identity.clone());
+                } else {
+                    self.by_inode.remove(&inode);
+                    if let Some(old) = self.known.get(&old_key) {
+                        if let Some((_, ctl)) = &old.running {
+                            // Its bytes are gone from this inode; stop before it reads new content.
+                            ctl.stop.store(true, Ordering::Relaxed);
+                            ctl.wake.notify_one();
+                        }
+                    }
+                }
+            }
+        }
+
+        if let Some(k) = self.known.get_mut(&key) {
+            let moved = (k.info.dev, k.info.ino) != inode;
+            if moved {
+                match &k.running {
+                    Some((_, ctl)) => {
+                        // Same content now at another inode (copytruncate's copy): continue
+                        // there once the old harvester stopped.
+                        if !ctl.removed.load(Ordering::Relaxed) {
+                            ctl.stop.store(true, Ordering::Relaxed);
+                            ctl.wake.notify_one();
+                        }
+                        k.rebind = Some(info.clone());
+                        k.seen = true;
+                        return;
+                    }
+                    None => {
+                        self.by_inode.remove(&(k.info.dev, k.info.ino));
+                    }
+                }
+            }
+            k.info = info;
+            k.identity = identity;
+            k.seen = true;
+            self.by_inode.insert(inode, key.clone());
+            self.by_path.insert(path.to_path_buf(), key.clone());
+            self.maybe_start(&key);
+            return;
+        }
+
+        // New to this run: resume from the registry, or start per start_position.
+        let mut offset = None;
+        if let Some(e) = self.registry.get(&key) {
+            offset = Some(e.offset().unwrap_or(0));
+        } else if self.identifier.mode() == FileIdentity::Fingerprint {
+            let candidates: Vec<(String, u64)> = self.partial_entries.clone();
+            for (pkey, len) in candidates {
+                let hash = pkey.rsplit("::").next().unwrap_or_default().to_string();
+                if pkey != key && self.identifier.extends(&info, &hash, len) {
+                    offset = self.registry.get(&pkey).map(|e| e.offset().unwrap_or(0));
+                    self.registry.rekey(&pkey, &key, self.meta(&info, &identity));
+                    self.partial_entries.retain(|(k, _)| k != &pkey);
+                    break;
+                }
+            }
+        }
+        if offset.is_none() && self.cfg().ignore_older.0 > Duration::ZERO {
+            let age = crate::event::now_nanos() - info.mtime;
+            if age > self.cfg().ignore_older.0.as_nanos() as i64 {
+                Metrics::add(&self.ctx.metrics.counters.harvester_skipped, 1);
+                return;
+            }
+        }
+        let mut offset = offset.unwrap_or(
+            if self.initial && self.cfg().start_position == StartPosition::End {
+                info.size
+            } else {
+                0
+            },
+        );
+        if offset > info.size {
+            tracing::info!(path = %path.display(), offset, size = info.size, "file is shorter than its saved offset (truncated); reading from the start");
+            offset = 0;
+        }
+        let tracker = AckTracker::new(offset);
+        self.registry.track(&key, tracker.clone(), self.meta(&info, &identity));
+        self.by_inode.insert(inode, key.clone());
+        self.by_path.insert(path.to_path_buf(), key.clone());
+        self.known.insert(
+            key.clone(),
+            Known {
+                info,
+                identity,
+                tracker,
+                read_offset: offset,
+                running: None,
+                idle_at: None,
+                seen: true,
+                rebind: None,
+            },
+        );
+        self.maybe_start(&key);
+    }
+
+    fn meta(&self, info: &FileInfo, id: &Identity) -> EntryMeta {
+        EntryMeta {
+            source: info.path.display().to_string(),
+            identifier_name: id.name.to_string(),
+            fingerprint_len: id.partial_len,
+        }
+    }
+
+    fn rekey(&mut self, old: &str, new: &str, identity: Identity) {
+        let Some(mut k) = self.known.remove(old) else {
+            return;
+        };
+        k.identity = identity;
+        let meta = self.meta(&k.info, &k.identity);
+        self.registry.rekey(old, new, meta);
+        if let Some((id, _)) = &k.running {
+            self.run_keys.insert(*id, new.to_string());
+        }
+        self.by_inode.insert((k.info.dev, k.info.ino), new.to_string());
+        self.by_path.insert(k.info.path.clone(), new.to_string());
+        self.known.insert(new.to_string(), k);
+    }
+
+    fn report_unreadable(&mut self, path: &Path, e: &std::io::Error) {
+        if self.unreadable.insert(path.to_path_buf()) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read file; will retry on every scan (logged once)");
+        }
+    }
+
+    fn maybe_start(&mut self, key: &str) {
+        let limit = self.cfg().harvester_limit;
+        let once = self.ctx.once;
+        let running = self.run_keys.len();
+        let Some(k) = self.known.get_mut(key) else {
+            return;
+        };
+        if k.running.is_some() || (once && self.once_started.contains(key)) {
+            return;
+        }
+        if k.info.size < k.read_offset {
+            tracing::info!(path = %k.info.path.display(), "file truncated; reading from the start");
+            k.read_offset = 0;
+            k.tracker.reset(0);
+        }
+        if k.info.size == k.read_offset || k.idle_at == Some((k.info.size, k.info.mtime)) {
+            return;
+        }
+        if limit > 0 && running >= limit {
+            return;
+        }
+        let file = match File::open(&k.info.path) {
+            Ok(f) => f,
+            Err(e) => {
+                let path = k.info.path.clone();
+                self.report_unreadable(&path, &e);
+                return;
+            }
+        };
+        // The path may have been replaced between stat and open.
+        match file.metadata() {
+            Ok(md) if md.dev() == k.info.dev && md.ino() == k.info.ino => {}
+            _ => return,
+        }
+        self.unreadable.remove(&k.info.path);
+        k.idle_at = None;
+        let run_id = self.next_run_id;
+        self.next_run_id += 1;
+        let ctl = Arc::new(Control::default());
+        k.running = Some((run_id, ctl.clone()));
+        self.run_keys.insert(run_id, key.to_string());
+        if once {
+            self.once_started.insert(key.to_string());
+        }
+        let source = Arc::new(FileSource {
+            path: k.info.path.display().to_string(),
+            device_id: k.info.dev.to_string(),
+            inode: k.info.ino.to_string(),
+            fingerprint: k.identity.fingerprint.clone(),
+            common: self.settings.common.clone(),
+        });
+        let h = Harvester {
+            file,
+            offset: k.read_offset,
+            tracker: k.tracker.clone(),
+            source,
+            settings: self.settings.clone(),
+            publisher: self.ctx.publisher.clone(),
+            control: ctl,
+            once,
+            shutdown: self.ctx.shutdown.clone(),
+        };
+        let m = self.ctx.metrics.clone();
+        Metrics::add(&m.counters.harvester_started, 1);
+        m.gauges.harvesters_running.fetch_add(1, Ordering::Relaxed);
+        m.gauges.open_files.fetch_add(1, Ordering::Relaxed);
+        let tx = self.exits_tx.clone();
+        tokio::spawn(async move {
+            let outcome = h.run().await;
+            Metrics::add(&m.counters.harvester_closed, 1);
+            m.gauges.harvesters_running.fetch_sub(1, Ordering::Relaxed);
+            m.gauges.open_files.fetch_sub(1, Ordering::Relaxed);
+            let _ = tx.send(Exited { run_id, outcome });
+        });
+    }
+
+    fn on_exit(&mut self, exit: Exited) {
+        let Some(key) = self.run_keys.remove(&exit.run_id) else {
+            return;
+        };
+        let Some(k) = self.known.get_mut(&key) else {
+            return;
+        };
+        k.running = None;
+        k.read_offset = exit.outcome.resume_offset;
+        let path = k.info.path.clone();
+        match exit.outcome.exit {
+            Exit::Truncated => {
+                if self.identifier.mode() == FileIdentity::Fingerprint {
+                    // New content means a new identity; let the next look decide.
+                    let inode = (k.info.dev, k.info.ino);
+                    self.by_inode.remove(&inode);
+                    self.identifier.forget(inode.0, inode.1);
+                } else {
+                    k.read_offset = 0;
+                    k.tracker.reset(0);
+                }
+            }
+            Exit::Inactive => {
+                if let Ok(md) = std::fs::metadata(&path) {
+                    k.idle_at = Some((md.len(), md.mtime() * 1_000_000_000 + md.mtime_nsec()));
+                }
+            }
+            Exit::Done | Exit::Failed | Exit::Stopped => {}
+        }
+        if let Some(info) = k.rebind.take() {
+            let old = (k.info.dev, k.info.ino);
+            if self.by_inode.get(&old).is_some_and(|v| v == &key) {
+                self.by_inode.remove(&old);
+            }
+            let new_path = info.path.clone();
+            self.by_inode.insert((info.dev, info.ino), key.clone());
+            self.by_path.insert(new_path, key.clone());
+            k.info = info;
+        }
+        if self.ctx.shutdown.is_cancelled() {
+            return;
+        }
+        let path = self.known.get(&key).map(|k| k.info.path.clone()).unwrap_or(path);
+        if self.matches(&path) || self.ctx.once {
+            self.consider(&path);
+        }
+        self.maybe_start(&key);
+    }
+
+    /// Route a change notification; returns true when a full rescan is warranted.
+    fn on_fs_event(&mut self, ev: watch::FsEvent) -> bool {
+        let mut rescan = ev.structural;
+        for path in ev.paths {
+            if let Some(key) = self.by_path.get(&path) {
+                if let Some(k) = self.known.get(key) {
+                    if let Some((_, ctl)) = &k.running {
+                        if !ev.structural {
+                            ctl.wake.notify_one();
+                            continue;
+                        }
+                        ctl.wake.notify_one();
+                    }
+                }
+            }
+            if self.matches(&path) {
+                self.consider(&path);
+            } else if ev.structural {
+                rescan = true;
+            }
+        }
+        rescan
+    }
+}

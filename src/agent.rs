@@ -1,0 +1,215 @@
+//! Wires one running agent together: registry, queue, output, inputs, registry flusher,
+//! metrics logging, and an orderly shutdown that drains in-flight events before persisting.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, InputConfig};
+use crate::event::BeatInfo;
+use crate::input::InputContext;
+use crate::monitoring::Metrics;
+use crate::pipeline::{self, QueueLimits};
+use crate::registry::{Registry, RegistryError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
+    #[error("path.data {path}: {source}; create the directory or point path.data elsewhere")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The agent's identity: `agent.id` persists in `<path.data>/meta.json` like Beats' uuid.
+pub fn beat_info(cfg: &Config) -> Result<BeatInfo, AgentError> {
+    let data = &cfg.path.data;
+    let data_err = |source| AgentError::DataDir {
+        path: data.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(data).map_err(data_err)?;
+    let meta_path = data.join("meta.json");
+    let agent_id = read_uuid(&meta_path).unwrap_or_else(|| {
+        let id = uuid::Uuid::new_v4().to_string();
+        let body = serde_json::json!({
+            "uuid": id,
+            "first_start": crate::event::format_timestamp(crate::event::now_nanos()),
+        });
+        let tmp = data.join("meta.json.new");
+        if std::fs::write(&tmp, body.to_string()).is_ok() {
+            let _ = std::fs::rename(&tmp, &meta_path);
+        }
+        id
+    });
+    let hostname = gethostname::gethostname().to_string_lossy().to_string();
+    Ok(BeatInfo {
+        beat: "oxibeat".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        name: cfg.name.clone().unwrap_or_else(|| hostname.clone()),
+        hostname,
+        agent_id,
+        ephemeral_id: uuid::Uuid::new_v4().to_string(),
+    })
+}
+
+fn read_uuid(path: &Path) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let id = v.get("uuid")?.as_str()?;
+    uuid::Uuid::parse_str(id).ok().map(|u| u.to_string())
+}
+
+/// Run until SIGINT/SIGTERM (or, with `once`, until every input finished), then drain
+/// in-flight events for up to `shutdown_timeout` and persist the registry.
+pub async fn run(cfg: Config, once: bool) -> Result<(), AgentError> {
+    let metrics = Metrics::new();
+    let beat = Arc::new(beat_info(&cfg)?);
+    let output_kind = cfg.output.selected()?;
+    let registry = Arc::new(Registry::open(
+        &cfg.path.data,
+        cfg.registry.checkpoint_size.0,
+        metrics.clone(),
+    )?);
+    let global = Arc::new(crate::processors::build(&cfg.processors, "processors")?);
+    let (publisher, consumer) = pipeline::queue(
+        QueueLimits {
+            events: cfg.queue.mem.events,
+            max_bytes: cfg.queue.mem.max_bytes.0 as usize,
+        },
+        global,
+        metrics.clone(),
+    );
+    tracing::info!(
+        agent.id = %beat.agent_id,
+        version = %beat.version,
+        inputs = cfg.inputs.len(),
+        "oxibeat starting"
+    );
+
+    let mut output = tokio::spawn(crate::output::run(output_kind, consumer, beat.clone()));
+    let shutdown = CancellationToken::new();
+    let mut inputs = tokio::task::JoinSet::new();
+    for (i, input) in cfg.inputs.iter().enumerate() {
+        let key = format!("inputs[{i}]");
+        match input {
+            InputConfig::Filestream(f) => {
+                if !f.enabled {
+                    continue;
+                }
+                let processors = Arc::new(crate::processors::build(&f.processors, &format!("{key}.processors"))?);
+                let ctx = InputContext {
+                    publisher: publisher.with_processors(processors),
+                    beat: beat.clone(),
+                    metrics: metrics.clone(),
+                    shutdown: shutdown.clone(),
+                    once,
+                };
+                inputs.spawn(crate::input::filestream::run((**f).clone(), ctx, registry.clone()));
+            }
+            InputConfig::SystemMetrics(_) => {
+                tracing::warn!(input = %key, "the system/metrics input is not available in this build; skipped");
+            }
+        }
+    }
+    // Only inputs hold publishers now: the queue closes when they are all done.
+    drop(publisher);
+
+    let flusher = {
+        let registry = registry.clone();
+        let period = cfg.registry.flush.0.max(Duration::from_millis(10));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tick.tick().await;
+                registry.flush();
+            }
+        })
+    };
+    let metrics_log = cfg.logging.metrics.enabled.then(|| {
+        tokio::spawn(crate::monitoring::counters::log_periodically(
+            metrics.clone(),
+            cfg.logging.metrics.period.0.max(Duration::from_secs(1)),
+        ))
+    });
+
+    let signalled = {
+        let shutdown = shutdown.clone();
+        async move {
+            wait_for_signal().await;
+            tracing::info!("stop requested; draining in-flight events");
+            shutdown.cancel();
+        }
+    };
+    let mut signal_seen = false;
+    tokio::select! {
+        _ = async { while inputs.join_next().await.is_some() {} } => {}
+        _ = signalled => signal_seen = true,
+        res = &mut output => {
+            // The output only returns this early on a fatal setup error.
+            shutdown.cancel();
+            flusher.abort();
+            registry.close();
+            return match res {
+                Ok(Err(e)) => Err(e.into()),
+                _ => Ok(()),
+            };
+        }
+    }
+    if signal_seen {
+        // Inputs stop on the token; wait for them to hand over what they read.
+        while inputs.join_next().await.is_some() {}
+    }
+
+    let timeout = cfg.shutdown_timeout.0;
+    let drained = if once {
+        // --once delivers everything it read, however long that takes.
+        output.await.ok()
+    } else {
+        tokio::time::timeout(timeout, output).await.ok().and_then(Result::ok)
+    };
+    match drained {
+        Some(Err(e)) => {
+            flusher.abort();
+            registry.close();
+            return Err(e.into());
+        }
+        Some(Ok(())) => {}
+        None => tracing::warn!(
+            timeout = ?timeout,
+            "shutdown_timeout reached with events in flight; they will be sent again on restart"
+        ),
+    }
+    flusher.abort();
+    if let Some(h) = metrics_log {
+        h.abort();
+    }
+    registry.close();
+    let snap = metrics.snapshot();
+    let total: Vec<String> = snap.nonzero_delta(&Default::default());
+    tracing::info!(monitoring = %total.join(" "), "Total metrics; oxibeat stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! The harvester: reads one open file from an offset, turns lines into events and publishes
+//! them in batches, until the file is idle, removed, truncated, or the agent stops.
+
+use std::fs::File;
+use std::io::{Seek, SeekFrom};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use super::encoding::Decoder;
+use super::parsers::{Message, Parsers};
+use super::reader::LineSplitter;
+use super::Settings;
+use crate::event::{deep_merge, flags, now_nanos, parse_timestamp, Event, FileSource, LineFields};
+use crate::monitoring::Metrics;
+use crate::pipeline::ack::{ack_events, AckTracker};
+use crate::pipeline::Publisher;
+
+/// Signals from the prospector to a running harvester.
+#[derive(Debug, Default)]
+pub struct Control {
+    /// The file no longer matches (deleted or renamed away): read to EOF, then close.
+    pub removed: AtomicBool,
+    /// Stop at once (the file's identity moved to another path, or the input stops).
+    pub stop: AtomicBool,
+    /// New data may be there (change notification).
+    pub wake: Notify,
+}
+
+/// Why a harvester ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Read to EOF and closed for good (`--once`, or the file was removed).
+    Done,
+    /// Closed because idle; reopened when the file changes.
+    Inactive,
+    /// The file shrank below the read offset.
+    Truncated,
+    /// Asked to stop, or the pipeline closed.
+    Stopped,
+    /// A read error; retried on a later scan.
+    Failed,
+}
+
+pub struct Harvester {
+    pub file: File,
+    pub offset: u64,
+    pub tracker: Arc<AckTracker>,
+    pub source: Arc<FileSource>,
+    pub settings: Arc<Settings>,
+    pub publisher: Publisher,
+    pub control: Arc<Control>,
+    pub once: bool,
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+/// Result of a harvester run: where reading should resume and why it stopped.
+#[derive(Debug)]
+pub struct Outcome {
+    pub resume_offset: u64,
+    pub exit: Exit,
+}
+
+impl Harvester {
+    pub async fn run(mut self) -> Outcome {
+        let s = self.settings.clone();
+        let metrics = self.publisher.metrics().clone();
+        let decoder = s.decoder;
+        let strip = matches!(
+            s.cfg.line_terminator,
+            crate::config::filestream::LineTerminator::Auto
+        )
+        .then(|| decoder.encode_terminator(b"\r"));
+        let mut splitter = LineSplitter::new(
+            self.offset,
+            decoder.encode_terminator(s.cfg.line_terminator.bytes()),
+            strip,
+            decoder.unit(),
+            s.cfg.message_max_bytes,
+            s.cfg.buffer_size.max(64 * 1024),
+        );
+        let mut parsers = Parsers::new(&s.cfg.parsers, s.cfg.message_max_bytes);
+        if let Err(e) = self.file.seek(SeekFrom::Start(self.offset)) {
+            tracing::warn!(path = %self.source.path, error = %e, "cannot seek; will retry");
+            return Outcome {
+                resume_offset: self.offset,
+                exit: Exit::Failed,
+            };
+        }
+        let mut bom_checked = self.offset != 0;
+        let mut backoff = s.cfg.backoff.init.0;
+        let opened = Instant::now();
+        let mut last_data = Instant::now();
+        let mut reads = 0u32;
+        let mut msgs: Vec<Message> = Vec::new();
+        let exit = loop {
+            if self.control.stop.load(Ordering::Relaxed) || self.shutdown.is_cancelled() {
+                break Exit::Stopped;
+            }
+            let n = match splitter.fill(&mut self.file) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(path = %self.source.path, error = %e, "read failed; will retry");
+                    break Exit::Failed;
+                }
+            };
+            if !bom_checked && splitter.pending_bytes() >= 3.min(n.max(1)) {
+                let bom = decoder.bom_len(splitter.head());
+                splitter.skip(bom);
+                bom_checked = true;
+            }
+            let now = Instant::now();
+            while let Some(line) = splitter.next_line() {
+                let (text, invalid) = decoder.decode(&line.bytes);
+                let mut fl = 0;
+                if line.truncated {
+                    fl |= flags::TRUNCATED;
+                    Metrics::add(&metrics.counters.lines_truncated, 1);
+                }
+                if invalid {
+                    fl |= flags::INVALID_UTF8;
+                    Metrics::add(&metrics.counters.lines_invalid_utf8, 1);
+                }
+                let m = Message::new(text.into_owned(), line.start, line.end, fl);
+                if parsers.is_empty() {
+                    msgs.push(m);
+                } else {
+                    parsers.push(m, now, &mut msgs);
+                }
+            }
+            if n == 0 {
+                parsers.flush_stale(now, &mut msgs);
+                let closing_for_good = self.once || self.control.removed.load(Ordering::Relaxed);
+                if closing_for_good {
+                    if let Some(line) = splitter.take_partial() {
+                        let (text, invalid) = decoder.decode(&line.bytes);
+                        let mut fl = if line.truncated { flags::TRUNCATED } else { 0 };
+                        if invalid {
+                            fl |= flags::INVALID_UTF8;
+                        }
+                        let m = Message::new(text.into_owned(), line.start, line.end, fl);
+                        parsers.push(m, now, &mut msgs);
+                    }
+                    parsers.flush_all(now, &mut msgs);
+                }
+            }
+            if !msgs.is_empty() {
+                Metrics::add(&metrics.counters.events_read, msgs.len() as u64);
+                let events = self.to_events(&mut msgs);
+                if !events.is_empty() && self.publisher.publish(events).await.is_err() {
+                    break Exit::Stopped;
+                }
+            }
+            if n > 0 {
+                last_data = now;
+                backoff = s.cfg.backoff.init.0;
+                reads += 1;
+                if reads % 16 == 0 {
+                    tokio::task::yield_now().await;
+                }
+                continue;
+            }
+            // At EOF.
+            if self.once || self.control.removed.load(Ordering::Relaxed) {
+                break Exit::Done;
+            }
+            match self.file.metadata() {
+                Ok(md) if md.len() < splitter.read_offset() => break Exit::Truncated,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(path = %self.source.path, error = %e, "stat failed");
+                    break Exit::Failed;
+                }
+            }
+            let close = &s.cfg.close;
+            if close.reader.on_eof {
+                break Exit::Inactive;
+            }
+            if !close.on_state_change.inactive.0.is_zero()
+                && now.duration_since(last_data) >= close.on_state_change.inactive.0
+                && parsers.pending_start().is_none()
+            {
+                break Exit::Inactive;
+            }
+            if !close.reader.after_interval.0.is_zero()
+                && now.duration_since(opened) >= close.reader.after_interval.0
+            {
+                break Exit::Inactive;
+            }
+            let mut wait = backoff;
+            if let Some(deadline) = parsers.next_deadline() {
+                wait = wait.min(deadline.saturating_duration_since(now));
+            }
+            tokio::select! {
+                _ = self.control.wake.notified() => {}
+                _ = tokio::time::sleep(wait.max(Duration::from_millis(1))) => {
+                    backoff = (backoff * 2).min(s.cfg.backoff.max.0);
+                }
+                _ = self.shutdown.cancelled() => {}
+            }
+        };
+        let resume_offset = parsers
+            .pending_start()
+            .map_or(splitter.offset(), |p| p.min(splitter.offset()));
+        Outcome {
+            resume_offset,
+            exit,
+        }
+    }
+
+    /// Filter lines, build events with cursors. Excluded lines still move the cursor.
+    fn to_events(&self, msgs: &mut Vec<Message>) -> Vec<Event> {
+        let s = &self.settings;
+        let ts = now_nanos();
+        let mut events = Vec::with_capacity(msgs.len());
+        let mut skipped_end: Option<u64> = None;
+        for m in msgs.drain(..) {
+            let keep = (s.cfg.include_lines.is_empty()
+                || s.cfg.include_lines.iter().any(|p| p.0.is_match(&m.text)))
+                && !s.cfg.exclude_lines.iter().any(|p| p.0.is_match(&m.text));
+            if !keep {
+                skipped_end = Some(m.end);
+                continue;
+            }
+            skipped_end = None;
+            let cursor = self.tracker.next_cursor(m.end);
+            let line = LineFields {
+                message: m.text,
+                offset: m.start,
+                flags: m.flags,
+                source: self.source.clone(),
+            };
+            let mut ev = Event::line(ts, line, Some(cursor));
+            if let Some(decoded) = m.fields {
+                let ndjson = s.ndjson.as_ref();
+                let root = ndjson.is_some_and(|n| n.target.is_empty());
+                let overwrite = ndjson.is_some_and(|n| n.overwrite_keys);
+                let mut decoded = decoded;
+                if let Some(v) = decoded.remove("@timestamp") {
+                    if overwrite {
+                        if let Some(t) = v.as_str().and_then(parse_timestamp) {
+                            ev.timestamp = t;
+                        }
+                    }
+                }
+                decoded.remove("@metadata");
+                let map = ev.fields_mut();
+                if root {
+                    // Decoded keys replace the raw line (an undecodable line brings it back).
+                    map.remove("message");
+                }
+                deep_merge(map, decoded, overwrite);
+            }
+            ev.meta = m.meta;
+            events.push(ev);
+        }
+        if let Some(end) = skipped_end {
+            // Acked at once: the registry moves past trailing filtered lines once all
+            // earlier events are acked.
+            let c = self.tracker.next_cursor(end);
+            ack_events([&c].into_iter());
+        }
+        events
+    }
+}
+
+/// Decoder shared by all harvesters of an input.
+pub fn decoder_for(name: &str) -> Decoder {
+    Decoder::new(name).unwrap_or_else(|| Decoder::new("utf-8").expect("utf-8 is known"))
+}

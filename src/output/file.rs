@@ -1,0 +1,165 @@
+//! `[output.file]`: NDJSON files `<path>/<filename>-<YYYYMMDD>[-N].ndjson`, rotated by size,
+//! keeping `number_of_files`. A batch is acked once written to the file (and flushed to the OS).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::FileOutputConfig;
+use crate::event::{civil_from_days, now_nanos, BeatInfo};
+use crate::monitoring::Metrics;
+use crate::pipeline::Consumer;
+
+use super::{Backoff, OutputError};
+
+struct Rotator {
+    cfg: FileOutputConfig,
+    file: Option<(File, PathBuf)>,
+    written: u64,
+    seq: u32,
+}
+
+fn today() -> String {
+    let (y, m, d) = civil_from_days(now_nanos().div_euclid(86_400_000_000_000));
+    format!("{y:04}{m:02}{d:02}")
+}
+
+impl Rotator {
+    fn open_next(&mut self) -> std::io::Result<()> {
+        let day = today();
+        loop {
+            let name = if self.seq == 0 {
+                format!("{}-{day}.ndjson", self.cfg.filename)
+            } else {
+                format!("{}-{day}-{}.ndjson", self.cfg.filename, self.seq)
+            };
+            let path = self.cfg.path.join(name);
+            // Never append to a file that is already full (restart): move to the next one.
+            let len = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if len >= self.limit() {
+                self.seq += 1;
+                continue;
+            }
+            let f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(self.cfg.permissions)
+                .open(&path)?;
+            self.written = len;
+            self.file = Some((f, path));
+            self.prune();
+            return Ok(());
+        }
+    }
+
+    fn limit(&self) -> u64 {
+        self.cfg.rotate_every_kb.max(1) * 1024
+    }
+
+    /// Keep the newest `number_of_files` files of ours.
+    fn prune(&self) {
+        let prefix = format!("{}-", self.cfg.filename);
+        let Ok(rd) = fs::read_dir(&self.cfg.path) else { return };
+        let mut ours: Vec<(std::time::SystemTime, PathBuf)> = rd
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().to_string();
+                n.starts_with(&prefix) && n.ends_with(".ndjson")
+            })
+            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .collect();
+        if ours.len() <= self.cfg.number_of_files.max(1) {
+            return;
+        }
+        ours.sort();
+        let excess = ours.len() - self.cfg.number_of_files.max(1);
+        for (_, p) in ours.into_iter().take(excess) {
+            if self.file.as_ref().is_some_and(|(_, cur)| cur == &p) {
+                continue;
+            }
+            let _ = fs::remove_file(p);
+        }
+    }
+
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if self.file.is_none() || self.written >= self.limit() {
+            if self.file.is_some() {
+                self.seq += 1;
+            }
+            self.open_next()?;
+        }
+        let (f, _) = self.file.as_mut().expect("opened above");
+        f.write_all(buf)?;
+        f.flush()?;
+        self.written += buf.len() as u64;
+        Ok(())
+    }
+}
+
+/// The output directory exists (created if needed) and is writable.
+pub fn check(cfg: &FileOutputConfig) -> Result<String, OutputError> {
+    let err = |source| OutputError::FileDir {
+        path: cfg.path.display().to_string(),
+        source,
+    };
+    fs::create_dir_all(&cfg.path).map_err(err)?;
+    let probe = cfg.path.join(".oxibeat-write-test");
+    File::create(&probe).map_err(err)?;
+    let _ = fs::remove_file(&probe);
+    Ok(cfg.path.display().to_string())
+}
+
+pub async fn run(cfg: FileOutputConfig, mut consumer: Consumer, beat: Arc<BeatInfo>) -> Result<(), OutputError> {
+    check(&cfg)?;
+    let metrics = consumer.metrics().clone();
+    let pretty = cfg.codec.json.pretty;
+    let mut rot = Rotator {
+        cfg,
+        file: None,
+        written: 0,
+        seq: 0,
+    };
+    let mut buf = Vec::with_capacity(1 << 20);
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    while let Some(batch) = consumer.next_batch(4096).await {
+        let n = super::encode_ndjson(&batch, &beat, pretty, &mut buf);
+        Metrics::add(&metrics.counters.output_batches, 1);
+        Metrics::add(&metrics.counters.output_total, n as u64);
+        loop {
+            match rot.write(&buf) {
+                Ok(()) => break,
+                Err(e) => {
+                    Metrics::add(&metrics.counters.output_write_errors, 1);
+                    tracing::error!(error = %e, dir = %rot.cfg.path.display(), "writing the output file failed; retrying");
+                    // A partial write may have happened: start a fresh file for the retry.
+                    rot.file = None;
+                    rot.seq += 1;
+                    backoff.wait().await;
+                }
+            }
+        }
+        backoff.reset();
+        Metrics::add(&metrics.counters.output_write_bytes, buf.len() as u64);
+        batch.ack();
+    }
+    Ok(())
+}
+
+/// Every event line in an output directory, oldest file first (for tests and tools).
+pub fn read_all(dir: &Path, filename: &str) -> std::io::Result<Vec<String>> {
+    let prefix = format!("{filename}-");
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = fs::read_dir(dir)?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for (_, p) in files {
+        out.extend(fs::read_to_string(p)?.lines().map(str::to_string));
+    }
+    Ok(out)
+}

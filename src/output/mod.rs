@@ -1,0 +1,80 @@
+//! Outputs: take batches from the queue, deliver them, and ack only what the destination
+//! confirmed. Retriable failures are retried with capped exponential backoff, forever.
+
+pub mod console;
+pub mod discard;
+pub mod file;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::OutputKind;
+use crate::event::BeatInfo;
+use crate::pipeline::Consumer;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("output.file: cannot use directory {path}: {source}; create it or fix its permissions")]
+    FileDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Run the configured output until the queue closes (every input stopped and drained).
+pub async fn run(kind: OutputKind, consumer: Consumer, beat: Arc<BeatInfo>) -> Result<(), OutputError> {
+    match kind {
+        OutputKind::File(cfg) => file::run(cfg, consumer, beat).await,
+        OutputKind::Console(cfg) => console::run(cfg, consumer, beat).await,
+        OutputKind::Discard => discard::run(consumer, beat).await,
+    }
+}
+
+/// Check that the output can work, for `oxibeat test output`; returns a description.
+pub fn test(kind: &OutputKind) -> Result<String, OutputError> {
+    match kind {
+        OutputKind::File(cfg) => file::check(cfg).map(|p| format!("file output: {p} is writable")),
+        OutputKind::Console(_) => Ok("console output: writes to stdout".into()),
+        OutputKind::Discard => Ok("discard output: accepts everything".into()),
+    }
+}
+
+/// Capped exponential backoff for retries (1s doubling up to 60s, as Beats).
+pub struct Backoff {
+    next: Duration,
+    max: Duration,
+    init: Duration,
+}
+
+impl Backoff {
+    pub fn new(init: Duration, max: Duration) -> Self {
+        Backoff { next: init, max, init }
+    }
+
+    pub async fn wait(&mut self) {
+        tokio::time::sleep(self.next).await;
+        self.next = (self.next * 2).min(self.max);
+    }
+
+    pub fn reset(&mut self) {
+        self.next = self.init;
+    }
+}
+
+/// Encode a batch as NDJSON into `buf` (cleared first). Returns the number of events.
+pub fn encode_ndjson(batch: &crate::pipeline::Batch, beat: &BeatInfo, pretty: bool, buf: &mut Vec<u8>) -> usize {
+    buf.clear();
+    let mut n = 0;
+    for ev in batch.events() {
+        if pretty {
+            let v = ev.to_value(beat);
+            let _ = serde_json::to_writer_pretty(&mut *buf, &v);
+        } else {
+            ev.write_json(beat, buf);
+        }
+        buf.push(b'\n');
+        n += 1;
+    }
+    n
+}
