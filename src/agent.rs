@@ -105,7 +105,10 @@ pub async fn run(cfg: Config, once: bool) -> Result<(), AgentError> {
                 if !f.enabled {
                     continue;
                 }
-                let processors = Arc::new(crate::processors::build(&f.processors, &format!("{key}.processors"))?);
+                let processors = Arc::new(crate::processors::build(
+                    &f.processors,
+                    &format!("{key}.processors"),
+                )?);
                 let ctx = InputContext {
                     publisher: publisher.with_processors(processors),
                     beat: beat.clone(),
@@ -113,7 +116,11 @@ pub async fn run(cfg: Config, once: bool) -> Result<(), AgentError> {
                     shutdown: shutdown.clone(),
                     once,
                 };
-                inputs.spawn(crate::input::filestream::run((**f).clone(), ctx, registry.clone()));
+                inputs.spawn(crate::input::filestream::run(
+                    (**f).clone(),
+                    ctx,
+                    registry.clone(),
+                ));
             }
             InputConfig::SystemMetrics(_) => {
                 tracing::warn!(input = %key, "the system/metrics input is not available in this build; skipped");
@@ -174,7 +181,10 @@ pub async fn run(cfg: Config, once: bool) -> Result<(), AgentError> {
         // --once delivers everything it read, however long that takes.
         output.await.ok()
     } else {
-        tokio::time::timeout(timeout, output).await.ok().and_then(Result::ok)
+        tokio::time::timeout(timeout, output)
+            .await
+            .ok()
+            .and_then(Result::ok)
     };
     match drained {
         Some(Err(e)) => {
@@ -201,7 +211,10 @@ pub async fn run(cfg: Config, once: bool) -> Result<(), AgentError> {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}

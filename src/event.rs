@@ -310,7 +310,10 @@ fn write_line_fields(l: &LineFields, out: &mut Vec<u8>) {
 fn line_to_map(l: &LineFields) -> Map<String, Value> {
     let mut file = Map::new();
     file.insert("path".into(), Value::String(l.source.path.clone()));
-    file.insert("device_id".into(), Value::String(l.source.device_id.clone()));
+    file.insert(
+        "device_id".into(),
+        Value::String(l.source.device_id.clone()),
+    );
     file.insert("inode".into(), Value::String(l.source.inode.clone()));
     if let Some(fp) = &l.source.fingerprint {
         file.insert("fingerprint".into(), Value::String(fp.clone()));
@@ -396,7 +399,11 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
         _ => return None,
     };
     // Days from civil (inverse of civil_from_days).
-    let (yy, mm) = if mo <= 2 { (y - 1, mo + 9) } else { (y, mo - 3) };
+    let (yy, mm) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
     let era = yy.div_euclid(400);
     let yoe = yy - era * 400;
     let doy = (153 * mm + 2) / 5 + d - 1;
@@ -542,12 +549,22 @@ mod tests {
             format_timestamp(1_751_978_912_528_000_000),
             "2025-07-08T12:48:32.528Z"
         );
-        assert_eq!(format_timestamp(951_782_400_001_000_000), "2000-02-29T00:00:00.001Z");
+        assert_eq!(
+            format_timestamp(951_782_400_001_000_000),
+            "2000-02-29T00:00:00.001Z"
+        );
     }
 
     #[test]
     fn json_string_escaping_matches_serde() {
-        for s in ["plain", "q\"b\\s", "nl\n\t\r", "\u{0}\u{1f}x", "héllo ✓", ""] {
+        for s in [
+            "plain",
+            "q\"b\\s",
+            "nl\n\t\r",
+            "\u{0}\u{1f}x",
+            "héllo ✓",
+            "",
+        ] {
             let mut out = Vec::new();
             write_json_str(s, &mut out);
             let back: String = serde_json::from_slice(&out).unwrap();
@@ -596,7 +613,10 @@ mod tests {
         slow_ev.fields_mut();
         assert_eq!(fast, slow_ev.to_value(&b));
         assert_eq!(fast["log"]["offset"], 541482);
-        assert_eq!(fast["log"]["flags"], serde_json::json!(["multiline", "truncated"]));
+        assert_eq!(
+            fast["log"]["flags"],
+            serde_json::json!(["multiline", "truncated"])
+        );
         assert_eq!(fast["log"]["file"]["inode"], "140027");
         assert_eq!(fast["input"]["type"], "filestream");
         assert_eq!(fast["fields"]["env"], "prod");
@@ -621,9 +641,14 @@ mod tests {
     fn deep_merge_keeps_existing_leaves() {
         let mut base = serde_json::json!({"log": {"offset": 1}, "a": 1});
         let new = serde_json::json!({"log": {"level": "info", "offset": 9}, "a": 2, "b": 3});
-        let (Value::Object(b), Value::Object(n)) = (&mut base, new) else { unreachable!() };
+        let (Value::Object(b), Value::Object(n)) = (&mut base, new) else {
+            unreachable!()
+        };
         deep_merge(b, n, false);
-        assert_eq!(base, serde_json::json!({"log": {"offset": 1, "level": "info"}, "a": 1, "b": 3}));
+        assert_eq!(
+            base,
+            serde_json::json!({"log": {"offset": 1, "level": "info"}, "a": 1, "b": 3})
+        );
     }
 
     #[test]

@@ -9,7 +9,11 @@ use clap::{Args, Parser, Subcommand};
 use oxibeat::config::{source, Config};
 
 #[derive(Parser)]
-#[command(name = "oxibeat", version, about = "A Beats-compatible log and metrics shipper")]
+#[command(
+    name = "oxibeat",
+    version,
+    about = "A Beats-compatible log and metrics shipper"
+)]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -20,7 +24,12 @@ struct Cli {
 #[derive(Args, Clone)]
 struct Global {
     /// Configuration file (TOML).
-    #[arg(short = 'c', long = "config", global = true, default_value = "oxibeat.toml")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        global = true,
+        default_value = "oxibeat.toml"
+    )]
     config: PathBuf,
     /// Override a setting, e.g. -E output.file.path=/tmp/out (repeatable).
     #[arg(short = 'E', global = true, value_name = "KEY=VALUE")]
@@ -77,16 +86,26 @@ enum ExportWhat {
 fn load(g: &Global) -> anyhow::Result<(Config, toml::Value)> {
     let mut overrides = g.overrides.clone();
     if let Some(p) = &g.path_data {
-        overrides.push(format!("path.data={}", toml::Value::String(p.display().to_string())));
+        overrides.push(format!(
+            "path.data={}",
+            toml::Value::String(p.display().to_string())
+        ));
     }
-    Config::load(&g.config, &overrides).with_context(|| format!("configuration {}", g.config.display()))
+    Config::load(&g.config, &overrides)
+        .with_context(|| format!("configuration {}", g.config.display()))
 }
 
 fn init_logging(g: &Global, cfg: &Config) {
     use tracing_subscriber::EnvFilter;
-    let level = g.log_level.clone().unwrap_or_else(|| cfg.logging.level.clone());
-    let filter = EnvFilter::try_new(format!("oxibeat={level},warn")).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let level = g
+        .log_level
+        .clone()
+        .unwrap_or_else(|| cfg.logging.level.clone());
+    let filter = EnvFilter::try_new(format!("oxibeat={level},warn"))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     if g.stderr || cfg.logging.to_stderr {
         if cfg.logging.json {
             builder.json().with_writer(std::io::stderr).init();
@@ -95,7 +114,11 @@ fn init_logging(g: &Global, cfg: &Config) {
         }
         return;
     }
-    let dir = cfg.path.logs.clone().unwrap_or_else(|| cfg.path.data.join("logs"));
+    let dir = cfg
+        .path
+        .logs
+        .clone()
+        .unwrap_or_else(|| cfg.path.data.join("logs"));
     let file = std::fs::create_dir_all(&dir).and_then(|_| {
         std::fs::OpenOptions::new()
             .create(true)
@@ -112,8 +135,26 @@ fn init_logging(g: &Global, cfg: &Config) {
             }
         }
         Err(e) => {
-            eprintln!("cannot open log file in {}: {e}; logging to stderr", dir.display());
+            eprintln!(
+                "cannot open log file in {}: {e}; logging to stderr",
+                dir.display()
+            );
             builder.with_writer(std::io::stderr).init();
+        }
+    }
+}
+
+/// Many files are read at once: use the hard limit on open descriptors, as daemons do.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
 }
@@ -139,19 +180,25 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Test { what: TestWhat::Config } => {
+        Command::Test {
+            what: TestWhat::Config,
+        } => {
             load(&g)?;
             println!("Config OK");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Test { what: TestWhat::Output } => {
+        Command::Test {
+            what: TestWhat::Output,
+        } => {
             let (cfg, _) = load(&g)?;
             let kind = cfg.output.selected()?;
             let msg = oxibeat::output::test(&kind)?;
             println!("{msg}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Export { what: ExportWhat::Config } => {
+        Command::Export {
+            what: ExportWhat::Config,
+        } => {
             let (cfg, _) = load(&g)?;
             // Defaults included: serialise the typed config, then mask secrets.
             let mut tree = toml::Value::try_from(&cfg).context("serialising the configuration")?;
@@ -183,6 +230,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run { once } => {
             let (cfg, _) = load(&g)?;
             init_logging(&g, &cfg);
+            raise_fd_limit();
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

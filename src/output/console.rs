@@ -11,7 +11,11 @@ use crate::pipeline::Consumer;
 
 use super::{Backoff, OutputError};
 
-pub async fn run(cfg: ConsoleOutputConfig, mut consumer: Consumer, beat: Arc<BeatInfo>) -> Result<(), OutputError> {
+pub async fn run(
+    cfg: ConsoleOutputConfig,
+    mut consumer: Consumer,
+    beat: Arc<BeatInfo>,
+) -> Result<(), OutputError> {
     let metrics = consumer.metrics().clone();
     let mut buf = Vec::with_capacity(1 << 20);
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));

@@ -43,11 +43,15 @@ impl Rotator {
                 self.seq += 1;
                 continue;
             }
-            let f = OpenOptions::new()
+            let mut f = OpenOptions::new()
                 .create(true)
                 .append(true)
                 .mode(self.cfg.permissions)
                 .open(&path)?;
+            // A crash may have left a torn last line: end it so the next event starts clean.
+            if len > 0 && last_byte(&path) != Some(b'\n') {
+                f.write_all(b"\n")?;
+            }
             self.written = len;
             self.file = Some((f, path));
             self.prune();
@@ -62,7 +66,9 @@ impl Rotator {
     /// Keep the newest `number_of_files` files of ours.
     fn prune(&self) {
         let prefix = format!("{}-", self.cfg.filename);
-        let Ok(rd) = fs::read_dir(&self.cfg.path) else { return };
+        let Ok(rd) = fs::read_dir(&self.cfg.path) else {
+            return;
+        };
         let mut ours: Vec<(std::time::SystemTime, PathBuf)> = rd
             .flatten()
             .filter(|e| {
@@ -99,6 +105,15 @@ impl Rotator {
     }
 }
 
+fn last_byte(path: &Path) -> Option<u8> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = File::open(path).ok()?;
+    f.seek(SeekFrom::End(-1)).ok()?;
+    let mut b = [0u8; 1];
+    f.read_exact(&mut b).ok()?;
+    Some(b[0])
+}
+
 /// The output directory exists (created if needed) and is writable.
 pub fn check(cfg: &FileOutputConfig) -> Result<String, OutputError> {
     let err = |source| OutputError::FileDir {
@@ -112,7 +127,11 @@ pub fn check(cfg: &FileOutputConfig) -> Result<String, OutputError> {
     Ok(cfg.path.display().to_string())
 }
 
-pub async fn run(cfg: FileOutputConfig, mut consumer: Consumer, beat: Arc<BeatInfo>) -> Result<(), OutputError> {
+pub async fn run(
+    cfg: FileOutputConfig,
+    mut consumer: Consumer,
+    beat: Arc<BeatInfo>,
+) -> Result<(), OutputError> {
     check(&cfg)?;
     let metrics = consumer.metrics().clone();
     let pretty = cfg.codec.json.pretty;

@@ -14,7 +14,9 @@ use crate::pipeline::Consumer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
-    #[error("output.file: cannot use directory {path}: {source}; create it or fix its permissions")]
+    #[error(
+        "output.file: cannot use directory {path}: {source}; create it or fix its permissions"
+    )]
     FileDir {
         path: String,
         #[source]
@@ -23,7 +25,11 @@ pub enum OutputError {
 }
 
 /// Run the configured output until the queue closes (every input stopped and drained).
-pub async fn run(kind: OutputKind, consumer: Consumer, beat: Arc<BeatInfo>) -> Result<(), OutputError> {
+pub async fn run(
+    kind: OutputKind,
+    consumer: Consumer,
+    beat: Arc<BeatInfo>,
+) -> Result<(), OutputError> {
     match kind {
         OutputKind::File(cfg) => file::run(cfg, consumer, beat).await,
         OutputKind::Console(cfg) => console::run(cfg, consumer, beat).await,
@@ -49,7 +55,11 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(init: Duration, max: Duration) -> Self {
-        Backoff { next: init, max, init }
+        Backoff {
+            next: init,
+            max,
+            init,
+        }
     }
 
     pub async fn wait(&mut self) {
@@ -63,7 +73,12 @@ impl Backoff {
 }
 
 /// Encode a batch as NDJSON into `buf` (cleared first). Returns the number of events.
-pub fn encode_ndjson(batch: &crate::pipeline::Batch, beat: &BeatInfo, pretty: bool, buf: &mut Vec<u8>) -> usize {
+pub fn encode_ndjson(
+    batch: &crate::pipeline::Batch,
+    beat: &BeatInfo,
+    pretty: bool,
+    buf: &mut Vec<u8>,
+) -> usize {
     buf.clear();
     let mut n = 0;
     for ev in batch.events() {

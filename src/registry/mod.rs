@@ -116,7 +116,11 @@ struct KvLine {
 
 impl Registry {
     /// Open (or create) the registry under `<data>/registry/filebeat`.
-    pub fn open(data: &Path, checkpoint_size: u64, metrics: Arc<Metrics>) -> Result<Registry, RegistryError> {
+    pub fn open(
+        data: &Path,
+        checkpoint_size: u64,
+        metrics: Arc<Metrics>,
+    ) -> Result<Registry, RegistryError> {
         let dir = data.join("registry").join("filebeat");
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let meta = dir.join("meta.json");
@@ -406,7 +410,10 @@ impl Registry {
             let tmp = self.dir.join("checkpoint.new");
             write_synced(&tmp, &body)?;
             fs::rename(&tmp, &cp).map_err(io_err(&cp))?;
-            write_atomic(&self.dir.join("active.dat"), cp.display().to_string().as_bytes())?;
+            write_atomic(
+                &self.dir.join("active.dat"),
+                cp.display().to_string().as_bytes(),
+            )?;
             let log_path = self.dir.join("log.json");
             let log = OpenOptions::new()
                 .create(true)
@@ -486,16 +493,25 @@ mod tests {
             r.track("filestream::a::fingerprint::ab", t.clone(), meta());
             let c = t.next_cursor(42);
             r.flush();
-            assert_eq!(r.get("filestream::a::fingerprint::ab").unwrap().offset(), Some(0));
+            assert_eq!(
+                r.get("filestream::a::fingerprint::ab").unwrap().offset(),
+                Some(0)
+            );
             ack_events([&c].into_iter());
             r.flush();
         }
         // Reopen from log.json only (no checkpoint yet).
         let r = Registry::open(dir.path(), 10 << 20, m.clone()).unwrap();
-        assert_eq!(r.get("filestream::a::fingerprint::ab").unwrap().offset(), Some(42));
+        assert_eq!(
+            r.get("filestream::a::fingerprint::ab").unwrap().offset(),
+            Some(42)
+        );
         r.close();
         let r = Registry::open(dir.path(), 10 << 20, m).unwrap();
-        assert_eq!(r.get("filestream::a::fingerprint::ab").unwrap().offset(), Some(42));
+        assert_eq!(
+            r.get("filestream::a::fingerprint::ab").unwrap().offset(),
+            Some(42)
+        );
         let log = fs::read_to_string(dir.path().join("registry/filebeat/log.json")).unwrap();
         assert!(log.is_empty(), "checkpoint truncates the log");
     }
@@ -516,13 +532,17 @@ mod tests {
         )
         .unwrap();
         let r = Registry::open(dir.path(), 10 << 20, Metrics::new()).unwrap();
-        assert_eq!(r.get("filestream::x::native::1-2").unwrap().offset(), Some(7));
+        assert_eq!(
+            r.get("filestream::x::native::1-2").unwrap().offset(),
+            Some(7)
+        );
     }
 
     #[test]
     fn reads_filebeat_memlog_testdata() {
         // Filebeat's own memlog fixtures, when the reference data is beside the repo.
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/filebeat-reference/registry-filestream-native.log.json");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/filebeat-reference/registry-filestream-native.log.json");
         let Ok(text) = fs::read_to_string(&src) else {
             eprintln!("skipped: {} not present", src.display());
             return;
@@ -537,7 +557,9 @@ mod tests {
         }
         fs::write(reg_dir.join("log.json"), log).unwrap();
         let r = Registry::open(dir.path(), 10 << 20, Metrics::new()).unwrap();
-        let e = r.get("filestream::your-filestream-stream-id::native::524337-2049").unwrap();
+        let e = r
+            .get("filestream::your-filestream-stream-id::native::524337-2049")
+            .unwrap();
         assert_eq!(e.offset(), Some(132));
         assert_eq!(e.meta.unwrap().source, "/var/log/app/app.log");
     }
@@ -546,6 +568,9 @@ mod tests {
     fn updated_encoding_matches_beats() {
         // 2026-06-18T08:23:22.287733671Z, written in UTC.
         let v = encode_updated(1_781_771_002_287_733_671);
-        assert_eq!(v, serde_json::json!([(0xFFFFu64 << 32) | 287_733_671, 1_781_771_002u64]));
+        assert_eq!(
+            v,
+            serde_json::json!([(0xFFFFu64 << 32) | 287_733_671, 1_781_771_002u64])
+        );
     }
 }

@@ -47,15 +47,25 @@ pub struct Identity {
     pub fingerprint: Option<String>,
     /// Bytes hashed when shorter than the window (a small file).
     pub partial_len: Option<u64>,
+    /// The first bytes of the file (up to 64), to spot a copy of a known file being written.
+    pub head: Vec<u8>,
 }
 
 pub fn hash_range(path: &Path, offset: u64, len: u64) -> std::io::Result<String> {
+    read_hash(path, offset, len).map(|(h, _)| h)
+}
+
+/// SHA-256 (hex) of `len` bytes at `offset`, and the first 64 of those bytes.
+fn read_hash(path: &Path, offset: u64, len: u64) -> std::io::Result<(String, Vec<u8>)> {
     let mut f = File::open(path)?;
     f.seek(SeekFrom::Start(offset))?;
     let mut buf = vec![0u8; len as usize];
     f.read_exact(&mut buf)?;
-    Ok(hex(&Sha256::digest(&buf)))
+    let head = buf[..buf.len().min(HEAD_LEN)].to_vec();
+    Ok((hex(&Sha256::digest(&buf)), head))
 }
+
+pub const HEAD_LEN: usize = 64;
 
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -101,20 +111,22 @@ impl Identifier {
                 name: "native",
                 fingerprint: None,
                 partial_len: None,
+                head: Vec::new(),
             })),
             FileIdentity::Path => Ok(Some(Identity {
                 suffix: format!("path::{}", f.path.display()),
                 name: "path",
                 fingerprint: None,
                 partial_len: None,
+                head: Vec::new(),
             })),
             FileIdentity::Fingerprint => {
                 let key = (f.dev, f.ino);
+                // Re-read only files that changed: an idle file costs no I/O on a rescan. A
+                // changed file is re-hashed, since copytruncate can shrink and regrow it
+                // between two looks.
                 if let Some((size, mtime, id)) = self.cache.get(&key) {
-                    let unchanged = *size == f.size && *mtime == f.mtime;
-                    // A full fingerprint only changes if the file shrank (rewritten).
-                    let grown_full = id.partial_len.is_none() && f.size >= *size;
-                    if unchanged || grown_full {
+                    if *size == f.size && *mtime == f.mtime {
                         return Ok(Some(id.clone()));
                     }
                 }
@@ -122,13 +134,14 @@ impl Identifier {
                     return Ok(None);
                 }
                 let len = (f.size - self.fp.offset).min(self.fp.length);
-                let hash = hash_range(&f.path, self.fp.offset, len)?;
+                let (hash, head) = read_hash(&f.path, self.fp.offset, len)?;
                 let id = if len == self.fp.length {
                     Identity {
                         suffix: format!("fingerprint::{hash}"),
                         name: "fingerprint",
                         fingerprint: Some(hash),
                         partial_len: None,
+                        head,
                     }
                 } else {
                     Identity {
@@ -136,6 +149,7 @@ impl Identifier {
                         name: "fingerprint",
                         fingerprint: None,
                         partial_len: Some(len),
+                        head,
                     }
                 };
                 self.cache.insert(key, (f.size, f.mtime, id.clone()));
@@ -169,10 +183,22 @@ mod tests {
             return;
         }
         let vectors = [
-            ("01.log", "6fb3cb6c565bdba1354f64a42dd47ef937964019400dd571f25c2cd13a9fb5be"),
-            ("02.log", "db8399294e69089070405b13d4f057672f3852fa8e0f56ce4b6c92398aef1b6a"),
-            ("01.txt", "9ef9433360a276b14e8eae3864594c0108042c0828d3504b34c082dfc1cd43da"),
-            ("02.txt", "10c6577e45f2b06631e11285210d8bd967ebf9786cf81ccfc9fef64bc01725cd"),
+            (
+                "01.log",
+                "6fb3cb6c565bdba1354f64a42dd47ef937964019400dd571f25c2cd13a9fb5be",
+            ),
+            (
+                "02.log",
+                "db8399294e69089070405b13d4f057672f3852fa8e0f56ce4b6c92398aef1b6a",
+            ),
+            (
+                "01.txt",
+                "9ef9433360a276b14e8eae3864594c0108042c0828d3504b34c082dfc1cd43da",
+            ),
+            (
+                "02.txt",
+                "10c6577e45f2b06631e11285210d8bd967ebf9786cf81ccfc9fef64bc01725cd",
+            ),
         ];
         let cfg = FingerprintConfig {
             enabled: true,
@@ -183,7 +209,10 @@ mod tests {
             let p = dir.join(name);
             let md = std::fs::metadata(&p).unwrap();
             let mut idf = Identifier::new(FileIdentity::Fingerprint, cfg.clone());
-            let id = idf.identify(&FileInfo::from_metadata(p, &md)).unwrap().unwrap();
+            let id = idf
+                .identify(&FileInfo::from_metadata(p, &md))
+                .unwrap()
+                .unwrap();
             assert_eq!(id.fingerprint.as_deref(), Some(want), "{name}");
             assert_eq!(id.suffix, format!("fingerprint::{want}"));
         }
@@ -195,7 +224,8 @@ mod tests {
         let p = dir.path().join("a.log");
         std::fs::write(&p, b"short\n").unwrap();
         let mut idf = Identifier::new(FileIdentity::Fingerprint, FingerprintConfig::default());
-        let info = |p: &Path| FileInfo::from_metadata(p.to_path_buf(), &std::fs::metadata(p).unwrap());
+        let info =
+            |p: &Path| FileInfo::from_metadata(p.to_path_buf(), &std::fs::metadata(p).unwrap());
         let small = idf.identify(&info(&p)).unwrap().unwrap();
         assert_eq!(small.partial_len, Some(6));
         let hash = small.suffix.trim_start_matches("fingerprint::").to_string();

@@ -35,6 +35,9 @@ use encoding::Decoder;
 use harvester::{Control, Exit, Harvester};
 use identity::{FileInfo, Identifier, Identity};
 
+/// How long a new small file must keep its size before it is read (see `settling`).
+const SETTLE: Duration = Duration::from_millis(50);
+
 /// Everything a harvester needs from the input's configuration, computed once.
 pub struct Settings {
     pub cfg: FilestreamConfig,
@@ -89,6 +92,12 @@ struct Known {
     seen: bool,
     /// The identity moved to another inode while a harvester ran: continue there after it stops.
     rebind: Option<FileInfo>,
+    /// Bound to a copy of the file it was read from (copytruncate): a copy shorter than the
+    /// offset is still being written, not truncated.
+    copied: bool,
+    /// Full scans in a row that did not find the file (forgotten after two: a copy of it
+    /// may still be on its way).
+    missed_scans: u32,
 }
 
 struct Exited {
@@ -122,6 +131,12 @@ struct Prospector {
     unreadable: HashSet<PathBuf>,
     /// Registry entries of this input keyed by a partial fingerprint: (key, hashed length).
     partial_entries: Vec<(String, u64)>,
+    /// New files shorter than the fingerprint window, seen while still growing:
+    /// (dev, ino) → (size, when seen). A copy being written (copytruncate) looks like a new
+    /// small file; waiting until the size holds still lets it show its real identity.
+    settling: HashMap<(u64, u64), (u64, std::time::Instant)>,
+    /// Look again soon (a file is settling).
+    recheck: bool,
 }
 
 impl Prospector {
@@ -135,7 +150,10 @@ impl Prospector {
             }
         }
         let key_prefix = format!("filestream::{}::", cfg.id);
-        let identifier = Identifier::new(cfg.file_identity, cfg.prospector.scanner.fingerprint.clone());
+        let identifier = Identifier::new(
+            cfg.file_identity,
+            cfg.prospector.scanner.fingerprint.clone(),
+        );
         let patterns = cfg
             .paths
             .iter()
@@ -165,6 +183,8 @@ impl Prospector {
             once_started: HashSet::new(),
             unreadable: HashSet::new(),
             partial_entries,
+            settling: HashMap::new(),
+            recheck: false,
         }
     }
 
@@ -184,14 +204,25 @@ impl Prospector {
         }
         self.full_scan();
         self.initial = false;
-        let mut tick = tokio::time::interval(self.cfg().prospector.scanner.check_interval.0.max(Duration::from_millis(100)));
+        let mut tick = tokio::time::interval(
+            self.cfg()
+                .prospector
+                .scanner
+                .check_interval
+                .0
+                .max(Duration::from_millis(100)),
+        );
         tick.tick().await;
         let mut scan_soon: Option<tokio::time::Instant> = None;
         loop {
+            if std::mem::take(&mut self.recheck) && scan_soon.is_none() {
+                scan_soon = Some(tokio::time::Instant::now() + SETTLE);
+            }
             if self.ctx.once && self.run_keys.is_empty() {
                 break;
             }
-            let scan_at = scan_soon.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            let scan_at = scan_soon
+                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 Some(exit) = self.exits_rx.recv() => self.on_exit(exit),
                 Some(ev) = fs_rx.recv() => {
@@ -248,19 +279,23 @@ impl Prospector {
             self.consider(&p);
         }
         let mut forget = Vec::new();
-        for (key, k) in &self.known {
+        for (key, k) in self.known.iter_mut() {
             if k.seen {
+                k.missed_scans = 0;
                 continue;
             }
+            k.missed_scans += 1;
             match &k.running {
                 Some((_, ctl)) => {
-                    if self.cfg().close.on_state_change.removed && !ctl.removed.swap(true, Ordering::Relaxed) {
+                    if self.settings.cfg.close.on_state_change.removed
+                        && !ctl.removed.swap(true, Ordering::Relaxed)
+                    {
                         tracing::debug!(path = %k.info.path.display(), "file removed or renamed away; draining to EOF");
                         ctl.wake.notify_one();
                     }
                 }
                 None => {
-                    if self.cfg().clean_removed {
+                    if self.settings.cfg.clean_removed && k.missed_scans >= 2 {
                         forget.push(key.clone());
                     }
                 }
@@ -269,6 +304,8 @@ impl Prospector {
         for key in forget {
             self.forget(&key);
         }
+        let stale = std::time::Instant::now() - Duration::from_secs(60);
+        self.settling.retain(|_, (_, since)| *since > stale);
         // harvester_limit: start files that waited for a slot.
         if self.cfg().harvester_limit > 0 {
             let waiting: Vec<String> = self
@@ -286,7 +323,11 @@ impl Prospector {
     fn forget(&mut self, key: &str) {
         if let Some(k) = self.known.remove(key) {
             self.registry.remove(key);
-            if self.by_inode.get(&(k.info.dev, k.info.ino)).is_some_and(|v| v == key) {
+            if self
+                .by_inode
+                .get(&(k.info.dev, k.info.ino))
+                .is_some_and(|v| v == key)
+            {
                 self.by_inode.remove(&(k.info.dev, k.info.ino));
                 self.identifier.forget(k.info.dev, k.info.ino);
             }
@@ -301,14 +342,17 @@ impl Prospector {
             require_literal_separator: true,
             ..Default::default()
         };
-        self.patterns.iter().any(|p| p.matches_path_with(path, opts))
+        self.patterns
+            .iter()
+            .any(|p| p.matches_path_with(path, opts))
     }
 
     fn excluded(&self, path: &Path) -> bool {
         let s = path.to_string_lossy();
         let cfg = self.cfg();
         cfg.exclude_files.iter().any(|p| p.0.is_match(&s))
-            || (!cfg.include_files.is_empty() && !cfg.include_files.iter().any(|p| p.0.is_match(&s)))
+            || (!cfg.include_files.is_empty()
+                && !cfg.include_files.iter().any(|p| p.0.is_match(&s)))
     }
 
     /// Look at one path: identify it, bind it to its state, start a harvester if needed.
@@ -349,6 +393,7 @@ impl Prospector {
                         self.identifier.extends(&info, hash, len)
                     })
                 });
+                tracing::debug!(path = %path.display(), old = %old_key, new = %key, grown, "identity of an inode changed");
                 if grown && !self.known.contains_key(&key) {
                     self.rekey(&old_key, &key, identity.clone());
                 } else {
@@ -375,12 +420,15 @@ impl Prospector {
                             ctl.stop.store(true, Ordering::Relaxed);
                             ctl.wake.notify_one();
                         }
+                        tracing::debug!(path = %path.display(), key = %key, "identity moved to another inode; continuing there");
                         k.rebind = Some(info.clone());
                         k.seen = true;
                         return;
                     }
                     None => {
+                        tracing::debug!(path = %path.display(), key = %key, offset = k.read_offset, "identity found at another inode; continuing there");
                         self.by_inode.remove(&(k.info.dev, k.info.ino));
+                        k.copied = true;
                     }
                 }
             }
@@ -403,9 +451,33 @@ impl Prospector {
                 let hash = pkey.rsplit("::").next().unwrap_or_default().to_string();
                 if pkey != key && self.identifier.extends(&info, &hash, len) {
                     offset = self.registry.get(&pkey).map(|e| e.offset().unwrap_or(0));
-                    self.registry.rekey(&pkey, &key, self.meta(&info, &identity));
+                    self.registry
+                        .rekey(&pkey, &key, self.meta(&info, &identity));
                     self.partial_entries.retain(|(k, _)| k != &pkey);
                     break;
+                }
+            }
+        }
+        if offset.is_none()
+            && !self.ctx.once
+            && !self.initial
+            && self.looks_like_copy(&info, &identity)
+        {
+            let now = std::time::Instant::now();
+            match self.settling.get(&inode) {
+                Some((size, since))
+                    if *size == info.size && now.duration_since(*since) >= SETTLE =>
+                {
+                    self.settling.remove(&inode);
+                }
+                Some((size, _)) if *size == info.size => {
+                    self.recheck = true;
+                    return;
+                }
+                _ => {
+                    self.settling.insert(inode, (info.size, now));
+                    self.recheck = true;
+                    return;
                 }
             }
         }
@@ -427,8 +499,10 @@ impl Prospector {
             tracing::info!(path = %path.display(), offset, size = info.size, "file is shorter than its saved offset (truncated); reading from the start");
             offset = 0;
         }
+        tracing::debug!(path = %path.display(), key = %key, offset, size = info.size, "new file");
         let tracker = AckTracker::new(offset);
-        self.registry.track(&key, tracker.clone(), self.meta(&info, &identity));
+        self.registry
+            .track(&key, tracker.clone(), self.meta(&info, &identity));
         self.by_inode.insert(inode, key.clone());
         self.by_path.insert(path.to_path_buf(), key.clone());
         self.known.insert(
@@ -442,9 +516,27 @@ impl Prospector {
                 idle_at: None,
                 seen: true,
                 rebind: None,
+                copied: false,
+                missed_scans: 0,
             },
         );
         self.maybe_start(&key);
+    }
+
+    /// A new small file whose first bytes are those of a known bigger file in the same
+    /// directory may be a copy still being written (copytruncate); it is read only once it
+    /// stops growing, when its identity is known for sure.
+    fn looks_like_copy(&self, info: &FileInfo, id: &Identity) -> bool {
+        if id.partial_len.is_none() || id.head.is_empty() {
+            return false;
+        }
+        let dir = info.path.parent();
+        self.known.values().any(|k| {
+            k.identity.partial_len.is_none()
+                && k.info.path.parent() == dir
+                && (k.info.dev, k.info.ino) != (info.dev, info.ino)
+                && k.identity.head.starts_with(&id.head)
+        })
     }
 
     fn meta(&self, info: &FileInfo, id: &Identity) -> EntryMeta {
@@ -465,7 +557,8 @@ impl Prospector {
         if let Some((id, _)) = &k.running {
             self.run_keys.insert(*id, new.to_string());
         }
-        self.by_inode.insert((k.info.dev, k.info.ino), new.to_string());
+        self.by_inode
+            .insert((k.info.dev, k.info.ino), new.to_string());
         self.by_path.insert(k.info.path.clone(), new.to_string());
         self.known.insert(new.to_string(), k);
     }
@@ -484,6 +577,9 @@ impl Prospector {
             return;
         };
         if k.running.is_some() || (once && self.once_started.contains(key)) {
+            return;
+        }
+        if k.info.size < k.read_offset && k.copied {
             return;
         }
         if k.info.size < k.read_offset {
@@ -590,15 +686,38 @@ impl Prospector {
             self.by_inode.insert((info.dev, info.ino), key.clone());
             self.by_path.insert(new_path, key.clone());
             k.info = info;
+            k.copied = true;
         }
-        if self.ctx.shutdown.is_cancelled() {
+        if self.ctx.shutdown.is_cancelled() || exit.outcome.exit == Exit::Done && !self.ctx.once {
+            // Done outside --once means drained after removal: nothing more to read there.
             return;
         }
-        let path = self.known.get(&key).map(|k| k.info.path.clone()).unwrap_or(path);
+        // Look at the file afresh: it may have grown, moved or changed identity meanwhile.
+        let path = self
+            .known
+            .get(&key)
+            .map(|k| k.info.path.clone())
+            .unwrap_or(path);
         if self.matches(&path) || self.ctx.once {
             self.consider(&path);
         }
-        self.maybe_start(&key);
+        if self.ctx.once || self.cfg().harvester_limit > 0 {
+            // A slot is free: start a file that waited for one (or failed to open).
+            let waiting: Vec<String> = self
+                .known
+                .iter()
+                .filter(|(k, f)| {
+                    f.running.is_none()
+                        && f.info.size > f.read_offset
+                        && !self.once_started.contains(*k)
+                })
+                .map(|(k, _)| k.clone())
+                .take(4)
+                .collect();
+            for k in waiting {
+                self.maybe_start(&k);
+            }
+        }
     }
 
     /// Route a change notification; returns true when a full rescan is warranted.
@@ -608,11 +727,12 @@ impl Prospector {
             if let Some(key) = self.by_path.get(&path) {
                 if let Some(k) = self.known.get(key) {
                     if let Some((_, ctl)) = &k.running {
-                        if !ev.structural {
-                            ctl.wake.notify_one();
+                        ctl.wake.notify_one();
+                        // A small file keeps being looked at until its full fingerprint is
+                        // known, so a copy of it (copytruncate) is recognised.
+                        if !ev.structural && k.identity.partial_len.is_none() {
                             continue;
                         }
-                        ctl.wake.notify_one();
                     }
                 }
             }

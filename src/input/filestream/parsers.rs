@@ -119,7 +119,13 @@ impl Parsers {
             .min()
     }
 
-    fn run_from(&mut self, first: usize, mut msgs: Vec<Message>, now: Instant, out: &mut Vec<Message>) {
+    fn run_from(
+        &mut self,
+        first: usize,
+        mut msgs: Vec<Message>,
+        now: Instant,
+        out: &mut Vec<Message>,
+    ) {
         for stage in &mut self.stages[first..] {
             let mut next = Vec::with_capacity(msgs.len());
             for m in msgs {
@@ -159,7 +165,11 @@ impl Multiline {
     }
 
     fn matches(&self, text: &str) -> bool {
-        let hit = self.cfg.pattern.as_ref().is_some_and(|p| p.0.is_match(text));
+        let hit = self
+            .cfg
+            .pattern
+            .as_ref()
+            .is_some_and(|p| p.0.is_match(text));
         hit != self.cfg.negate
     }
 
@@ -217,7 +227,11 @@ impl Multiline {
         match self.cfg.kind {
             MultilineType::Count => {
                 self.append(m);
-                if self.buf.as_ref().is_some_and(|b| b.lines >= self.cfg.count_lines) {
+                if self
+                    .buf
+                    .as_ref()
+                    .is_some_and(|b| b.lines >= self.cfg.count_lines)
+                {
                     out.extend(self.flush());
                 }
             }
@@ -368,7 +382,10 @@ mod tests {
             ],
         );
         assert_eq!(out.len(), 2);
-        assert_eq!(out[0].text, "2026-11-25 ERROR boom\n\tat a.b(C.java:1)\nCaused by: x");
+        assert_eq!(
+            out[0].text,
+            "2026-11-25 ERROR boom\n\tat a.b(C.java:1)\nCaused by: x"
+        );
         assert_eq!(out[0].flags & flags::MULTILINE, flags::MULTILINE);
         assert_eq!((out[0].start, out[0].end), (0, 22 + 18 + 13));
         assert_eq!(out[1].text, "2026-11-25 INFO ok");
@@ -398,14 +415,17 @@ mod tests {
         let out = run(&mut p, &["a", " b", " c", " d", "e"]);
         assert_eq!(out[0].text, "a\n b");
         assert_ne!(out[0].flags & flags::TRUNCATED, 0);
-        assert_eq!(out[0].end, 2 + 3 + 3 + 3, "dropped lines still advance the offset");
+        assert_eq!(
+            out[0].end,
+            2 + 3 + 3 + 3,
+            "dropped lines still advance the offset"
+        );
     }
 
     #[test]
     fn while_pattern_groups() {
-        let mut p = parsers(
-            "[[parsers]]\nmultiline = { type = \"while_pattern\", pattern = '^-' }\n",
-        );
+        let mut p =
+            parsers("[[parsers]]\nmultiline = { type = \"while_pattern\", pattern = '^-' }\n");
         let out = run(&mut p, &["x", "-1", "-2", "y", "-3"]);
         let texts: Vec<_> = out.iter().map(|m| m.text.as_str()).collect();
         assert_eq!(texts, vec!["x", "-1\n-2", "y", "-3"]);
@@ -428,7 +448,9 @@ mod tests {
 
     #[test]
     fn ndjson_root_target_and_errors() {
-        let mut p = parsers("[[parsers]]\nndjson = { target = \"\", add_error_key = true, document_id = \"id\" }\n");
+        let mut p = parsers(
+            "[[parsers]]\nndjson = { target = \"\", add_error_key = true, document_id = \"id\" }\n",
+        );
         let out = run(&mut p, &[r#"{"a":1,"message":"hi","id":"x1"}"#, "not json"]);
         let f0 = out[0].fields.as_ref().unwrap();
         assert_eq!(f0["a"], 1);

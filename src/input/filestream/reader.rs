@@ -288,7 +288,11 @@ mod tests {
         for read in [1, 2, 3, 5] {
             let mut s = LineSplitter::new(0, b"\n".to_vec(), None, 1, 100, read);
             // read_size is clamped to 4096; emulate small reads with a chunked reader.
-            let mut chunks = data.chunks(read).map(|c| c.to_vec()).collect::<Vec<_>>().into_iter();
+            let mut chunks = data
+                .chunks(read)
+                .map(|c| c.to_vec())
+                .collect::<Vec<_>>()
+                .into_iter();
             let mut out = Vec::new();
             loop {
                 let chunk = chunks.next();
@@ -315,7 +319,12 @@ mod tests {
         s.fill(&mut std::io::Cursor::new(raw)).unwrap();
         let l1 = s.next_line().unwrap().bytes.to_vec();
         let dec = |b: &[u8]| {
-            String::from_utf16(&b.chunks(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect::<Vec<_>>()).unwrap()
+            String::from_utf16(
+                &b.chunks(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap()
         };
         // U+0A05 U+0100 encode as 05 0A 00 01: a misaligned "\n\0" must not split the line.
         assert_eq!(dec(&l1), "a\u{0a05}\u{0100}b");

@@ -135,9 +135,21 @@ mod tests {
 
     #[test]
     fn bases() {
-        assert_eq!(glob_base("/var/log/app/*.log"), (PathBuf::from("/var/log/app"), false));
-        assert_eq!(glob_base("/var/log/**/*.log"), (PathBuf::from("/var/log"), true));
-        assert_eq!(glob_base("/var/log/a.log"), (PathBuf::from("/var/log"), false));
-        assert_eq!(glob_base("/srv/*/logs/x.log"), (PathBuf::from("/srv"), true));
+        assert_eq!(
+            glob_base("/var/log/app/*.log"),
+            (PathBuf::from("/var/log/app"), false)
+        );
+        assert_eq!(
+            glob_base("/var/log/**/*.log"),
+            (PathBuf::from("/var/log"), true)
+        );
+        assert_eq!(
+            glob_base("/var/log/a.log"),
+            (PathBuf::from("/var/log"), false)
+        );
+        assert_eq!(
+            glob_base("/srv/*/logs/x.log"),
+            (PathBuf::from("/srv"), true)
+        );
     }
 }

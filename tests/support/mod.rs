@@ -1,0 +1,260 @@
+//! Shared helpers for integration tests: temp dirs, configs, the real `oxibeat` binary,
+//! and reading what it delivered.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_oxibeat")
+}
+
+/// A test workspace: logs, data and output directories under one temp dir.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        let w = Workspace {
+            dir: tempfile::tempdir().expect("temp dir"),
+        };
+        fs::create_dir_all(w.logs()).unwrap();
+        w
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn logs(&self) -> PathBuf {
+        self.path().join("logs")
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.path().join("data")
+    }
+
+    pub fn out(&self) -> PathBuf {
+        self.path().join("out")
+    }
+
+    /// Write `oxibeat.toml`: `inputs` is TOML for the [[inputs]] tables; a file output to
+    /// `out/` and a fast registry flush are added.
+    pub fn config(&self, inputs: &str) -> PathBuf {
+        self.config_with(
+            inputs,
+            &format!(
+                "[output.file]\npath = {:?}\nrotate_every_kb = 1048576\n",
+                self.out().display().to_string()
+            ),
+        )
+    }
+
+    pub fn config_with(&self, inputs: &str, output: &str) -> PathBuf {
+        let text = format!(
+            "[path]\ndata = {:?}\n\n{inputs}\n\n{output}\n[registry]\nflush = \"100ms\"\n[logging]\nlevel = \"{}\"\n[logging.metrics]\nenabled = false\n",
+            self.data().display().to_string(),
+            std::env::var("OXIBEAT_TEST_LOG").unwrap_or_else(|_| "info".into())
+        );
+        let p = self.path().join("oxibeat.toml");
+        fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// A filestream input over `logs/<glob>` with extra TOML lines.
+    pub fn input(&self, id: &str, glob: &str, extra: &str) -> String {
+        format!(
+            "[[inputs]]\ntype = \"filestream\"\nid = {id:?}\npaths = [{:?}]\nprospector.scanner.check_interval = \"200ms\"\nbackoff.init = \"50ms\"\nbackoff.max = \"200ms\"\n{extra}\n",
+            self.logs().join(glob).display().to_string()
+        )
+    }
+
+    pub fn run_once(&self, cfg: &Path) -> Output {
+        let out = Command::new(bin())
+            .args(["run", "--once", "-e", "-c"])
+            .arg(cfg)
+            .output()
+            .expect("run oxibeat");
+        assert!(
+            out.status.success(),
+            "oxibeat --once failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    pub fn spawn(&self, cfg: &Path) -> Agent {
+        let child = Command::new(bin())
+            .args(["run", "-e", "-c"])
+            .arg(cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn oxibeat");
+        Agent { child: Some(child) }
+    }
+
+    /// Every delivered event, in output order.
+    pub fn events(&self) -> Vec<Value> {
+        read_events(&self.out())
+    }
+
+    /// Wait until at least `n` events were delivered (or fail after `secs`).
+    pub fn wait_events(&self, n: usize, secs: u64) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let ev = self.events();
+            if ev.len() >= n {
+                return ev;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {n} events, got {}", ev.len());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+pub fn read_events(dir: &Path) -> Vec<Value> {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ndjson"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let text = fs::read_to_string(&f).unwrap_or_default();
+        for line in text.lines() {
+            // A line being written right now may be incomplete: skip it.
+            if let Ok(v) = serde_json::from_str(line) {
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+/// A running agent, killed on drop.
+pub struct Agent {
+    pub child: Option<Child>,
+}
+
+impl Agent {
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
+    /// SIGTERM, then wait; returns stderr and whether it exited 0.
+    pub fn stop(&mut self) -> (bool, String) {
+        let mut child = self.child.take().expect("running");
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    use std::io::Read;
+                    let _ = e.read_to_string(&mut err);
+                }
+                return (status.success(), err);
+            }
+            if Instant::now() > deadline {
+                if std::env::var("OXIBEAT_TEST_DEBUG").is_ok() {
+                    let bt = Command::new("gdb")
+                        .args([
+                            "-p",
+                            &child.id().to_string(),
+                            "-batch",
+                            "-ex",
+                            "thread apply all bt",
+                        ])
+                        .output();
+                    if let Ok(bt) = bt {
+                        eprintln!("{}", String::from_utf8_lossy(&bt.stdout));
+                    }
+                }
+                let _ = child.kill();
+                panic!("agent did not stop within 30s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Append lines to a file (creating it), flushing at once.
+pub fn append(path: &Path, lines: &[String]) {
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    let mut buf = String::new();
+    for l in lines {
+        buf.push_str(l);
+        buf.push('\n');
+    }
+    f.write_all(buf.as_bytes()).unwrap();
+}
+
+/// Lines "<prefix> seq=<i> <padding>" for i in range.
+pub fn seq_lines(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
+    range
+        .map(|i| format!("{prefix} seq={i} the quick brown fox jumps over the lazy dog"))
+        .collect()
+}
+
+/// The seq numbers found in delivered messages that start with `prefix`.
+pub fn seqs(events: &[Value], prefix: &str) -> Vec<usize> {
+    events
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .filter(|m| m.starts_with(prefix))
+        .filter_map(|m| {
+            let rest = m.split("seq=").nth(1)?;
+            rest.split(' ').next()?.parse().ok()
+        })
+        .collect()
+}
+
+/// Assert every seq in 0..n appears at least once; returns how many duplicates there were.
+pub fn assert_complete(mut got: Vec<usize>, n: usize, what: &str) -> usize {
+    got.sort_unstable();
+    let total = got.len();
+    got.dedup();
+    let missing: Vec<usize> = (0..n).filter(|i| got.binary_search(i).is_err()).collect();
+    assert!(
+        missing.is_empty(),
+        "{what}: {} of {n} lines missing, first: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    total - got.len()
+}
