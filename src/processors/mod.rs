@@ -190,7 +190,7 @@ fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
 
 /// A list option that also accepts a single string, as Beats' config loader does.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a string or a list of strings")]
 pub(crate) enum OneOrMany {
     One(String),
     Many(Vec<String>),
@@ -673,6 +673,83 @@ mod tests {
             e.key,
             "inputs[0].processors[0].drop_event.when.regexp.message"
         );
+    }
+
+    fn load(text: &str) -> Result<crate::config::Config, ConfigError> {
+        crate::config::Config::from_str_with(text, "test.toml", &[], &|_| None).map(|(c, _)| c)
+    }
+
+    #[test]
+    fn config_load_names_global_processor_keys() {
+        let text = r#"
+[[processors]]
+add_fields = { target = "project", fields = { name = "oxibeat" } }
+[[processors]]
+drop_event = { when = { regexp = { message = "^DEBUG" } } }
+[[processors]]
+dissect = { tokenizer = "%{a" }
+[output.console]
+"#;
+        let e = load(text).unwrap_err();
+        assert_eq!(e.key, "processors[2].dissect.tokenizer");
+        assert!(
+            e.to_string()
+                .starts_with("processors[2].dissect.tokenizer: "),
+            "{e}"
+        );
+        assert!(load(&text.replace("%{a\"", "%{a}\"")).is_ok());
+    }
+
+    #[test]
+    fn config_load_names_input_processor_keys() {
+        let text = r#"
+[[inputs]]
+type = "filestream"
+id = "a"
+paths = ["/x"]
+[[inputs.processors]]
+add_tags = { tags = "x" }
+[[inputs.processors]]
+drop_event = { when = { regexp = { message = "(" } } }
+[output.console]
+"#;
+        let e = load(text).unwrap_err();
+        assert_eq!(
+            e.key,
+            "inputs[0].processors[1].drop_event.when.regexp.message"
+        );
+        assert!(e.message.contains("invalid regular expression"), "{e}");
+    }
+
+    #[test]
+    fn one_or_many_type_error_says_what_is_expected() {
+        let e = err("[[processors]]\nadd_tags = { tags = 1 }\n");
+        assert!(e.message.contains("a string or a list of strings"), "{e}");
+    }
+
+    #[test]
+    fn realistic_chain_on_a_line_event() {
+        let text = r#"
+[[processors]]
+dissect = { tokenizer = "%{ts} [%{level}] %{msg}", target_prefix = "" }
+[[processors]]
+rename = { fields = [{ from = "msg", to = "event.original" }] }
+[[processors]]
+drop_fields = { fields = ["ts", "agent"] }
+[[processors]]
+add_fields = { target = "service", fields = { name = "api" } }
+[[processors]]
+drop_event = { when = { equals = { level = "DEBUG" } } }
+"#;
+        let (out, v) = run(text, line("12:00 [INFO] user logged in"));
+        assert_eq!(out, Outcome::Keep);
+        assert_eq!(v["level"], "INFO");
+        assert_eq!(v["event"]["original"], "user logged in");
+        assert_eq!(v["service"]["name"], "api");
+        assert!(v.get("ts").is_none());
+        assert!(v.get("agent").is_none());
+        assert_eq!(v["log"]["offset"], 10);
+        assert_eq!(run(text, line("12:00 [DEBUG] noise")).0, Outcome::Drop);
     }
 
     #[test]
