@@ -24,7 +24,7 @@ pub enum Condition {
     Contains(Vec<(String, String)>),
     /// Every field (a string, or an array with a string) matches its regex.
     Regexp(Vec<(String, Regex)>),
-    /// Every bound holds for the numeric field.
+    /// Every bound holds for the field, which must be a number.
     Range(Vec<Bound>),
     HasFields(Vec<String>),
     /// Every field is an IP in one of its networks.
@@ -363,11 +363,8 @@ fn any_str(found: &Found, f: impl Fn(&str) -> bool) -> bool {
     }
 }
 
-/// A number, or a string holding one (dissect output is text).
+/// Only JSON numbers count, as in Beats: `"404"` is text (convert it first, e.g. dissect `|integer`).
 fn number(found: &Found) -> Option<f64> {
-    if let Some(s) = found.as_str() {
-        return s.trim().parse().ok();
-    }
     found.value().and_then(Value::as_f64)
 }
 
@@ -613,8 +610,8 @@ mod tests {
             &ev
         ));
         assert!(
-            yes("{ range = { \"code_text.gte\" = 400 } }", &ev),
-            "numeric text"
+            !yes("{ range = { \"code_text.gte\" = 400 } }", &ev),
+            "text is not a number"
         );
         assert!(!yes("{ range = { \"message.gte\" = 0 } }", &ev));
         assert!(!yes("{ range = { \"missing.gte\" = 0 } }", &ev));

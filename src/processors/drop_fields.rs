@@ -15,6 +15,9 @@ struct Opts {
     fields: Vec<String>,
     #[serde(default)]
     ignore_missing: bool,
+    /// Also remove objects left empty by a removal.
+    #[serde(default)]
+    cleanup: bool,
 }
 
 #[derive(Debug)]
@@ -22,6 +25,7 @@ pub struct DropFields {
     fields: Vec<String>,
     patterns: Vec<Regex>,
     ignore_missing: bool,
+    cleanup: bool,
 }
 
 impl DropFields {
@@ -40,7 +44,7 @@ impl DropFields {
                     )
                 })?;
                 patterns.push(re);
-            } else if f != "@timestamp" && f != "type" {
+            } else if f != "@timestamp" && f != "type" && !f.starts_with("type.") {
                 fields.push(f);
             }
         }
@@ -54,6 +58,7 @@ impl DropFields {
             fields,
             patterns,
             ignore_missing: o.ignore_missing,
+            cleanup: o.cleanup,
         })
     }
 }
@@ -61,9 +66,13 @@ impl DropFields {
 impl Processor for DropFields {
     fn run(&self, event: &mut Event) -> Outcome {
         for f in &self.fields {
-            if remove_field(event, f).is_none() && !self.ignore_missing {
-                // Beats reports the missing key but keeps the event unchanged otherwise.
-                tracing::debug!(field = %f, "drop_fields: field not found");
+            if remove_field(event, f).is_none() {
+                if !self.ignore_missing {
+                    // Beats reports the missing key but keeps the event unchanged otherwise.
+                    tracing::debug!(field = %f, "drop_fields: field not found");
+                }
+            } else if self.cleanup {
+                remove_empty_parents(event.fields_mut(), f);
             }
         }
         if !self.patterns.is_empty() {
@@ -82,10 +91,27 @@ impl Processor for DropFields {
                 let fields = event.fields_mut();
                 for p in matched {
                     remove_path(fields, &p);
+                    if self.cleanup {
+                        remove_empty_parents(fields, &p);
+                    }
                 }
             }
         }
         Outcome::Keep
+    }
+}
+
+/// After removing `path`, remove its parent objects that are now empty (`cleanup`).
+fn remove_empty_parents(m: &mut Map<String, Value>, path: &str) {
+    let mut parent = path;
+    while let Some((p, _)) = parent.rsplit_once('.') {
+        parent = p;
+        match crate::event::get_path(m, parent) {
+            Some(Value::Object(o)) if o.is_empty() => {
+                remove_path(m, parent);
+            }
+            _ => break,
+        }
     }
 }
 
@@ -151,6 +177,21 @@ mod tests {
             map(json!({"kubernetes": {"labels": {"a": 1, "b": 2}, "pod": "p"}})),
         );
         assert_eq!(v["kubernetes"], json!({"labels": {}, "pod": "p"}));
+    }
+
+    #[test]
+    fn cleanup_removes_empty_parents() {
+        let cfg =
+            "[[processors]]\ndrop_fields = { fields = [\"a.b.c\", \"x.y\"], cleanup = true }\n";
+        let (_, v) = run(
+            cfg,
+            map(json!({"a": {"b": {"c": 1}}, "x": {"y": 1, "z": 2}})),
+        );
+        assert!(v.get("a").is_none());
+        assert_eq!(v["x"], json!({"z": 2}));
+        let cfg = "[[processors]]\ndrop_fields = { fields = ['/^k\\.l\\./'], cleanup = true }\n";
+        let (_, v) = run(cfg, map(json!({"k": {"l": {"a": 1}}})));
+        assert!(v.get("k").is_none());
     }
 
     #[test]
