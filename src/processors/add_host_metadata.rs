@@ -245,7 +245,8 @@ fn net_info() -> (Vec<String>, Vec<String>) {
     }
     // SAFETY: `head` came from a successful getifaddrs and is freed exactly once.
     unsafe { libc::freeifaddrs(head) };
-    ips.dedup();
+    let mut seen = std::collections::HashSet::new();
+    ips.retain(|ip| seen.insert(ip.clone()));
     macs.sort();
     macs.dedup();
     (ips, macs)

@@ -288,7 +288,7 @@ pub(crate) fn lookup<'a>(ev: &'a Event, path: &str) -> Option<Found<'a>> {
         Fields::Line(l) => {
             let common = &l.source.common.fields;
             let head = path.split('.').next().unwrap_or(path);
-            // Input fields under root may shadow `message`/`log`; then take the slow, exact way.
+            // Input fields under root may replace `message`/`log` (as in the serialised event).
             if (head == "message" || head == "log") && !common.contains_key(head) {
                 return match path {
                     "message" => Some(Found::Str(&l.message)),
