@@ -68,6 +68,13 @@ impl Chain {
 const NAMES: &str = "add_fields, add_host_metadata, add_tags, copy_fields, decode_json_fields, \
                      dissect, drop_event, drop_fields, include_fields, rename, truncate_fields";
 
+fn unknown_processor(name: &str, pkey: &str) -> ConfigError {
+    ConfigError::new(
+        pkey,
+        format!("unknown processor {name:?}; use one of {NAMES}"),
+    )
+}
+
 /// Build a chain from its configuration; `key` is the key path used in errors.
 pub fn build(list: &[toml::Value], key: &str) -> Result<Chain, ConfigError> {
     let mut processors = Vec::with_capacity(list.len());
@@ -107,6 +114,10 @@ fn build_one(entry: &toml::Value, key: &str) -> Result<Box<dyn Processor>, Confi
         }
     };
     let pkey = format!("{key}.{name}");
+    // Name the unknown processor before complaining about its options.
+    if !NAMES.split(", ").any(|n| n.trim() == name) {
+        return Err(unknown_processor(name, &pkey));
+    }
     let mut opts = match opts {
         toml::Value::Table(t) => t.clone(),
         _ => {
@@ -133,12 +144,7 @@ fn build_one(entry: &toml::Value, key: &str) -> Result<Box<dyn Processor>, Confi
         "include_fields" => Box::new(include_fields::IncludeFields::new(opts, &pkey)?),
         "rename" => Box::new(rename::Rename::new(opts, &pkey)?),
         "truncate_fields" => Box::new(truncate_fields::TruncateFields::new(opts, &pkey)?),
-        other => {
-            return Err(ConfigError::new(
-                key,
-                format!("unknown processor {other:?}; use one of {NAMES}"),
-            ))
-        }
+        other => return Err(unknown_processor(other, &pkey)),
     };
     Ok(match when {
         Some(when) => Box::new(Conditional { when, inner }),
@@ -628,9 +634,13 @@ mod tests {
     #[test]
     fn unknown_processor_names_its_key() {
         let e = err("[[processors]]\nadd_field = { fields = { a = 1 } }\n");
-        assert_eq!(e.key, "processors[0]");
+        assert_eq!(e.key, "processors[0].add_field");
         assert!(e.message.contains("unknown processor \"add_field\""), "{e}");
         assert!(e.message.contains("add_fields"), "{e}");
+        let e = err("[[processors]]\nadd_field = { when = { nope = 1 } }\n");
+        assert_eq!(e.key, "processors[0].add_field");
+        let e = err("[[processors]]\ntruncate_fields = { fields = [\"a\"], max_bytes = 1 }\n[[processors]]\nrename_fields = {}\n");
+        assert_eq!(e.key, "processors[1].rename_fields");
     }
 
     #[test]
