@@ -97,6 +97,16 @@ impl Condition {
                 ))
             }
             _ => {
+                // A misspelt key next to a real operator is reported as unknown, not as a second operator.
+                if let Some(bad) = t
+                    .keys()
+                    .find(|k| !OPERATORS.split(", ").any(|op| op == k.as_str()))
+                {
+                    return Err(ConfigError::new(
+                        format!("{key}.{bad}"),
+                        format!("unknown condition {bad:?}; use one of {OPERATORS}"),
+                    ));
+                }
                 let names: Vec<&str> = t.keys().map(String::as_str).collect();
                 return Err(ConfigError::new(
                     key,
@@ -682,6 +692,10 @@ mod tests {
         let e = cond("{ equals = { a = 1 }, contains = { b = \"x\" } }").unwrap_err();
         assert_eq!(e.key, "processors[0].drop_event.when");
         assert!(e.message.contains("exactly one operator"), "{e}");
+
+        let e = cond("{ equals = { a = 1 }, equal = { b = \"x\" } }").unwrap_err();
+        assert_eq!(e.key, "processors[0].drop_event.when.equal");
+        assert!(e.message.contains("unknown condition \"equal\""), "{e}");
 
         let e = cond("{ and = [{ equals = { a = 1 } }, { range = { \"a.between\" = 3 } }] }")
             .unwrap_err();
