@@ -77,7 +77,11 @@ impl TruncateFields {
 
     fn truncate_one(&self, ev: &mut Event, field: &str) -> Result<(), String> {
         if field == "message" {
+            // Unless an input field under root replaces `message`, the line holds it.
             if let Fields::Line(l) = &mut ev.fields {
+                if l.source.common.fields.contains_key("message") {
+                    return self.truncate_map(ev, field);
+                }
                 if let Some(cut) = cut_len(&l.message, self.limit) {
                     l.message.truncate(cut);
                     l.flags |= flags::TRUNCATED;
@@ -85,6 +89,10 @@ impl TruncateFields {
                 return Ok(());
             }
         }
+        self.truncate_map(ev, field)
+    }
+
+    fn truncate_map(&self, ev: &mut Event, field: &str) -> Result<(), String> {
         match lookup(ev, field) {
             None if self.ignore_missing => return Ok(()),
             None => {
