@@ -68,6 +68,17 @@ SEQUENCE NUMBERS:
     json   top-level key \"seq\":17
   The summary on stderr (and --summary-json) lists events and last seq per file.
 
+APP STACK TRACES:
+  Continuation lines start with a tab (\"\\tat ...\", \"\\t... 7 more\") or \"Caused by: \".
+  Group them with the multiline pattern '^\\d{4}-\\d{2}-\\d{2}T' (negate: true, match: after)
+  or '^[[:space:]]+(at|\\.{3})[[:space:]]+\\b|^Caused by:' (negate: false, match: after).
+
+CLOCK:
+  Without --start-time, timestamps are the wall clock and --rate paces the writes
+  (files are flushed at least every 100 ms). With --start-time the clock is simulated
+  and the output is written at full speed. --duration and the anomaly window (one
+  window shared by all --anomaly kinds) are measured on that same clock.
+
 EXAMPLES:
   loggen --output /tmp/logs --format mixed --files 3 --rate 50 --duration 10m
   loggen --output /tmp/bench --format nginx --count 10000000 --line-bytes 200
@@ -151,7 +162,8 @@ struct Opts {
     /// Pad the first line of each event to about N bytes (newline included) with a
     /// `pad=` token (nginx: URL query parameter before seq; app: before seq; json: "pad" key).
     #[arg(long, value_name = "N")]
-    line_bytes: Option<usize>,
+    #[arg(value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    line_bytes: Option<u32>,
 
     /// fsync the files at every flush and before every rotation.
     #[arg(long)]
@@ -346,7 +358,11 @@ fn parse_start_time(s: &str) -> Result<i64, String> {
             .strip_prefix('-')
             .ok_or_else(|| format!("expected now or now-<duration>, got `{s}`"))?;
         let d = parse_duration(d)?;
-        return Ok(now - d.as_millis() as i64);
+        return i64::try_from(d.as_millis())
+            .ok()
+            .and_then(|ms| now.checked_sub(ms))
+            .filter(|t| *t >= MIN_START_MS)
+            .ok_or_else(|| format!("`{s}` is too far in the past"));
     }
     let bad = || format!("`{s}` is not an RFC 3339 time such as 2026-11-25T00:00:00Z");
     let num = |a: usize, b: usize| -> Result<i64, String> {
@@ -410,6 +426,9 @@ fn parse_start_time(s: &str) -> Result<i64, String> {
 // ---------------------------------------------------------------------------
 // Time formatting (no chrono: civil date algorithms by Howard Hinnant)
 // ---------------------------------------------------------------------------
+
+/// Earliest accepted --start-time: 0000-01-01T00:00:00Z.
+const MIN_START_MS: i64 = -62_167_219_200_000;
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -1785,6 +1804,11 @@ fn plan_files(opts: &Opts) -> Vec<(Format, usize, PathBuf)> {
         .collect()
 }
 
+/// Offset of event `n` from the start of the run at `rate` events/s (saturating).
+fn schedule(n: u64, rate: f64) -> Duration {
+    Duration::try_from_secs_f64(n as f64 / rate).unwrap_or(Duration::MAX)
+}
+
 const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Generates events until --count, --duration or `stop`, and returns the summary.
@@ -1813,7 +1837,7 @@ fn run(opts: &Opts, stop: &AtomicBool) -> Result<Summary, GenError> {
         has(AnomalyKind::Spike5xx),
         has(AnomalyKind::NewMessage),
     );
-    let pad_to = opts.line_bytes;
+    let pad_to = opts.line_bytes.map(|n| n as usize);
     let simulated = opts.start_time;
     let rate = opts.rate;
 
@@ -1833,11 +1857,11 @@ fn run(opts: &Opts, stop: &AtomicBool) -> Result<Summary, GenError> {
         }
         // Position of this event on the run's timeline.
         let elapsed = match simulated {
-            Some(_) => Duration::from_secs_f64(n as f64 / rate),
+            Some(_) => schedule(n, rate),
             None => {
                 let now = t0.elapsed();
                 if rate > 0.0 {
-                    let due = Duration::from_secs_f64(n as f64 / rate);
+                    let due = schedule(n, rate);
                     if now < due {
                         // Ahead of schedule: flush what is pending when idle for
                         // a while, then sleep (never past the next flush deadline).
@@ -1860,7 +1884,7 @@ fn run(opts: &Opts, stop: &AtomicBool) -> Result<Summary, GenError> {
             break;
         }
         let ts_ms = match simulated {
-            Some(start) => start + (n as f64 * 1000.0 / rate) as i64,
+            Some(start) => start.saturating_add((n as f64 * 1000.0 / rate) as i64),
             None => now_ms(),
         };
         let in_window = elapsed >= anomaly_start && elapsed < anomaly_end;
@@ -2469,6 +2493,41 @@ mod tests {
         assert_eq!(got, (0..s.total_events).collect::<Vec<_>>());
     }
 
+    /// In rate mode lines must reach the file while the generator runs (a
+    /// tailing shipper sees them), not only at the end: without the periodic
+    /// flush, a few 100-byte lines would stay in the 64 KiB buffer.
+    #[test]
+    fn rate_mode_flushes_while_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = opts(
+            dir.path(),
+            &["--format", "app", "--rate", "20", "--seed", "1"],
+        );
+        let stop = AtomicBool::new(false);
+        let path = dir.path().join("app-0.log");
+        let summary = std::thread::scope(|sc| {
+            let handle = sc.spawn(|| run(&o, &stop));
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut seen = 0;
+            while Instant::now() < deadline {
+                let text = fs::read_to_string(&path).unwrap_or_default();
+                // only complete lines: everything up to the last newline
+                let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+                seen = complete.lines().filter(|l| !is_continuation(l)).count();
+                if seen >= 3 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            stop.store(true, Ordering::Relaxed);
+            assert!(seen >= 3, "lines not visible while running");
+            handle.join().unwrap().unwrap()
+        });
+        assert_eq!(summary.stopped_by, "signal");
+        let got = seqs(&fs::read_to_string(&path).unwrap(), Format::App);
+        assert_eq!(got, (0..summary.total_events).collect::<Vec<_>>());
+    }
+
     #[test]
     fn stop_flag_ends_run() {
         let dir = tempfile::tempdir().unwrap();
@@ -2513,6 +2572,18 @@ mod tests {
         assert!(Opts::try_parse_from(["loggen", "-o", "x", "--rotate-size", "12XB"]).is_err());
         assert!(Opts::try_parse_from(["loggen", "-o", "x", "--anomaly", "meteor"]).is_err());
         assert!(Opts::try_parse_from(["loggen", "-o", "x", "--files", "0"]).is_err());
+        assert!(Opts::try_parse_from(["loggen", "-o", "x", "--line-bytes", "0"]).is_err());
+        assert!(Opts::try_parse_from(["loggen", "-o", "x", "--rate", "-1"]).is_err());
+        assert!(
+            Opts::try_parse_from(["loggen", "-o", "x", "--start-time", "now-9999999d"]).is_err()
+        );
+        // absurdly slow rates saturate instead of overflowing
+        let s = run(
+            &opts(dir.path(), &["--rate", "1e-300", "--count", "1"]),
+            &no_stop,
+        )
+        .unwrap();
+        assert_eq!(s.total_events, 1);
     }
 
     #[test]
