@@ -1848,8 +1848,8 @@ fn run(opts: &Opts, stop: &AtomicBool) -> Result<Summary, GenError> {
     });
     let mut files: Vec<(Gen, Sink)> = Vec::new();
     for (i, (format, k, path)) in plan_files(opts).into_iter().enumerate() {
-        let gen = Gen::new(format, seed, i as u64, k);
-        files.push((gen, Sink::create(path, opts)?));
+        let generator = Gen::new(format, seed, i as u64, k);
+        files.push((generator, Sink::create(path, opts)?));
     }
 
     let anomaly_start = opts.anomaly_at;
@@ -1885,6 +1885,11 @@ fn run(opts: &Opts, stop: &AtomicBool) -> Result<Summary, GenError> {
                 let now = t0.elapsed();
                 if rate > 0.0 {
                     let due = schedule(n, rate);
+                    if opts.duration.is_some_and(|d| due >= d) {
+                        // the next event would fall after the end: stop now
+                        stopped_by = "duration";
+                        break;
+                    }
                     if now < due {
                         // Ahead of schedule: flush what is pending when idle for
                         // a while, then sleep (never past the next flush deadline).
@@ -1917,9 +1922,9 @@ fn run(opts: &Opts, stop: &AtomicBool) -> Result<Summary, GenError> {
             new_message: in_window && a_new,
         };
         let idx = (n % files.len() as u64) as usize;
-        let (gen, sink) = &mut files[idx];
+        let (generator, sink) = &mut files[idx];
         buf.clear();
-        gen.render(ts_ms, act, pad_to, &mut buf);
+        generator.render(ts_ms, act, pad_to, &mut buf);
         sink.write_event(buf.as_bytes())?;
         n += 1;
         if last_flush.elapsed() >= FLUSH_INTERVAL {
@@ -2010,7 +2015,7 @@ mod tests {
         Opts::try_parse_from(v).unwrap()
     }
 
-    fn gen(dir: &Path, args: &[&str]) -> Summary {
+    fn generate(dir: &Path, args: &[&str]) -> Summary {
         run(&opts(dir, args), &AtomicBool::new(false)).unwrap()
     }
 
@@ -2057,7 +2062,7 @@ mod tests {
     #[test]
     fn nginx_lines_match_combined_format() {
         let dir = tempfile::tempdir().unwrap();
-        let s = gen(
+        let s = generate(
             dir.path(),
             &["--format", "nginx", "--count", "3000", "--seed", "1"],
         );
@@ -2093,7 +2098,7 @@ mod tests {
     #[test]
     fn app_lines_have_timestamp_level_logger_message_and_stack_traces() {
         let dir = tempfile::tempdir().unwrap();
-        gen(
+        generate(
             dir.path(),
             &["--format", "app", "--count", "3000", "--seed", "2"],
         );
@@ -2126,7 +2131,7 @@ mod tests {
     #[test]
     fn json_lines_parse_with_ecs_keys() {
         let dir = tempfile::tempdir().unwrap();
-        gen(
+        generate(
             dir.path(),
             &["--format", "json", "--count", "2000", "--seed", "3"],
         );
@@ -2155,7 +2160,7 @@ mod tests {
     #[test]
     fn mixed_names_and_round_robin() {
         let dir = tempfile::tempdir().unwrap();
-        let s = gen(
+        let s = generate(
             dir.path(),
             &["--files", "4", "--count", "1001", "--seed", "4"],
         );
@@ -2175,7 +2180,7 @@ mod tests {
 
     fn check_rotation(mode: &str) {
         let dir = tempfile::tempdir().unwrap();
-        let s = gen(
+        let s = generate(
             dir.path(),
             &[
                 "--format",
@@ -2240,7 +2245,7 @@ mod tests {
     #[test]
     fn rotate_keep_deletes_oldest() {
         let dir = tempfile::tempdir().unwrap();
-        let s = gen(
+        let s = generate(
             dir.path(),
             &[
                 "--format",
@@ -2272,7 +2277,7 @@ mod tests {
         fs::write(dir.path().join("app-0.log.7"), "old\n").unwrap();
         fs::write(dir.path().join("app-0.log"), "old\n").unwrap();
         fs::write(dir.path().join("other.log.1"), "keep\n").unwrap();
-        gen(dir.path(), &["--format", "app", "--count", "10"]);
+        generate(dir.path(), &["--format", "app", "--count", "10"]);
         assert!(!dir.path().join("app-0.log.7").exists());
         assert!(dir.path().join("other.log.1").exists());
         assert_eq!(
@@ -2299,7 +2304,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let mut a = args.to_vec();
             a.extend(["--seed", seed]);
-            gen(dir.path(), &a);
+            generate(dir.path(), &a);
             ["nginx-0.log", "app-0.log", "json-0.log"]
                 .map(|n| fs::read(dir.path().join(n)).unwrap())
         };
@@ -2317,7 +2322,7 @@ mod tests {
     /// Backfills 4 simulated minutes at 50 events/s with the anomaly from 60s to 120s.
     fn anomaly_run(kind: &str, format: &str) -> (tempfile::TempDir, Summary) {
         let dir = tempfile::tempdir().unwrap();
-        let s = gen(
+        let s = generate(
             dir.path(),
             &[
                 "--format",
@@ -2467,7 +2472,7 @@ mod tests {
                 "--seed",
                 "8",
             ];
-            gen(dir.path(), &args);
+            generate(dir.path(), &args);
             let n: usize = n.parse().unwrap();
             let text = fs::read_to_string(dir.path().join(format!("{format}-0.log"))).unwrap();
             let f = match format {
@@ -2501,12 +2506,12 @@ mod tests {
     #[test]
     fn paced_run_finishes() {
         let dir = tempfile::tempdir().unwrap();
-        let s = gen(
+        let s = generate(
             dir.path(),
             &["--format", "app", "--rate", "2000", "--count", "100"],
         );
         assert_eq!(s.total_events, 100);
-        let s = gen(
+        let s = generate(
             dir.path(),
             &["--format", "app", "--rate", "100", "--duration", "150ms"],
         );
