@@ -2459,6 +2459,7 @@ mod tests {
 
     #[test]
     fn line_bytes_pads_first_lines() {
+        let nginx_re = Regex::new(NGINX_RE).unwrap();
         for format in ["nginx", "app", "json"] {
             let dir = tempfile::tempdir().unwrap();
             let n = if format == "json" { "600" } else { "300" };
@@ -2497,8 +2498,7 @@ mod tests {
                 "{format}: only {exact} lines of exactly {n} bytes"
             );
             if f == Format::Nginx {
-                let re = Regex::new(NGINX_RE).unwrap();
-                assert!(text.lines().all(|l| re.is_match(l)));
+                assert!(text.lines().all(|l| nginx_re.is_match(l)));
             }
         }
     }
