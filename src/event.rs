@@ -465,6 +465,26 @@ pub fn format_timestamp(nanos: i64) -> String {
 }
 
 fn write_timestamp(nanos: i64, out: &mut Vec<u8>) {
+    // Events of a batch share their millisecond: format it once per thread and millisecond.
+    thread_local! {
+        static LAST: std::cell::Cell<(i64, [u8; 24])> = const { std::cell::Cell::new((i64::MIN, [0; 24])) };
+    }
+    let millis_key = nanos.div_euclid(1_000_000);
+    let (key, text) = LAST.with(|c| c.get());
+    if key == millis_key {
+        out.extend_from_slice(&text);
+        return;
+    }
+    let start = out.len();
+    format_timestamp_into(nanos, out);
+    if out.len() - start == 24 {
+        let mut t = [0u8; 24];
+        t.copy_from_slice(&out[start..]);
+        LAST.with(|c| c.set((millis_key, t)));
+    }
+}
+
+fn format_timestamp_into(nanos: i64, out: &mut Vec<u8>) {
     let secs = nanos.div_euclid(1_000_000_000);
     let millis = nanos.rem_euclid(1_000_000_000) / 1_000_000;
     let days = secs.div_euclid(86_400);

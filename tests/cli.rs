@@ -8,7 +8,12 @@ use std::process::Command;
 use support::*;
 
 fn oxibeat(args: &[&str], cfg: &std::path::Path) -> (bool, String, String) {
-    let out = Command::new(bin()).args(args).arg("-c").arg(cfg).output().unwrap();
+    let out = Command::new(bin())
+        .args(args)
+        .arg("-c")
+        .arg(cfg)
+        .output()
+        .unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).to_string(),
@@ -52,7 +57,10 @@ fn config_errors_name_the_key_and_what_to_do() {
         for want in wants {
             assert!(err.contains(want), "{want:?} not in {err:?}");
         }
-        assert!(err.contains(&cfg.display().to_string()), "names the file: {err}");
+        assert!(
+            err.contains(&cfg.display().to_string()),
+            "names the file: {err}"
+        );
         // `run` refuses the same configuration before doing anything.
         let (ok, _, _) = oxibeat(&["run", "--once"], &cfg);
         assert!(!ok);
@@ -94,8 +102,12 @@ fn test_config_output_export_and_version() {
 fn env_expansion_and_overrides_drive_a_run() {
     let w = Workspace::new();
     append(&w.logs().join("e.log"), &["hello".to_string()]);
-    let inputs = "[[inputs]]\ntype = \"filestream\"\nid = \"e\"\npaths = [\"${OXI_TEST_LOGS}/*.log\"]\n";
-    let cfg = w.config_with(inputs, "[output.file]\npath = \"${OXI_TEST_OUT:/nonexistent}\"\n");
+    let inputs =
+        "[[inputs]]\ntype = \"filestream\"\nid = \"e\"\npaths = [\"${OXI_TEST_LOGS}/*.log\"]\n";
+    let cfg = w.config_with(
+        inputs,
+        "[output.file]\npath = \"${OXI_TEST_OUT:/nonexistent}\"\n",
+    );
     let out = Command::new(bin())
         .args(["run", "--once", "-e", "-c"])
         .arg(&cfg)
@@ -104,7 +116,11 @@ fn env_expansion_and_overrides_drive_a_run() {
         .env("OXI_TEST_LOGS", w.logs())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(w.events().len(), 1);
 }
 
@@ -113,7 +129,11 @@ fn processors_run_in_the_pipeline() {
     let w = Workspace::new();
     append(
         &w.logs().join("p.log"),
-        &["GET /health 200".into(), "GET /api 500 slow".into(), "POST /api 201".into()],
+        &[
+            "GET /health 200".into(),
+            "GET /api 500 slow".into(),
+            "POST /api 201".into(),
+        ],
     );
     let inputs = format!(
         "{}[[inputs.processors]]\ndrop_event = {{ when = {{ contains = {{ message = \"/health\" }} }} }}\n\

@@ -189,6 +189,7 @@ impl Harvester {
             {
                 break Exit::Inactive;
             }
+            splitter.shrink_idle();
             let mut wait = backoff;
             if let Some(deadline) = parsers.next_deadline() {
                 wait = wait.min(deadline.saturating_duration_since(now));

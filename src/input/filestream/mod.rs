@@ -372,6 +372,24 @@ impl Prospector {
         if !md.is_file() {
             return;
         }
+        // Fast path for a rescan: a known file that did not change needs no work.
+        if let Some(k) = self
+            .by_path
+            .get(path)
+            .and_then(|key| self.known.get_mut(key))
+        {
+            let i = &k.info;
+            if (i.dev, i.ino, i.size) == (md.dev(), md.ino(), md.len())
+                && i.mtime == md.mtime() * 1_000_000_000 + md.mtime_nsec()
+                && k.rebind.is_none()
+                && (k.running.is_some()
+                    || k.read_offset == i.size
+                    || k.idle_at == Some((i.size, i.mtime)))
+            {
+                k.seen = true;
+                return;
+            }
+        }
         let info = FileInfo::from_metadata(path.to_path_buf(), &md);
         let identity = match self.identifier.identify(&info) {
             Ok(Some(id)) => id,

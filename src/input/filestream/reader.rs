@@ -32,8 +32,14 @@ pub struct LineSplitter {
     max_bytes: usize,
     /// Head of an over-long line whose terminator has not been seen yet, and its start.
     overlong: Option<(Vec<u8>, u64)>,
+    /// Bytes asked for by the next read: grows while reads come back full (a backlog),
+    /// up to `max_read`, and drops back when the file is idle, so a thousand tailed files
+    /// do not each hold a big buffer.
     read_size: usize,
+    max_read: usize,
 }
+
+const MIN_READ: usize = 8 * 1024;
 
 impl LineSplitter {
     pub fn new(
@@ -45,7 +51,7 @@ impl LineSplitter {
         read_size: usize,
     ) -> Self {
         LineSplitter {
-            buf: Vec::with_capacity(read_size * 2),
+            buf: Vec::new(),
             consumed: 0,
             scan_from: 0,
             buf_offset: offset,
@@ -54,7 +60,26 @@ impl LineSplitter {
             unit: unit.max(1),
             max_bytes,
             overlong: None,
-            read_size: read_size.max(4096),
+            read_size: MIN_READ,
+            max_read: read_size.max(MIN_READ),
+        }
+    }
+
+    /// At EOF: give back buffer memory beyond what the pending partial line needs.
+    pub fn shrink_idle(&mut self) {
+        self.read_size = MIN_READ;
+        if self.buf.capacity() > 2 * MIN_READ {
+            self.compact();
+            self.buf.shrink_to(self.buf.len().max(MIN_READ));
+        }
+    }
+
+    fn compact(&mut self) {
+        if self.consumed > 0 {
+            self.buf.drain(..self.consumed);
+            self.buf_offset += self.consumed as u64;
+            self.scan_from -= self.consumed;
+            self.consumed = 0;
         }
     }
 
@@ -88,12 +113,7 @@ impl LineSplitter {
 
     /// Read one block from `r`. Returns the number of bytes read (0 at EOF).
     pub fn fill(&mut self, r: &mut impl Read) -> io::Result<usize> {
-        if self.consumed > 0 {
-            self.buf.drain(..self.consumed);
-            self.buf_offset += self.consumed as u64;
-            self.scan_from -= self.consumed;
-            self.consumed = 0;
-        }
+        self.compact();
         let len = self.buf.len();
         self.buf.resize(len + self.read_size, 0);
         let n = loop {
@@ -107,6 +127,9 @@ impl LineSplitter {
             }
         };
         self.buf.truncate(len + n);
+        if n == self.read_size && self.read_size < self.max_read {
+            self.read_size = (self.read_size * 2).min(self.max_read);
+        }
         Ok(n)
     }
 
