@@ -8,6 +8,8 @@ use clap::{Args, Parser, Subcommand};
 
 use oxibeat::config::{source, Config};
 
+const DEFAULT_CONFIG: &str = "oxibeat.toml";
+
 #[derive(Parser)]
 #[command(
     name = "oxibeat",
@@ -28,7 +30,7 @@ struct Global {
         short = 'c',
         long = "config",
         global = true,
-        default_value = "oxibeat.toml"
+        default_value = DEFAULT_CONFIG
     )]
     config: PathBuf,
     /// Override a setting, e.g. -E output.file.path=/tmp/out (repeatable).
@@ -83,6 +85,10 @@ enum ExportWhat {
     Config,
 }
 
+/// Used when no configuration file is given and `oxibeat.toml` does not exist: tails the
+/// sample logs of the repository (and the generator's demo directory) to the console.
+const QUICKSTART: &str = include_str!("../examples/quickstart.toml");
+
 fn load(g: &Global) -> anyhow::Result<(Config, toml::Value)> {
     let mut overrides = g.overrides.clone();
     if let Some(p) = &g.path_data {
@@ -90,6 +96,13 @@ fn load(g: &Global) -> anyhow::Result<(Config, toml::Value)> {
             "path.data={}",
             toml::Value::String(p.display().to_string())
         ));
+    }
+    if g.config == std::path::Path::new(DEFAULT_CONFIG) && !g.config.exists() {
+        eprintln!("no {DEFAULT_CONFIG} here: using the built-in quickstart configuration (sample logs to stdout)");
+        return Config::from_str_with(QUICKSTART, "built-in quickstart", &overrides, &|n| {
+            std::env::var(n).ok()
+        })
+        .context("built-in quickstart configuration");
     }
     Config::load(&g.config, &overrides)
         .with_context(|| format!("configuration {}", g.config.display()))
@@ -235,7 +248,10 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("starting the runtime")?;
-            rt.block_on(oxibeat::agent::run(cfg, once))?;
+            let result = rt.block_on(oxibeat::agent::run(cfg, once));
+            // An output blocked in a write (a full stdout pipe) must not keep the process alive.
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            result?;
             Ok(ExitCode::SUCCESS)
         }
     }

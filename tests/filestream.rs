@@ -366,7 +366,10 @@ fn rotation_case(glob: &str, n: usize, every: usize, rotate: impl Fn(&std::path:
                 .open(&log)
                 .unwrap();
         }
-        if i % 100 == 0 {
+        // Each generation lives a few hundred milliseconds, as busy logs do; a file renamed
+        // out of the globs before it was ever seen cannot be followed by any shipper.
+        if i % 10 == 0 {
+            f.flush().unwrap();
             std::thread::sleep(Duration::from_millis(5));
         }
     }

@@ -91,14 +91,30 @@ impl Workspace {
     }
 
     pub fn spawn(&self, cfg: &Path) -> Agent {
+        // Logs go to a file, not a pipe: a full pipe nobody reads would block the agent.
+        let log = self.path().join(format!("agent-{}.log", self.next_log()));
         let child = Command::new(bin())
             .args(["run", "-e", "-c"])
             .arg(cfg)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(fs::File::create(&log).expect("agent log file"))
             .spawn()
             .expect("spawn oxibeat");
-        Agent { child: Some(child) }
+        Agent {
+            child: Some(child),
+            log,
+        }
+    }
+
+    fn next_log(&self) -> usize {
+        let n = fs::read_dir(self.path())
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("agent-"))
+                    .count()
+            })
+            .unwrap_or(0);
+        n + 1
     }
 
     /// Every delivered event, in output order.
@@ -148,6 +164,7 @@ pub fn read_events(dir: &Path) -> Vec<Value> {
 /// A running agent, killed on drop.
 pub struct Agent {
     pub child: Option<Child>,
+    pub log: PathBuf,
 }
 
 impl Agent {
@@ -164,11 +181,7 @@ impl Agent {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = child.try_wait().unwrap() {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    use std::io::Read;
-                    let _ = e.read_to_string(&mut err);
-                }
+                let err = fs::read_to_string(&self.log).unwrap_or_default();
                 return (status.success(), err);
             }
             if Instant::now() > deadline {

@@ -681,8 +681,11 @@ impl Prospector {
                 if self.identifier.mode() == FileIdentity::Fingerprint {
                     // New content means a new identity; let the next look decide.
                     let inode = (k.info.dev, k.info.ino);
-                    self.by_inode.remove(&inode);
-                    self.identifier.forget(inode.0, inode.1);
+                    // Unless the inode was already bound to its new content's identity.
+                    if self.by_inode.get(&inode).is_some_and(|v| v == &key) {
+                        self.by_inode.remove(&inode);
+                        self.identifier.forget(inode.0, inode.1);
+                    }
                 } else {
                     k.read_offset = 0;
                     k.tracker.reset(0);
