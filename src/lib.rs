@@ -3,9 +3,11 @@
 //! Data flows one way: `input` → `processors` → `pipeline` (queue) → `output`;
 //! acknowledgements flow back: output → `pipeline::ack` → `registry`.
 
+pub mod cloudid;
 pub mod config;
 pub mod event;
 pub mod input;
 pub mod monitoring;
 pub mod pipeline;
 pub mod processors;
+pub mod setup;
