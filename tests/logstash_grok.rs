@@ -1,0 +1,127 @@
+//! The grok patterns of logstash/pipeline/logs.conf, compiled with an Oniguruma-based grok
+//! engine (the `grok` crate, onig backend, with the classic Logstash pattern set) and matched
+//! against lines shaped like the generator's (examples/loggen.rs).
+//!
+//! Convention the extraction relies on: in the .conf files, grok `match` patterns are the only
+//! single-quoted strings of the form `"FIELD" => '...'`.
+
+use std::collections::HashMap;
+
+use grok::Grok;
+
+const LOGS_CONF: &str = include_str!("../logstash/pipeline/logs.conf");
+
+/// (grok id, source field, pattern) for every grok in logs.conf.
+fn groks() -> Vec<(String, String, String)> {
+    let re = regex::Regex::new(r#"(?s)grok\s*\{\s*id\s*=>\s*"([^"]+)"\s*match\s*=>\s*\{\s*"([^"]+)"\s*=>\s*'([^']*)'"#)
+        .expect("regex");
+    re.captures_iter(LOGS_CONF)
+        .map(|c| (c[1].to_string(), c[2].to_string(), c[3].to_string()))
+        .collect()
+}
+
+fn compile(id: &str) -> grok::Pattern {
+    let (_, _, pat) = groks()
+        .into_iter()
+        .find(|(i, _, _)| i == id)
+        .unwrap_or_else(|| panic!("no grok with id {id} in logs.conf"));
+    // The crate's alias syntax has no `@`: Logstash's `[@metadata]` is renamed for the test.
+    let pat = pat.replace("[@metadata]", "[_metadata]");
+    Grok::with_default_patterns()
+        .compile(&pat, true)
+        .unwrap_or_else(|e| panic!("grok {id} does not compile: {e}"))
+}
+
+fn captures(p: &grok::Pattern, line: &str) -> Option<HashMap<String, String>> {
+    p.match_against(line).map(|m| {
+        m.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    })
+}
+
+#[test]
+fn every_grok_compiles() {
+    let all = groks();
+    let ids: Vec<&str> = all.iter().map(|(i, _, _)| i.as_str()).collect();
+    for want in ["nginx_access", "nginx_url", "app_stack_trace", "app_exception_type", "seq"] {
+        assert!(ids.contains(&want), "grok {want} missing; found {ids:?}");
+    }
+    for (id, _, _) in &all {
+        compile(id);
+    }
+}
+
+const NGINX: &[&str] = &[
+    r#"203.0.113.9 - - [25/Nov/2026:10:00:00 +0000] "GET /api/items?id=42&seq=7 HTTP/1.1" 200 512 "https://example.com/" "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36""#,
+    r#"2001:db8::7 - alice [25/Nov/2026:23:59:59 +0100] "POST /api/orders HTTP/2.0" 503 - "-" "curl/8.5.0""#,
+    r#"198.51.100.23 - - [01/Dec/2026:00:00:01 -0500] "DELETE /api/items/42?seq=9 HTTP/1.1" 404 0 "-" "python-requests/2.32""#,
+];
+
+#[test]
+fn nginx_lines_parse_into_ecs_fields() {
+    let p = compile("nginx_access");
+    let c = captures(&p, NGINX[0]).expect("first nginx line matches");
+    assert_eq!(c["[source][address]"], "203.0.113.9");
+    assert_eq!(c["[http][request][method]"], "GET");
+    assert_eq!(c["[url][original]"], "/api/items?id=42&seq=7");
+    assert_eq!(c["[http][version]"], "1.1");
+    assert_eq!(c["[http][response][status_code]"], "200");
+    assert_eq!(c["[http][response][body][bytes]"], "512");
+    assert_eq!(c["[http][request][referrer]"], "https://example.com/");
+    assert!(c["[user_agent][original]"].starts_with("Mozilla/5.0 (X11"));
+    assert_eq!(c["[_metadata][ts]"], "25/Nov/2026:10:00:00 +0000");
+    assert_eq!(p.get_extract("[http][response][status_code]"), Some("int"));
+
+    let c = captures(&p, NGINX[1]).expect("IPv6, user, no bytes");
+    assert_eq!(c["[source][address]"], "2001:db8::7");
+    assert_eq!(c["[user][name]"], "alice");
+    assert_eq!(c["[http][response][status_code]"], "503");
+    assert!(!c.contains_key("[http][response][body][bytes]") || c["[http][response][body][bytes]"].is_empty());
+    assert!(!c.contains_key("[http][request][referrer]") || c["[http][request][referrer]"].is_empty());
+
+    assert!(captures(&p, NGINX[2]).is_some());
+    assert!(
+        captures(&p, "2026-11-25T10:00:00.123Z ERROR [x] not nginx").is_none(),
+        "an app line must not parse as nginx"
+    );
+}
+
+#[test]
+fn url_splits_path_and_query() {
+    let p = compile("nginx_url");
+    let c = captures(&p, "/api/items?id=42&seq=7").expect("url");
+    assert_eq!(c["[url][path]"], "/api/items");
+    assert_eq!(c["[url][query]"], "id=42&seq=7");
+    let c = captures(&p, "/api/orders").expect("url without query");
+    assert_eq!(c["[url][path]"], "/api/orders");
+}
+
+const APP_MULTI: &str = "2026-11-25T10:00:00.123Z ERROR [com.example.OrderService] Failed to process order 123 seq=8\n\
+java.lang.IllegalStateException: order 123 is locked\n\
+\tat com.example.OrderService.process(OrderService.java:42)\n\
+\tat com.example.Worker.run(Worker.java:17)\n\
+Caused by: java.sql.SQLException: deadlock detected\n\
+\t... 2 more";
+
+#[test]
+fn multiline_app_event_keeps_the_stack_trace() {
+    let p = compile("app_stack_trace");
+    let c = captures(&p, APP_MULTI).expect("stack trace grok");
+    let st = &c["[error][stack_trace]"];
+    assert!(st.starts_with("java.lang.IllegalStateException"), "{st}");
+    assert!(st.ends_with("\t... 2 more"), "{st}");
+    assert!(st.contains("Caused by: java.sql.SQLException"), "{st}");
+
+    let t = compile("app_exception_type");
+    let c = captures(&t, st).expect("exception type");
+    assert_eq!(c["[error][type]"], "java.lang.IllegalStateException");
+}
+
+#[test]
+fn sequence_numbers_are_found() {
+    let p = compile("seq");
+    assert_eq!(captures(&p, NGINX[0]).expect("seq")["[oxibeat][seq]"], "7");
+    assert_eq!(captures(&p, APP_MULTI).expect("seq")["[oxibeat][seq]"], "8");
+    assert_eq!(p.get_extract("[oxibeat][seq]"), Some("int"));
+}
