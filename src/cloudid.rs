@@ -58,14 +58,8 @@ pub fn decode(cloud_id: &str) -> Result<CloudId, CloudIdError> {
     let (es_id, es_port) = split_port(&es_part);
     let (kb_id, kb_port) = split_port(&kb_part);
     Ok(CloudId {
-        elasticsearch_url: format!(
-            "https://{es_id}.{host}:{}",
-            es_port.unwrap_or(default_port)
-        ),
-        kibana_url: format!(
-            "https://{kb_id}.{host}:{}",
-            kb_port.unwrap_or(default_port)
-        ),
+        elasticsearch_url: format!("https://{es_id}.{host}:{}", es_port.unwrap_or(default_port)),
+        kibana_url: format!("https://{kb_id}.{host}:{}", kb_port.unwrap_or(default_port)),
     })
 }
 
@@ -144,9 +138,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("base64 decoding failed"), "{e}");
-        let e = decode("dXMtY2VudHJhbDEuZ2NwLmNsb3VkLmVzLmlvJDhhMDI4M2FmMDQxZjE5NWY3NzI5YmMwNGM2NmEwZg==")
-            .unwrap_err()
-            .to_string();
+        let e = decode(
+            "dXMtY2VudHJhbDEuZ2NwLmNsb3VkLmVzLmlvJDhhMDI4M2FmMDQxZjE5NWY3NzI5YmMwNGM2NmEwZg==",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("Expected at least 3 parts"), "{e}");
         // "blah" is valid base64 for 3 bytes that are not UTF-8.
         let e = decode("blah").unwrap_err().to_string();

@@ -310,7 +310,10 @@ fn write_line_fields(l: &LineFields, out: &mut Vec<u8>) {
 fn line_to_map(l: &LineFields) -> Map<String, Value> {
     let mut file = Map::new();
     file.insert("path".into(), Value::String(l.source.path.clone()));
-    file.insert("device_id".into(), Value::String(l.source.device_id.clone()));
+    file.insert(
+        "device_id".into(),
+        Value::String(l.source.device_id.clone()),
+    );
     file.insert("inode".into(), Value::String(l.source.inode.clone()));
     if let Some(fp) = &l.source.fingerprint {
         file.insert("fingerprint".into(), Value::String(fp.clone()));
@@ -471,12 +474,22 @@ mod tests {
             format_timestamp(1_751_978_912_528_000_000),
             "2025-07-08T12:48:32.528Z"
         );
-        assert_eq!(format_timestamp(951_782_400_001_000_000), "2000-02-29T00:00:00.001Z");
+        assert_eq!(
+            format_timestamp(951_782_400_001_000_000),
+            "2000-02-29T00:00:00.001Z"
+        );
     }
 
     #[test]
     fn json_string_escaping_matches_serde() {
-        for s in ["plain", "q\"b\\s", "nl\n\t\r", "\u{0}\u{1f}x", "héllo ✓", ""] {
+        for s in [
+            "plain",
+            "q\"b\\s",
+            "nl\n\t\r",
+            "\u{0}\u{1f}x",
+            "héllo ✓",
+            "",
+        ] {
             let mut out = Vec::new();
             write_json_str(s, &mut out);
             let back: String = serde_json::from_slice(&out).unwrap();
@@ -525,7 +538,10 @@ mod tests {
         slow_ev.fields_mut();
         assert_eq!(fast, slow_ev.to_value(&b));
         assert_eq!(fast["log"]["offset"], 541482);
-        assert_eq!(fast["log"]["flags"], serde_json::json!(["multiline", "truncated"]));
+        assert_eq!(
+            fast["log"]["flags"],
+            serde_json::json!(["multiline", "truncated"])
+        );
         assert_eq!(fast["log"]["file"]["inode"], "140027");
         assert_eq!(fast["input"]["type"], "filestream");
         assert_eq!(fast["fields"]["env"], "prod");

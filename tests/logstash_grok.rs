@@ -13,8 +13,10 @@ const LOGS_CONF: &str = include_str!("../logstash/pipeline/logs.conf");
 
 /// (grok id, source field, pattern) for every grok in logs.conf.
 fn groks() -> Vec<(String, String, String)> {
-    let re = regex::Regex::new(r#"(?s)grok\s*\{\s*id\s*=>\s*"([^"]+)"\s*match\s*=>\s*\{\s*"([^"]+)"\s*=>\s*'([^']*)'"#)
-        .expect("regex");
+    let re = regex::Regex::new(
+        r#"(?s)grok\s*\{\s*id\s*=>\s*"([^"]+)"\s*match\s*=>\s*\{\s*"([^"]+)"\s*=>\s*'([^']*)'"#,
+    )
+    .expect("regex");
     re.captures_iter(LOGS_CONF)
         .map(|c| (c[1].to_string(), c[2].to_string(), c[3].to_string()))
         .collect()
@@ -44,7 +46,13 @@ fn captures(p: &grok::Pattern, line: &str) -> Option<HashMap<String, String>> {
 fn every_grok_compiles() {
     let all = groks();
     let ids: Vec<&str> = all.iter().map(|(i, _, _)| i.as_str()).collect();
-    for want in ["nginx_access", "nginx_url", "app_stack_trace", "app_exception_type", "seq"] {
+    for want in [
+        "nginx_access",
+        "nginx_url",
+        "app_stack_trace",
+        "app_exception_type",
+        "seq",
+    ] {
         assert!(ids.contains(&want), "grok {want} missing; found {ids:?}");
     }
     for (id, _, _) in &all {
@@ -77,8 +85,13 @@ fn nginx_lines_parse_into_ecs_fields() {
     assert_eq!(c["[source][address]"], "2001:db8::7");
     assert_eq!(c["[user][name]"], "alice");
     assert_eq!(c["[http][response][status_code]"], "503");
-    assert!(!c.contains_key("[http][response][body][bytes]") || c["[http][response][body][bytes]"].is_empty());
-    assert!(!c.contains_key("[http][request][referrer]") || c["[http][request][referrer]"].is_empty());
+    assert!(
+        !c.contains_key("[http][response][body][bytes]")
+            || c["[http][response][body][bytes]"].is_empty()
+    );
+    assert!(
+        !c.contains_key("[http][request][referrer]") || c["[http][request][referrer]"].is_empty()
+    );
 
     assert!(captures(&p, NGINX[2]).is_some());
     assert!(
@@ -97,7 +110,8 @@ fn url_splits_path_and_query() {
     assert_eq!(c["[url][path]"], "/api/orders");
 }
 
-const APP_MULTI: &str = "2026-11-25T10:00:00.123Z ERROR [com.example.OrderService] Failed to process order 123 seq=8\n\
+const APP_MULTI: &str =
+    "2026-11-25T10:00:00.123Z ERROR [com.example.OrderService] Failed to process order 123 seq=8\n\
 java.lang.IllegalStateException: order 123 is locked\n\
 \tat com.example.OrderService.process(OrderService.java:42)\n\
 \tat com.example.Worker.run(Worker.java:17)\n\

@@ -295,7 +295,9 @@ pub enum OutputKind {
 }
 
 fn enabled(v: &toml::Value) -> bool {
-    v.get("enabled").and_then(toml::Value::as_bool).unwrap_or(true)
+    v.get("enabled")
+        .and_then(toml::Value::as_bool)
+        .unwrap_or(true)
 }
 
 impl OutputConfig {
@@ -438,7 +440,10 @@ impl Config {
 }
 
 /// Deserialize `v` into `T`, naming the failing key path (prefixed with `prefix`).
-pub fn typed<T: serde::de::DeserializeOwned>(v: toml::Value, prefix: &str) -> Result<T, ConfigError> {
+pub fn typed<T: serde::de::DeserializeOwned>(
+    v: toml::Value,
+    prefix: &str,
+) -> Result<T, ConfigError> {
     serde_path_to_error::deserialize(v).map_err(|e| {
         let inner = e.path().to_string();
         let key = match (prefix.is_empty(), inner == ".") {
@@ -469,20 +474,21 @@ fn parse_inputs(raw: &[toml::Value]) -> Result<Vec<InputConfig>, ConfigError> {
                 ))
             }
         };
-        let input = match kind.as_str() {
-            "filestream" => {
-                let f: FilestreamConfig = typed(toml::Value::Table(table), &key)?;
-                f.validate(&key)?;
-                InputConfig::Filestream(Box::new(f))
-            }
-            "system/metrics" => InputConfig::SystemMetrics(v.clone()),
-            other => {
-                return Err(ConfigError::new(
+        let input =
+            match kind.as_str() {
+                "filestream" => {
+                    let f: FilestreamConfig = typed(toml::Value::Table(table), &key)?;
+                    f.validate(&key)?;
+                    InputConfig::Filestream(Box::new(f))
+                }
+                "system/metrics" => InputConfig::SystemMetrics(v.clone()),
+                other => return Err(ConfigError::new(
                     format!("{key}.type"),
-                    format!("unknown input type {other:?}; use \"filestream\" or \"system/metrics\""),
-                ))
-            }
-        };
+                    format!(
+                        "unknown input type {other:?}; use \"filestream\" or \"system/metrics\""
+                    ),
+                )),
+            };
         let id = input.id().to_string();
         if id.is_empty() {
             return Err(ConfigError::new(
@@ -493,7 +499,9 @@ fn parse_inputs(raw: &[toml::Value]) -> Result<Vec<InputConfig>, ConfigError> {
         if let Some(prev) = ids.insert(id.clone(), i) {
             return Err(ConfigError::new(
                 format!("{key}.id"),
-                format!("duplicate input id {id:?} (also used by inputs[{prev}]); ids must be unique"),
+                format!(
+                    "duplicate input id {id:?} (also used by inputs[{prev}]); ids must be unique"
+                ),
             ));
         }
         out.push(input);
@@ -600,7 +608,9 @@ flush = "1s"
     fn exactly_one_output() {
         let e = load("").unwrap_err().to_string();
         assert!(e.contains("no output is enabled"), "{e}");
-        let e = load("[output.console]\n[output.discard]\n").unwrap_err().to_string();
+        let e = load("[output.console]\n[output.discard]\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("only one output"), "{e}");
         assert!(load("[output.console]\n[output.discard]\nenabled = false\n").is_ok());
     }

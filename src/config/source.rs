@@ -7,7 +7,13 @@ use super::ConfigError;
 
 /// Keys whose values are never printed.
 const SECRET_KEYS: &[&str] = &[
-    "password", "api_key", "auth", "token", "secret", "key_passphrase", "sasl_password",
+    "password",
+    "api_key",
+    "auth",
+    "token",
+    "secret",
+    "key_passphrase",
+    "sasl_password",
 ];
 
 pub fn parse(text: &str, file: &str) -> Result<Value, ConfigError> {
@@ -20,7 +26,10 @@ pub fn parse(text: &str, file: &str) -> Result<Value, ConfigError> {
 /// The value is read as TOML when it parses (numbers, booleans, arrays), else as a string.
 pub fn apply_override(root: &mut Value, spec: &str) -> Result<(), ConfigError> {
     let (path, raw) = spec.split_once('=').ok_or_else(|| {
-        ConfigError::new("-E", format!("override {spec:?} must look like key.path=value"))
+        ConfigError::new(
+            "-E",
+            format!("override {spec:?} must look like key.path=value"),
+        )
     })?;
     let value = format!("v = {raw}")
         .parse::<toml::Table>()
@@ -117,9 +126,9 @@ fn expand_str(
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| {
-            ConfigError::new(key, "unterminated ${...}: add the closing brace")
-        })?;
+        let end = after
+            .find('}')
+            .ok_or_else(|| ConfigError::new(key, "unterminated ${...}: add the closing brace"))?;
         let inner = &after[..end];
         let (name, default) = match inner.split_once(':') {
             Some((n, d)) => (n, Some(d)),
@@ -128,14 +137,12 @@ fn expand_str(
         match (lookup(name), default) {
             (Some(v), _) => out.push_str(&v),
             (None, Some(d)) => out.push_str(d),
-            (None, None) => {
-                return Err(ConfigError::new(
-                    key,
-                    format!(
-                        "environment variable {name} is not set; set it or write ${{{name}:default}}"
-                    ),
-                ))
-            }
+            (None, None) => return Err(ConfigError::new(
+                key,
+                format!(
+                    "environment variable {name} is not set; set it or write ${{{name}:default}}"
+                ),
+            )),
         }
         rest = &after[end + 1..];
     }

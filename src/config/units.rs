@@ -42,7 +42,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "m" => 60.0,
             "h" => 3600.0,
             "d" => 86400.0,
-            u => return Err(format!("unknown unit {u:?} in duration {s:?} (use ns, us, ms, s, m, h)")),
+            u => {
+                return Err(format!(
+                    "unknown unit {u:?} in duration {s:?} (use ns, us, ms, s, m, h)"
+                ))
+            }
         };
         total += num * factor;
         rest = &rest[unit_end..];
@@ -119,7 +123,11 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         "mib" => 1024.0 * 1024.0,
         "g" | "gb" => 1e9,
         "gib" => 1024.0 * 1024.0 * 1024.0,
-        u => return Err(format!("unknown unit {u:?} in size {s:?} (use B, KB, KiB, MB, MiB, GB, GiB)")),
+        u => {
+            return Err(format!(
+                "unknown unit {u:?} in size {s:?} (use B, KB, KiB, MB, MiB, GB, GiB)"
+            ))
+        }
     };
     Ok((num * factor) as u64)
 }

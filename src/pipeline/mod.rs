@@ -31,7 +31,11 @@ struct Chunk {
 }
 
 /// Creates the queue; returns the publishing side (clone it per input) and the output side.
-pub fn queue(limits: QueueLimits, global: Arc<Chain>, metrics: Arc<Metrics>) -> (Publisher, Consumer) {
+pub fn queue(
+    limits: QueueLimits,
+    global: Arc<Chain>,
+    metrics: Arc<Metrics>,
+) -> (Publisher, Consumer) {
     let (tx, rx) = mpsc::unbounded_channel();
     let events = limits.events.max(1);
     let bytes = limits.max_bytes.max(1);
@@ -134,7 +138,9 @@ impl Publisher {
             .acquire_many_owned(want_bytes)
             .await
             .map_err(|_| Closed)?;
-        m.gauges.pipeline_active.fetch_add(n as i64, Ordering::Relaxed);
+        m.gauges
+            .pipeline_active
+            .fetch_add(n as i64, Ordering::Relaxed);
         Metrics::add(&m.counters.pipeline_published, n as u64);
         self.shared
             .tx
@@ -207,7 +213,9 @@ impl Batch {
         let m = &self.metrics;
         Metrics::add(&m.counters.queue_acked, n);
         Metrics::add(&m.counters.output_acked, n);
-        m.gauges.pipeline_active.fetch_sub(n as i64, Ordering::Relaxed);
+        m.gauges
+            .pipeline_active
+            .fetch_sub(n as i64, Ordering::Relaxed);
     }
 
     /// Acknowledge events that were given up on (counted as dropped, e.g. sent to a

@@ -154,7 +154,10 @@ pub struct CloudConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Auth {
     None,
-    Basic { username: String, password: Secret },
+    Basic {
+        username: String,
+        password: Secret,
+    },
     /// Beats' `id:key` form.
     ApiKey(Secret),
 }
@@ -216,13 +219,18 @@ fn parse_url(
     let mut u = url::Url::parse(&with_scheme).map_err(|e| {
         ConfigError::new(
             key,
-            format!("{raw:?} is not a valid host or URL ({e}); write host:port or http(s)://host:port"),
+            format!(
+                "{raw:?} is not a valid host or URL ({e}); write host:port or http(s)://host:port"
+            ),
         )
     })?;
     if !matches!(u.scheme(), "http" | "https") {
         return Err(ConfigError::new(
             key,
-            format!("scheme {:?} is not supported; use http or https", u.scheme()),
+            format!(
+                "scheme {:?} is not supported; use http or https",
+                u.scheme()
+            ),
         ));
     }
     if u.port().is_none() && !raw.contains("://") {
@@ -515,7 +523,10 @@ mod tests {
                 .to_string()
         };
         let e = err(cloud(None, Some("elastic:changeme")), &[]);
-        assert!(e.contains("cloud.auth specified but cloud.id is empty"), "{e}");
+        assert!(
+            e.contains("cloud.auth specified but cloud.id is empty"),
+            "{e}"
+        );
         assert!(!e.contains("changeme"), "{e}");
         let e = err(cloud(Some("blah"), None), &[]);
         assert!(e.contains("Error decoding cloud.id"), "{e}");
@@ -529,7 +540,8 @@ mod tests {
 
     #[test]
     fn typed_sections_name_key_paths() {
-        let v: toml::Value = toml::from_str("hosts = [\"h:9200\"]\nssl.verification_mod = \"none\"").unwrap();
+        let v: toml::Value =
+            toml::from_str("hosts = [\"h:9200\"]\nssl.verification_mod = \"none\"").unwrap();
         let e = typed::<EsOutputConfig>(v, "output.elasticsearch")
             .unwrap_err()
             .to_string();

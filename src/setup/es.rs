@@ -79,11 +79,10 @@ impl Es {
             Verify::Full => {
                 let cas = read_cas(ep)?;
                 if let Some((path, pem)) = cas.first() {
-                    let cert =
-                        Certificate::from_pem(pem).map_err(|e| SetupError::Certificate {
-                            path: path.clone(),
-                            reason: e.to_string(),
-                        })?;
+                    let cert = Certificate::from_pem(pem).map_err(|e| SetupError::Certificate {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })?;
                     builder = builder.cert_validation(CertificateValidation::Full(cert));
                 }
             }
@@ -118,7 +117,10 @@ impl Es {
         }
         .map_err(|e| format!("cannot reach Elasticsearch: {e}"))?;
         let status = res.status_code().as_u16();
-        let text = res.text().await.map_err(|e| format!("reading the response: {e}"))?;
+        let text = res
+            .text()
+            .await
+            .map_err(|e| format!("reading the response: {e}"))?;
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Ok(Resp { status, body })
     }
@@ -166,7 +168,9 @@ impl Es {
 
     /// The body sent: the asset with its hash in `_meta.oxibeat.hash`.
     fn stamped(a: &Asset) -> Result<Value, String> {
-        let mut v = a.json().map_err(|e| format!("embedded asset is not JSON: {e}"))?;
+        let mut v = a
+            .json()
+            .map_err(|e| format!("embedded asset is not JSON: {e}"))?;
         let meta = if a.kind == Kind::IlmPolicy {
             &mut v["policy"]["_meta"]
         } else {
@@ -191,7 +195,9 @@ impl Es {
             }
         }
         let body = Self::stamped(a)?;
-        let r = self.call(Method::Put, &a.kind.put_path(a.name), Some(&body)).await?;
+        let r = self
+            .call(Method::Put, &a.kind.put_path(a.name), Some(&body))
+            .await?;
         if !r.ok() {
             return Err(explain(r.status, &r.body));
         }
@@ -205,10 +211,7 @@ impl Es {
     /// Load every asset of `kind`.
     pub(crate) async fn load(&self, p: &mut Printer<'_>, kind: Kind) -> Result<(), SetupError> {
         for a in assets::of(&[kind]) {
-            let outcome = self
-                .put_if_changed(a)
-                .await
-                .unwrap_or_else(Outcome::Failed);
+            let outcome = self.put_if_changed(a).await.unwrap_or_else(Outcome::Failed);
             p.line(kind.label(), a.name, outcome, vec![])?;
         }
         Ok(())
@@ -258,15 +261,27 @@ impl Es {
             Ok(o) => o,
             Err(e) => return (Outcome::Failed(e), notes),
         };
-        match self.state(&format!("/_ml/anomaly_detectors/{}/_stats", a.name), "jobs").await {
+        match self
+            .state(&format!("/_ml/anomaly_detectors/{}/_stats", a.name), "jobs")
+            .await
+        {
             Ok(s) if s == "opened" || s == "opening" => {}
             Ok(_) => {
                 match self
-                    .call(Method::Post, &format!("/_ml/anomaly_detectors/{}/_open", a.name), None)
+                    .call(
+                        Method::Post,
+                        &format!("/_ml/anomaly_detectors/{}/_open", a.name),
+                        None,
+                    )
                     .await
                 {
                     Ok(r) if r.ok() => notes.push("opened".into()),
-                    Ok(r) => return (Outcome::Failed(format!("open: {}", explain(r.status, &r.body))), notes),
+                    Ok(r) => {
+                        return (
+                            Outcome::Failed(format!("open: {}", explain(r.status, &r.body))),
+                            notes,
+                        )
+                    }
                     Err(e) => return (Outcome::Failed(e), notes),
                 }
             }
@@ -297,7 +312,9 @@ impl Es {
         if r.status != 404 {
             return Err(explain(r.status, &r.body));
         }
-        let mut body = a.json().map_err(|e| format!("embedded asset is not JSON: {e}"))?;
+        let mut body = a
+            .json()
+            .map_err(|e| format!("embedded asset is not JSON: {e}"))?;
         if !body["custom_settings"].is_object() {
             body["custom_settings"] = json!({});
         }
@@ -316,15 +333,27 @@ impl Es {
             Ok(o) => o,
             Err(e) => return (Outcome::Failed(e), notes),
         };
-        match self.state(&format!("/_ml/datafeeds/{}/_stats", a.name), "datafeeds").await {
+        match self
+            .state(&format!("/_ml/datafeeds/{}/_stats", a.name), "datafeeds")
+            .await
+        {
             Ok(s) if s == "started" || s == "starting" => {}
             Ok(_) => {
                 match self
-                    .call(Method::Post, &format!("/_ml/datafeeds/{}/_start", a.name), None)
+                    .call(
+                        Method::Post,
+                        &format!("/_ml/datafeeds/{}/_start", a.name),
+                        None,
+                    )
                     .await
                 {
                     Ok(r) if r.ok() => notes.push("started".into()),
-                    Ok(r) => return (Outcome::Failed(format!("start: {}", explain(r.status, &r.body))), notes),
+                    Ok(r) => {
+                        return (
+                            Outcome::Failed(format!("start: {}", explain(r.status, &r.body))),
+                            notes,
+                        )
+                    }
                     Err(e) => return (Outcome::Failed(e), notes),
                 }
             }
@@ -337,7 +366,9 @@ impl Es {
     /// for the same job.
     async fn create_datafeed(&self, a: &Asset) -> Result<Outcome, String> {
         let path = a.kind.put_path(a.name);
-        let want = a.json().map_err(|e| format!("embedded asset is not JSON: {e}"))?;
+        let want = a
+            .json()
+            .map_err(|e| format!("embedded asset is not JSON: {e}"))?;
         let r = self.call(Method::Get, &path, None).await?;
         if r.ok() {
             let have = &r.body["datafeeds"][0];

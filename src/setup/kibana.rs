@@ -64,9 +64,7 @@ impl Kibana {
             .header("kbn-xsrf", "oxibeat");
         match &self.auth {
             Auth::None => rb,
-            Auth::Basic { username, password } => {
-                rb.basic_auth(username, Some(password.expose()))
-            }
+            Auth::Basic { username, password } => rb.basic_auth(username, Some(password.expose())),
             Auth::ApiKey(k) => rb.header(
                 "Authorization",
                 format!(

@@ -186,7 +186,10 @@ pub async fn run_with(
     };
     if sel.index_management || sel.pipelines || sel.ml {
         let client = es::Es::new(&conns.elasticsearch)?;
-        if client.check_connection(&mut p, &conns.elasticsearch).await? {
+        if client
+            .check_connection(&mut p, &conns.elasticsearch)
+            .await?
+        {
             if sel.index_management {
                 client.load(&mut p, Kind::IlmPolicy).await?;
             }
@@ -225,7 +228,10 @@ pub fn export(asset: &str) -> Result<String, SetupError> {
     };
     let mut s = String::new();
     for a in assets::of(kinds) {
-        s.push_str(&format!("PUT {}\n", a.kind.put_path(a.name).trim_start_matches('/')));
+        s.push_str(&format!(
+            "PUT {}\n",
+            a.kind.put_path(a.name).trim_start_matches('/')
+        ));
         s.push_str(a.body.trim_end());
         s.push_str("\n\n");
     }
@@ -303,10 +309,18 @@ mod tests {
             let s = export(n).unwrap();
             assert!(!s.trim().is_empty(), "{n}");
         }
-        assert!(export("template").unwrap().contains("PUT _index_template/oxibeat-logs"));
-        assert!(export("ilm-policy").unwrap().contains("PUT _ilm/policy/oxibeat"));
-        assert!(export("ml").unwrap().contains("PUT _ml/datafeeds/datafeed-oxibeat-log-rate"));
-        assert!(export("dashboards").unwrap().contains("\"type\":\"dashboard\""));
+        assert!(export("template")
+            .unwrap()
+            .contains("PUT _index_template/oxibeat-logs"));
+        assert!(export("ilm-policy")
+            .unwrap()
+            .contains("PUT _ilm/policy/oxibeat"));
+        assert!(export("ml")
+            .unwrap()
+            .contains("PUT _ml/datafeeds/datafeed-oxibeat-log-rate"));
+        assert!(export("dashboards")
+            .unwrap()
+            .contains("\"type\":\"dashboard\""));
         let e = export("nope").unwrap_err().to_string();
         assert!(e.contains("unknown asset \"nope\""), "{e}");
     }
@@ -316,11 +330,20 @@ mod tests {
         let body = serde_json::json!({"error":{"type":"security_exception",
             "reason":"current license is non-compliant for [ml]"},"status":403});
         let s = explain(403, &body);
-        assert!(s.contains("current license is non-compliant for [ml]"), "{s}");
+        assert!(
+            s.contains("current license is non-compliant for [ml]"),
+            "{s}"
+        );
         assert!(s.contains("trial"), "{s}");
-        let s = explain(401, &serde_json::json!({"error":{"type":"security_exception","reason":"unable to authenticate user [elastic]"}}));
+        let s = explain(
+            401,
+            &serde_json::json!({"error":{"type":"security_exception","reason":"unable to authenticate user [elastic]"}}),
+        );
         assert!(s.contains("credentials were rejected"), "{s}");
-        let s = explain(400, &serde_json::json!({"statusCode":400,"error":"Bad Request","message":"Request must contain a kbn-xsrf header."}));
+        let s = explain(
+            400,
+            &serde_json::json!({"statusCode":400,"error":"Bad Request","message":"Request must contain a kbn-xsrf header."}),
+        );
         assert!(s.contains("kbn-xsrf"), "{s}");
     }
 

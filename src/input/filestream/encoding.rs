@@ -39,7 +39,8 @@ impl Decoder {
             return false;
         };
         let mut s = String::with_capacity(
-            dec.max_utf8_buffer_length(input.len()).unwrap_or(input.len() * 3),
+            dec.max_utf8_buffer_length(input.len())
+                .unwrap_or(input.len() * 3),
         );
         let (_, _, had_errors) = dec.decode_to_string(input, &mut s, last);
         out.extend_from_slice(s.as_bytes());
