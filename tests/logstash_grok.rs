@@ -11,26 +11,45 @@ use grok::Grok;
 
 const LOGS_CONF: &str = include_str!("../logstash/pipeline/logs.conf");
 
-/// (grok id, source field, pattern) for every grok in logs.conf.
-fn groks() -> Vec<(String, String, String)> {
-    let re = regex::Regex::new(
-        r#"(?s)grok\s*\{\s*id\s*=>\s*"([^"]+)"\s*match\s*=>\s*\{\s*"([^"]+)"\s*=>\s*'([^']*)'"#,
-    )
+/// A grok filter of logs.conf: id, pattern, extra pattern definition.
+struct GrokFilter {
+    id: String,
+    pattern: String,
+    definition: Option<(String, String)>,
+}
+
+/// Every grok in logs.conf (`id`, optional one-entry `pattern_definitions`, `match`).
+fn groks() -> Vec<GrokFilter> {
+    let re = regex::Regex::new(concat!(
+        r#"(?s)grok\s*\{\s*id\s*=>\s*"([^"]+)""#,
+        r#"(?:\s*pattern_definitions\s*=>\s*\{\s*"([^"]+)"\s*=>\s*'([^']*)'\s*\})?"#,
+        r#"\s*match\s*=>\s*\{\s*"[^"]+"\s*=>\s*'([^']*)'"#
+    ))
     .expect("regex");
     re.captures_iter(LOGS_CONF)
-        .map(|c| (c[1].to_string(), c[2].to_string(), c[3].to_string()))
+        .map(|c| GrokFilter {
+            id: c[1].to_string(),
+            definition: c
+                .get(2)
+                .zip(c.get(3))
+                .map(|(n, d)| (n.as_str().to_string(), d.as_str().to_string())),
+            pattern: c[4].to_string(),
+        })
         .collect()
 }
 
 fn compile(id: &str) -> grok::Pattern {
-    let (_, _, pat) = groks()
+    let g = groks()
         .into_iter()
-        .find(|(i, _, _)| i == id)
+        .find(|g| g.id == id)
         .unwrap_or_else(|| panic!("no grok with id {id} in logs.conf"));
     // The crate's alias syntax has no `@`: Logstash's `[@metadata]` is renamed for the test.
-    let pat = pat.replace("[@metadata]", "[_metadata]");
-    Grok::with_default_patterns()
-        .compile(&pat, true)
+    let pat = g.pattern.replace("[@metadata]", "[_metadata]");
+    let mut grok = Grok::with_default_patterns();
+    if let Some((name, def)) = g.definition {
+        grok.add_pattern(name, def);
+    }
+    grok.compile(&pat, true)
         .unwrap_or_else(|e| panic!("grok {id} does not compile: {e}"))
 }
 
@@ -45,7 +64,7 @@ fn captures(p: &grok::Pattern, line: &str) -> Option<HashMap<String, String>> {
 #[test]
 fn every_grok_compiles() {
     let all = groks();
-    let ids: Vec<&str> = all.iter().map(|(i, _, _)| i.as_str()).collect();
+    let ids: Vec<&str> = all.iter().map(|g| g.id.as_str()).collect();
     for want in [
         "nginx_access",
         "nginx_url",
@@ -55,8 +74,8 @@ fn every_grok_compiles() {
     ] {
         assert!(ids.contains(&want), "grok {want} missing; found {ids:?}");
     }
-    for (id, _, _) in &all {
-        compile(id);
+    for g in &all {
+        compile(&g.id);
     }
 }
 
@@ -110,9 +129,10 @@ fn url_splits_path_and_query() {
     assert_eq!(c["[url][path]"], "/api/orders");
 }
 
+/// An app event as oxibeat's multiline parser joins it; `message` after dissect starts at the
+/// text following the logger.
 const APP_MULTI: &str =
-    "2026-11-25T10:00:00.123Z ERROR [com.example.OrderService] Failed to process order 123 seq=8\n\
-java.lang.IllegalStateException: order 123 is locked\n\
+    "Failed to process order 123: java.lang.IllegalStateException: order 123 is locked seq=8\n\
 \tat com.example.OrderService.process(OrderService.java:42)\n\
 \tat com.example.Worker.run(Worker.java:17)\n\
 Caused by: java.sql.SQLException: deadlock detected\n\
@@ -123,13 +143,30 @@ fn multiline_app_event_keeps_the_stack_trace() {
     let p = compile("app_stack_trace");
     let c = captures(&p, APP_MULTI).expect("stack trace grok");
     let st = &c["[error][stack_trace]"];
-    assert!(st.starts_with("java.lang.IllegalStateException"), "{st}");
+    assert!(
+        st.starts_with("\tat com.example.OrderService.process"),
+        "{st}"
+    );
     assert!(st.ends_with("\t... 2 more"), "{st}");
     assert!(st.contains("Caused by: java.sql.SQLException"), "{st}");
+    assert!(
+        captures(&p, "Order 7 shipped seq=3").is_none(),
+        "a one-line event has no stack trace"
+    );
+}
 
+#[test]
+fn exception_class_is_the_error_type() {
     let t = compile("app_exception_type");
-    let c = captures(&t, st).expect("exception type");
+    let c = captures(&t, APP_MULTI).expect("exception type");
     assert_eq!(c["[error][type]"], "java.lang.IllegalStateException");
+    let c = captures(
+        &t,
+        "Out of heap: java.lang.OutOfMemoryError: Java heap space seq=4",
+    )
+    .expect("an Error class");
+    assert_eq!(c["[error][type]"], "java.lang.OutOfMemoryError");
+    assert!(captures(&t, "Order 7 shipped to com.example seq=3").is_none());
 }
 
 #[test]

@@ -474,21 +474,22 @@ fn parse_inputs(raw: &[toml::Value]) -> Result<Vec<InputConfig>, ConfigError> {
                 ))
             }
         };
-        let input =
-            match kind.as_str() {
-                "filestream" => {
-                    let f: FilestreamConfig = typed(toml::Value::Table(table), &key)?;
-                    f.validate(&key)?;
-                    InputConfig::Filestream(Box::new(f))
-                }
-                "system/metrics" => InputConfig::SystemMetrics(v.clone()),
-                other => return Err(ConfigError::new(
+        let input = match kind.as_str() {
+            "filestream" => {
+                let f: FilestreamConfig = typed(toml::Value::Table(table), &key)?;
+                f.validate(&key)?;
+                InputConfig::Filestream(Box::new(f))
+            }
+            "system/metrics" => InputConfig::SystemMetrics(v.clone()),
+            other => {
+                return Err(ConfigError::new(
                     format!("{key}.type"),
                     format!(
                         "unknown input type {other:?}; use \"filestream\" or \"system/metrics\""
                     ),
-                )),
-            };
+                ))
+            }
+        };
         let id = input.id().to_string();
         if id.is_empty() {
             return Err(ConfigError::new(

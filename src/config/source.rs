@@ -137,12 +137,14 @@ fn expand_str(
         match (lookup(name), default) {
             (Some(v), _) => out.push_str(&v),
             (None, Some(d)) => out.push_str(d),
-            (None, None) => return Err(ConfigError::new(
-                key,
-                format!(
+            (None, None) => {
+                return Err(ConfigError::new(
+                    key,
+                    format!(
                     "environment variable {name} is not set; set it or write ${{{name}:default}}"
                 ),
-            )),
+                ))
+            }
         }
         rest = &after[end + 1..];
     }
