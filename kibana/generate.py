@@ -37,11 +37,11 @@ def obj(typ, oid, attributes, references=()):
     })
 
 
-def data_view(oid, title, name):
+def data_view(oid, title, name, time_field="@timestamp"):
     obj("index-pattern", oid, {
         "name": name,
         "title": title,
-        "timeFieldName": "@timestamp",
+        "timeFieldName": time_field,
         "allowNoIndex": True,
         "fieldAttrs": "{}",
         "fieldFormatMap": "{}",
@@ -66,8 +66,8 @@ def agg(aid, typ, schema, **params):
     return {"id": str(aid), "enabled": True, "type": typ, "schema": schema, "params": params}
 
 
-def date_hist(aid="2"):
-    return agg(aid, "date_histogram", "segment", field="@timestamp", interval="auto",
+def date_hist(aid="2", field="@timestamp"):
+    return agg(aid, "date_histogram", "segment", field=field, interval="auto",
                min_doc_count=1, extended_bounds={}, useNormalizedEsInterval=True, scaleMetricValues=False)
 
 
@@ -198,7 +198,8 @@ def dashboard(oid, title, description, panels, extra_panels=()):
 # Data views
 data_view(LOGS, "logs-oxibeat.*-*", "oxibeat logs")
 data_view(METRICS, "metrics-oxibeat.*-*", "oxibeat metrics")
-data_view(ANOMALIES, ".ml-anomalies-*", "oxibeat ML anomalies")
+# ML results carry their time in `timestamp`, not `@timestamp`.
+data_view(ANOMALIES, ".ml-anomalies-*", "oxibeat ML anomalies", "timestamp")
 
 # Saved searches
 errors = saved_search("oxibeat-search-errors", "oxibeat errors", "log.level : (\"error\" or \"critical\")",
@@ -273,15 +274,15 @@ dashboard("oxibeat-dashboard-hosts", "[oxibeat] Host metrics",
 
 # Anomalies
 JOBS_Q = "job_id : (" + " or ".join(f"\"{j}\"" for j in ML_JOBS) + ")"
-scores = xy("line", "Anomaly score by job", [metric(1, "max", "record_score"), date_hist(), terms(3, "job_id")],
+scores = xy("line", "Anomaly score by job", [metric(1, "max", "record_score"), date_hist(field="timestamp"), terms(3, "job_id")],
             ANOMALIES, f"result_type : \"record\" and {JOBS_Q}", "Max record score", stacked=False)
 top_anom = table("Top anomalies", [metric(1, "max", "record_score"), terms(2, "job_id", "bucket"),
                                    terms(3, "partition_field_value", "bucket"), terms(4, "function", "bucket")],
                  ANOMALIES, f"result_type : \"record\" and record_score >= 50 and {JOBS_Q}")
 swimlane = {
     "type": "ml_anomaly_swimlane",
-    "embeddableConfig": {"jobIds": ML_JOBS, "swimlaneType": "viewBy", "viewBy": "job_id",
-                         "perPage": 10, "title": "oxibeat anomalies", "enhancements": {}},
+    "embeddableConfig": {"jobIds": ML_JOBS, "swimlaneType": "overall",
+                         "title": "oxibeat anomalies", "enhancements": {}},
     "title": "oxibeat anomalies",
 }
 dashboard("oxibeat-dashboard-anomalies", "[oxibeat] Anomalies",
