@@ -176,3 +176,90 @@ fn sequence_numbers_are_found() {
     assert_eq!(captures(&p, APP_MULTI).expect("seq")["[oxibeat][seq]"], "8");
     assert_eq!(p.get_extract("[oxibeat][seq]"), Some("int"));
 }
+
+// ---- real generator output (tests/fixtures/loggen, see its README) ----
+
+const FIXTURE_NGINX: &str = include_str!("fixtures/loggen/nginx.log");
+const FIXTURE_APP: &str = include_str!("fixtures/loggen/app.log");
+
+/// App events as oxibeat's multiline parser groups them (pattern `^\d{4}-\d{2}-\d{2}T`,
+/// negate, match after).
+fn app_events() -> Vec<String> {
+    let start = regex::Regex::new(r"^\d{4}-\d{2}-\d{2}T").expect("regex");
+    let mut events: Vec<String> = Vec::new();
+    for line in FIXTURE_APP.lines() {
+        match events.last_mut() {
+            Some(e) if !start.is_match(line) => {
+                e.push('\n');
+                e.push_str(line);
+            }
+            _ => events.push(line.to_string()),
+        }
+    }
+    events
+}
+
+/// The text after `[logger] `, as the dissect of logs.conf leaves it in `message`.
+fn after_logger(event: &str) -> &str {
+    event.split_once("] ").map(|(_, t)| t).unwrap_or(event)
+}
+
+#[test]
+fn every_generator_nginx_line_parses_with_consecutive_seq() {
+    let p = compile("nginx_access");
+    let seq = compile("seq");
+    let mut expected = None;
+    for line in FIXTURE_NGINX.lines() {
+        let c = captures(&p, line).unwrap_or_else(|| panic!("nginx grok misses: {line}"));
+        let status: u16 = c["[http][response][status_code]"].parse().expect("status");
+        assert!((100..600).contains(&status), "{line}");
+        assert!(!c["[user_agent][original]"].is_empty(), "{line}");
+        let n: u64 = captures(&seq, line).expect("seq")["[oxibeat][seq]"]
+            .parse()
+            .expect("number");
+        if let Some(e) = expected {
+            assert_eq!(n, e, "{line}");
+        }
+        expected = Some(n + 1);
+    }
+    assert_eq!(FIXTURE_NGINX.lines().count(), 80);
+}
+
+#[test]
+fn generator_app_events_keep_traces_and_name_the_exception() {
+    let events = app_events();
+    assert_eq!(events.len(), 120);
+    let st = compile("app_stack_trace");
+    let ty = compile("app_exception_type");
+    let seq = compile("seq");
+    let mut with_trace = 0;
+    let mut expected = None;
+    for e in &events {
+        let msg = after_logger(e);
+        let n: u64 = captures(&seq, msg).unwrap_or_else(|| panic!("no seq in {e}"))
+            ["[oxibeat][seq]"]
+            .parse()
+            .expect("number");
+        if let Some(x) = expected {
+            assert_eq!(n, x, "{e}");
+        }
+        expected = Some(n + 1);
+        if e.contains('\n') {
+            with_trace += 1;
+            let c = captures(&st, msg).unwrap_or_else(|| panic!("no stack trace in {e}"));
+            let trace = &c["[error][stack_trace]"];
+            assert_eq!(trace.lines().count(), e.lines().count() - 1, "{e}");
+            let t = captures(&ty, msg).unwrap_or_else(|| panic!("no exception type in {e}"));
+            assert!(
+                t["[error][type]"].ends_with("Exception") || t["[error][type]"].ends_with("Error"),
+                "{e}"
+            );
+        } else {
+            assert!(captures(&st, msg).is_none(), "{e}");
+        }
+    }
+    assert!(
+        with_trace >= 10,
+        "the fixture has stack traces ({with_trace})"
+    );
+}

@@ -181,6 +181,73 @@ def test_format_guess_without_hints():
     assert app.search(a) and not nginx.search(a)
 
 
+FIX = ROOT / "tests" / "fixtures" / "loggen"
+
+
+def fixture_app_events():
+    events = []
+    for line in (FIX / "app.log").read_text().splitlines():
+        if re.match(r"^\d{4}-\d{2}-\d{2}T", line) or not events:
+            events.append(line)
+        else:
+            events[-1] += "\n" + line
+    return events
+
+
+def test_dissect_splits_every_generator_app_event():
+    mp = app_mapping()
+    events = fixture_app_events()
+    assert len(events) == 120
+    for e in events:
+        r = dissect(mp, e)
+        assert r is not None, e
+        assert r["[log][level]"] in ("DEBUG", "INFO", "WARN", "ERROR"), e
+        assert re.fullmatch(r"[\w.$]+", r["[log][logger]"]), e
+        assert r["[@metadata][text]"] == e.split("] ", 1)[1], "the whole event stays, traces included"
+
+
+def test_format_guess_on_generator_lines():
+    found = re.findall(r"\[message\] =~ /(.+?)/ \{", conf_text("logs.conf"))
+    nginx, app = (re.compile(r) for r in found)
+    for line in (FIX / "nginx.log").read_text().splitlines():
+        assert nginx.search(line) and not app.search(line), line
+    for e in fixture_app_events():
+        assert app.search(e) and not nginx.search(e), e
+
+
+def expand_dots(doc):
+    """What the json_expand_dots ruby filter of logs.conf does."""
+    out = {}
+    for k, v in doc.items():
+        if k.startswith("@") or "." not in k:
+            out.setdefault(k, v)
+            continue
+        cur = out
+        parts = k.split(".")
+        for p in parts[:-1]:
+            cur = cur.setdefault(p, {})
+        cur.setdefault(parts[-1], v)
+    return out
+
+
+def test_generator_json_lines_map_to_the_fields_dashboards_use():
+    lines = (FIX / "json.log").read_text().splitlines()
+    assert lines
+    logs_fields = set(mapped_fields("logs"))
+    seqs = []
+    for l in lines:
+        doc = json.loads(l)
+        assert "log.level" in doc and "message" in doc, l
+        e = expand_dots(doc)
+        assert e["log"]["level"] in ("debug", "info", "warn", "error"), l
+        assert e["service"]["name"], l
+        seqs.append(doc["seq"])
+        if "http" in e:
+            assert isinstance(e["http"]["response"]["status_code"], int)
+            assert "http.response.status_code" in logs_fields
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "consecutive seq"
+
+
 # --------------------------------------------------------------------------- Elasticsearch
 
 ES_FILES = sorted(ES.rglob("*.json"))
