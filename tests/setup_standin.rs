@@ -441,3 +441,67 @@ async fn config_errors_name_the_key() {
     );
     assert!(es.requests().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kibana_space_and_own_credentials() {
+    let es = Standin::start();
+    let kb = Standin::start();
+    let kb_auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("kbuser:kbpass")
+    );
+    kb.with(|s| s.expected_auth = Some(kb_auth.clone()));
+    let text = format!(
+        "[output.elasticsearch]\nhosts = [\"{}\"]\n[setup.kibana]\nhost = \"{}\"\nusername = \"kbuser\"\npassword = \"kbpass\"\nspace.id = \"ops\"\n",
+        es.url(),
+        kb.url()
+    );
+    let cfg: Config = typed(toml::from_str(&text).expect("toml"), "").expect("config");
+    let sel = Selection {
+        dashboards: true,
+        ..Default::default()
+    };
+    let (r, out) = run(&cfg, sel).await;
+    assert!(!r.failed(), "{out}");
+    let paths: Vec<String> = kb.requests().iter().map(|r| r.path().to_string()).collect();
+    assert!(
+        paths.contains(&"/s/ops/api/saved_objects/_import".to_string()),
+        "{paths:?}"
+    );
+    assert!(!out.contains("kbpass"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_ca_file_is_named() {
+    let es = Standin::start();
+    let kb = Standin::start();
+    let cfg = config(
+        &es,
+        &kb,
+        "ssl.certificate_authorities = [\"/nonexistent/oxibeat-ca.pem\"]",
+    );
+    let mut out = Vec::new();
+    let e = setup::run(&cfg, &Selection::default(), &mut out)
+        .await
+        .expect_err("the CA file is missing")
+        .to_string();
+    assert!(e.contains("/nonexistent/oxibeat-ca.pem"), "{e}");
+    assert!(e.contains("ssl.certificate_authorities"), "{e}");
+}
+
+#[test]
+fn export_prints_dev_tools_requests_and_ndjson() {
+    let t = setup::export("template").expect("template");
+    assert!(
+        t.starts_with("PUT _component_template/oxibeat-logs-settings\n{"),
+        "{t}"
+    );
+    // Every request body in the export is the JSON of its file.
+    for block in t.split("\n\n").filter(|b| !b.trim().is_empty()) {
+        let (head, body) = block.split_once('\n').expect("request line and body");
+        assert!(head.starts_with("PUT _"), "{head}");
+        serde_json::from_str::<Value>(body).expect("body is JSON");
+    }
+    let d = setup::export("dashboards").expect("dashboards");
+    assert!(d.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()));
+}

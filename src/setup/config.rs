@@ -385,7 +385,13 @@ impl Connections {
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let es_auth = auth(&es.username, &es.password, &es.api_key, key)?;
+        let mut es_auth = auth(&es.username, &es.password, &es.api_key, key)?;
+        let mut urls = urls;
+        if let Some(from_url) = take_userinfo(&mut urls) {
+            if es_auth == Auth::None {
+                es_auth = from_url;
+            }
+        }
         let elasticsearch = Endpoint {
             urls,
             auth: es_auth.clone(),
@@ -407,12 +413,14 @@ impl Connections {
             kurl.set_path(&p);
         }
         // As in Beats: Kibana uses the Elasticsearch credentials unless it has its own.
+        let mut kurls = vec![kurl];
+        let kb_url_auth = take_userinfo(&mut kurls);
         let kb_auth = match auth(&kb.username, &kb.password, &kb.api_key, kkey)? {
-            Auth::None => es_auth,
+            Auth::None => kb_url_auth.unwrap_or(es_auth),
             a => a,
         };
         let kibana = Endpoint {
-            urls: vec![kurl],
+            urls: kurls,
             auth: kb_auth,
             ca_files: if kb.ssl.certificate_authorities.is_empty() {
                 es.ssl.certificate_authorities.clone()
@@ -426,6 +434,32 @@ impl Connections {
             kibana,
         })
     }
+}
+
+/// Credentials written into URLs (`http://user:pass@host`) become the endpoint's auth and are
+/// removed from the URLs, so no error message can show them.
+fn take_userinfo(urls: &mut [url::Url]) -> Option<Auth> {
+    let mut found = None;
+    for u in urls.iter_mut() {
+        if !u.username().is_empty() {
+            let user = percent_decode(u.username());
+            let pass = percent_decode(u.password().unwrap_or(""));
+            found.get_or_insert(Auth::Basic {
+                username: user,
+                password: Secret(pass),
+            });
+        }
+        let _ = u.set_username("");
+        let _ = u.set_password(None);
+    }
+    found
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| s.to_string())
 }
 
 fn enabled(v: &toml::Value) -> bool {
@@ -556,6 +590,26 @@ mod tests {
         e.api_key = Some(Secret("id:topsecret".into()));
         let s = format!("{e:?}");
         assert!(!s.contains("hunter2") && !s.contains("topsecret"), "{s}");
+    }
+
+    #[test]
+    fn credentials_in_urls_move_to_auth() {
+        let c = Connections::resolve(
+            es(&["https://elastic:s%40cret@es.example:9243"]),
+            Default::default(),
+            cloud(None, None),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(urls(&c.elasticsearch), ["https://es.example:9243"]);
+        assert_eq!(c.elasticsearch.urls[0].password(), None);
+        assert_eq!(
+            c.elasticsearch.auth,
+            Auth::Basic {
+                username: "elastic".into(),
+                password: Secret("s@cret".into())
+            }
+        );
     }
 
     #[test]

@@ -231,7 +231,7 @@ fn shape_error(path: &str, body: &Value) -> Option<String> {
 fn handle(st: &mut State, req: &Recorded) -> (u16, Value) {
     if let Some(want) = &st.expected_auth {
         if req.header("authorization") != Some(want.as_str()) {
-            return if req.path().starts_with("/api/") {
+            return if req.path().starts_with("/api/") || req.path().starts_with("/s/") {
                 (
                     401,
                     json!({"statusCode": 401, "error": "Unauthorized", "message": "Unauthorized"}),
@@ -249,7 +249,7 @@ fn handle(st: &mut State, req: &Recorded) -> (u16, Value) {
         }
     }
     let path = req.path().to_string();
-    if path.starts_with("/api/") {
+    if path.starts_with("/api/") || path.starts_with("/s/") {
         return kibana(st, req);
     }
     if st.basic_licence && (path.starts_with("/_ml/") || path.starts_with("/_inference/")) {
@@ -436,8 +436,16 @@ fn multipart_file(req: &Recorded) -> Option<String> {
     Some(text[start..end].to_string())
 }
 
+/// The Kibana API path without a `/s/<space>` prefix.
+fn kibana_path(path: &str) -> &str {
+    match path.strip_prefix("/s/") {
+        Some(rest) => rest.find('/').map(|i| &rest[i..]).unwrap_or(""),
+        None => path,
+    }
+}
+
 fn kibana(st: &mut State, req: &Recorded) -> (u16, Value) {
-    let path = req.path();
+    let path = kibana_path(req.path());
     if req.method == "POST" && req.header("kbn-xsrf").is_none() {
         return (
             400,
