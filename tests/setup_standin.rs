@@ -326,7 +326,16 @@ async fn basic_licence_errors_are_explained() {
         );
         assert!(l.contains("trial"), "{l}");
     }
-    assert_eq!(r.failures(), 7, "{out}");
+    // Inference check, the semantic component template (not loaded), three jobs, three feeds.
+    assert_eq!(r.failures(), 8, "{out}");
+    assert!(
+        out.contains("component template oxibeat-logs-semantic: failed: not loaded"),
+        "{out}"
+    );
+    assert!(!es
+        .requests()
+        .iter()
+        .any(|r| r.path() == "/_component_template/oxibeat-logs-semantic"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -340,12 +349,17 @@ async fn missing_inference_endpoint_is_reported() {
         ..Default::default()
     };
     let (r, out) = run(&cfg, sel).await;
-    assert_eq!(r.failures(), 1, "{out}");
+    assert_eq!(r.failures(), 2, "{out}");
     assert!(
         out.contains("inference endpoint .elser-2-elasticsearch: failed: HTTP 404"),
         "{out}"
     );
     assert!(out.contains("oxibeat.semantic_message"), "{out}");
+    assert!(
+        out.contains("component template oxibeat-logs-semantic: failed: not loaded"),
+        "{out}"
+    );
+    assert!(out.contains("index template oxibeat-logs: created"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -107,6 +107,11 @@ pub const ASSETS: &[Asset] = &[
     ),
     asset!(
         Kind::ComponentTemplate,
+        "oxibeat-logs-semantic",
+        "elasticsearch/component_templates/oxibeat-logs-semantic.json"
+    ),
+    asset!(
+        Kind::ComponentTemplate,
         "oxibeat-metrics-settings",
         "elasticsearch/component_templates/oxibeat-metrics-settings.json"
     ),
@@ -160,6 +165,11 @@ pub const ASSETS: &[Asset] = &[
 
 /// The inference endpoint the `semantic_text` field names.
 pub const INFERENCE_ID: &str = ".elser-2-elasticsearch";
+
+/// The component template holding the `semantic_text` field: loaded only when the inference
+/// endpoint answers, since indexing into `semantic_text` fails without an ML licence (the index
+/// template lists it in `ignore_missing_component_templates`).
+pub const SEMANTIC_TEMPLATE: &str = "oxibeat-logs-semantic";
 
 /// Assets of the given kinds, in load order.
 pub fn of(kinds: &[Kind]) -> impl Iterator<Item = &'static Asset> + '_ {

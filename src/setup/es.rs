@@ -208,17 +208,41 @@ impl Es {
         })
     }
 
-    /// Load every asset of `kind`.
+    /// Load every asset of `kind` but the semantic component template.
     pub(crate) async fn load(&self, p: &mut Printer<'_>, kind: Kind) -> Result<(), SetupError> {
-        for a in assets::of(&[kind]) {
+        for a in assets::of(&[kind]).filter(|a| a.name != assets::SEMANTIC_TEMPLATE) {
             let outcome = self.put_if_changed(a).await.unwrap_or_else(Outcome::Failed);
             p.line(kind.label(), a.name, outcome, vec![])?;
         }
         Ok(())
     }
 
-    /// The `semantic_text` field needs the ELSER inference endpoint.
-    pub(crate) async fn check_inference(&self, p: &mut Printer<'_>) -> Result<(), SetupError> {
+    /// The semantic component template, loaded only if the inference endpoint answered.
+    pub(crate) async fn load_semantic(
+        &self,
+        p: &mut Printer<'_>,
+        inference_ok: bool,
+    ) -> Result<(), SetupError> {
+        let Some(a) =
+            assets::of(&[Kind::ComponentTemplate]).find(|a| a.name == assets::SEMANTIC_TEMPLATE)
+        else {
+            return Ok(());
+        };
+        let outcome = if inference_ok {
+            self.put_if_changed(a).await.unwrap_or_else(Outcome::Failed)
+        } else {
+            Outcome::Failed(format!(
+                "not loaded because the inference endpoint {} is not available; without it, \
+                 warn/error lines keep oxibeat.semantic_message as a plain field and semantic \
+                 search is off. Run setup again once ML is licensed",
+                assets::INFERENCE_ID
+            ))
+        };
+        p.line(Kind::ComponentTemplate.label(), a.name, outcome, vec![])
+    }
+
+    /// The `semantic_text` field needs the ELSER inference endpoint; true if it answered.
+    pub(crate) async fn check_inference(&self, p: &mut Printer<'_>) -> Result<bool, SetupError> {
         let id = assets::INFERENCE_ID;
         let outcome = match self
             .call(Method::Get, &format!("/_inference/{id}"), None)
@@ -234,13 +258,16 @@ impl Es {
             }
             Ok(r) if r.status == 404 => Outcome::Failed(format!(
                 "{}; the semantic_text field oxibeat.semantic_message needs it: it is preconfigured \
-                 on Elasticsearch 9.x with machine learning enabled (trial or Platinum licence)",
+                 on Elasticsearch 9.x with machine learning enabled (trial, Platinum or Enterprise \
+                 licence)",
                 explain(r.status, &r.body)
             )),
             Ok(r) => Outcome::Failed(explain(r.status, &r.body)),
             Err(e) => Outcome::Failed(e),
         };
-        p.line("inference endpoint", id, outcome, vec![])
+        let ok = !matches!(outcome, Outcome::Failed(_));
+        p.line("inference endpoint", id, outcome, vec![])?;
+        Ok(ok)
     }
 
     /// ML jobs and their datafeeds: create when missing, then open the job and start the feed.

@@ -197,8 +197,9 @@ pub async fn run_with(
                 client.load(&mut p, Kind::IngestPipeline).await?;
             }
             if sel.index_management {
-                client.check_inference(&mut p).await?;
+                let inference_ok = client.check_inference(&mut p).await?;
                 client.load(&mut p, Kind::ComponentTemplate).await?;
+                client.load_semantic(&mut p, inference_ok).await?;
                 client.load(&mut p, Kind::IndexTemplate).await?;
             }
             if sel.ml {

@@ -295,8 +295,10 @@ def test_index_templates_compose_the_builtin_components():
 
 
 def test_semantic_text_is_explicit_and_fed_only_from_warn_and_error():
-    props = load_json(ES / "component_templates" / "oxibeat-logs-mappings.json")["template"]["mappings"]["properties"]
+    props = load_json(ES / "component_templates" / "oxibeat-logs-semantic.json")["template"]["mappings"]["properties"]
     sem = props["oxibeat"]["properties"]["semantic_message"]
+    t = load_json(ES / "index_templates" / "oxibeat-logs.json")
+    assert "oxibeat-logs-semantic" in t["composed_of"] and "oxibeat-logs-semantic" in t["ignore_missing_component_templates"]
     assert sem == {"type": "semantic_text", "inference_id": ".elser-2-elasticsearch"}
     pipe = load_json(ES / "ingest_pipelines" / "oxibeat-logs.json")
     setters = [p["set"] for p in pipe["processors"] if "set" in p and p["set"]["field"] == "oxibeat.semantic_message"]
@@ -386,8 +388,11 @@ def flatten_mapping(props, prefix=""):
 def mapped_fields(kind):
     """Fields mapped for the `logs` or `metrics` data streams by our component template and
     the built-in components it is composed with."""
-    p = ES / "component_templates" / f"oxibeat-{kind}-mappings.json"
-    out = flatten_mapping(load_json(p)["template"]["mappings"]["properties"])
+    out = {}
+    for name in (f"oxibeat-{kind}-mappings", f"oxibeat-{kind}-semantic"):
+        p = ES / "component_templates" / f"{name}.json"
+        if p.exists():
+            out.update(flatten_mapping(load_json(p)["template"]["mappings"]["properties"]))
     out.update({"@timestamp": "date", "data_stream.type": "constant_keyword",
                 "data_stream.dataset": "constant_keyword", "data_stream.namespace": "constant_keyword"})
     if kind == "logs":
