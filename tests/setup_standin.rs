@@ -359,7 +359,10 @@ async fn missing_inference_endpoint_is_reported() {
         out.contains("component template oxibeat-logs-semantic: failed: not loaded"),
         "{out}"
     );
-    assert!(out.contains("index template oxibeat-logs: created"), "{out}");
+    assert!(
+        out.contains("index template oxibeat-logs: created"),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -518,4 +521,52 @@ fn export_prints_dev_tools_requests_and_ndjson() {
     }
     let d = setup::export("dashboards").expect("dashboards");
     assert!(d.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_file_without_a_certificate_is_named() {
+    let es = Standin::start();
+    let kb = Standin::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = dir.path().join("not-a-ca.pem");
+    std::fs::write(&ca, "this is not PEM\n").expect("write");
+    let cfg = config(
+        &es,
+        &kb,
+        &format!("ssl.certificate_authorities = [\"{}\"]", ca.display()),
+    );
+    let mut out = Vec::new();
+    let e = setup::run(&cfg, &Selection::default(), &mut out)
+        .await
+        .expect_err("no certificate in the file")
+        .to_string();
+    assert!(e.contains("not-a-ca.pem"), "{e}");
+    assert!(e.contains("invalid certificate"), "{e}");
+}
+
+/// The configurations elk-compose.yml ships parse with oxibeat's configuration model.
+#[test]
+fn compose_configs_parse() {
+    let setup_text = include_str!("../stack/oxibeat-setup.toml");
+    let cfg: Config = typed(toml::from_str(setup_text).expect("toml"), "").expect("setup config");
+    let conns = setup::Connections::from_config(&cfg).expect("connections");
+    assert_eq!(
+        conns.elasticsearch.urls[0].as_str(),
+        "http://elasticsearch:9200/"
+    );
+    assert_eq!(conns.kibana.urls[0].as_str(), "http://kibana:5601/");
+
+    // The agent config ships to Kafka (another module); its inputs must be valid as written.
+    let agent = include_str!("../stack/oxibeat-agent.toml");
+    let mut tree: toml::Value = toml::from_str(agent).expect("toml");
+    let table = tree.as_table_mut().expect("table");
+    assert!(table.get("output").and_then(|o| o.get("kafka")).is_some());
+    table.insert(
+        "output".into(),
+        toml::from_str("console = {}").expect("console output"),
+    );
+    let text = toml::to_string(&tree).expect("serialise");
+    let (cfg, _) = Config::from_str_with(&text, "stack/oxibeat-agent.toml", &[], &|_| None)
+        .expect("agent config inputs are valid");
+    assert_eq!(cfg.inputs.len(), 4);
 }

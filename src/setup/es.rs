@@ -78,11 +78,23 @@ impl Es {
             Verify::None => builder = builder.cert_validation(CertificateValidation::None),
             Verify::Full => {
                 let cas = read_cas(ep)?;
-                if let Some((path, pem)) = cas.first() {
-                    let cert = Certificate::from_pem(pem).map_err(|e| SetupError::Certificate {
-                        path: path.clone(),
-                        reason: e.to_string(),
-                    })?;
+                if !cas.is_empty() {
+                    // One bundle: the crate reads every certificate of a PEM chain.
+                    let mut bundle = Vec::new();
+                    for (path, pem) in &cas {
+                        Certificate::from_pem(pem).map_err(|e| SetupError::Certificate {
+                            path: path.clone(),
+                            reason: e.to_string(),
+                        })?;
+                        bundle.extend_from_slice(pem);
+                        bundle.push(b'\n');
+                    }
+                    let names: Vec<&str> = cas.iter().map(|(p, _)| p.as_str()).collect();
+                    let cert =
+                        Certificate::from_pem(&bundle).map_err(|e| SetupError::Certificate {
+                            path: names.join(", "),
+                            reason: e.to_string(),
+                        })?;
                     builder = builder.cert_validation(CertificateValidation::Full(cert));
                 }
             }

@@ -25,13 +25,15 @@ impl Kibana {
             Verify::None => b = b.danger_accept_invalid_certs(true),
             Verify::Full => {
                 for (path, pem) in read_cas(ep)? {
-                    let c = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
                         SetupError::Certificate {
                             path,
                             reason: e.to_string(),
                         }
                     })?;
-                    b = b.add_root_certificate(c);
+                    for c in certs {
+                        b = b.add_root_certificate(c);
+                    }
                 }
             }
         }
