@@ -570,3 +570,53 @@ fn compose_configs_parse() {
         .expect("agent config inputs are valid");
     assert_eq!(cfg.inputs.len(), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_the_ca_in_ssl_certificate_authorities() {
+    let ca = support::stack_standin::TestCa::new();
+    let es = Standin::start_tls(&ca);
+    let kb = Standin::start_tls(&ca);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.ca_pem).expect("write CA");
+    let ssl = format!("ssl.certificate_authorities = [\"{}\"]", ca_file.display());
+    let text = format!(
+        "[output.elasticsearch]\nhosts = [\"{}\"]\n{ssl}\n[setup.kibana]\nhost = \"{}\"\n{ssl}\n",
+        es.url(),
+        kb.url()
+    );
+    assert!(text.contains("https://127.0.0.1"));
+    let cfg: Config = typed(toml::from_str(&text).expect("toml"), "").expect("config");
+    let (r, out) = run(&cfg, Selection::default()).await;
+    assert!(!r.failed(), "{out}");
+    assert!(out.contains("Elasticsearch https://127.0.0.1"), "{out}");
+    assert!(!kb.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_an_unknown_ca_fails_unless_verification_is_off() {
+    let ca = support::stack_standin::TestCa::new();
+    let es = Standin::start_tls(&ca);
+    let kb = Standin::start_tls(&ca);
+    let only_es = Selection {
+        pipelines: true,
+        ..Default::default()
+    };
+    let cfg = config(&es, &kb, "");
+    let (r, out) = run(&cfg, only_es).await;
+    assert!(r.failed(), "{out}");
+    assert!(out.contains("cannot reach Elasticsearch"), "{out}");
+    assert!(
+        out.contains("add its CA to ssl.certificate_authorities"),
+        "{out}"
+    );
+    assert!(es.requests().is_empty(), "no request got through TLS");
+
+    let cfg = config(&es, &kb, "ssl.verification_mode = \"none\"");
+    let (r, out) = run(&cfg, only_es).await;
+    assert!(!r.failed(), "{out}");
+    assert!(
+        out.contains("ingest pipeline oxibeat-logs: created"),
+        "{out}"
+    );
+}

@@ -127,7 +127,7 @@ impl Es {
                     .await
             }
         }
-        .map_err(|e| format!("cannot reach Elasticsearch: {e}"))?;
+        .map_err(|e| format!("cannot reach Elasticsearch: {}", super::error_chain(&e)))?;
         let status = res.status_code().as_u16();
         let text = res
             .text()

@@ -78,10 +78,13 @@ impl Kibana {
     }
 
     async fn send(&self, rb: reqwest::RequestBuilder) -> Result<(u16, Value), String> {
-        let r = rb
-            .send()
-            .await
-            .map_err(|e| format!("cannot reach Kibana at {}: {e}", self.shown))?;
+        let r = rb.send().await.map_err(|e| {
+            format!(
+                "cannot reach Kibana at {}: {}",
+                self.shown,
+                super::error_chain(&e)
+            )
+        })?;
         let status = r.status().as_u16();
         let text = r
             .text()

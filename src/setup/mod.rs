@@ -247,6 +247,29 @@ fn kibana_body() -> &'static str {
         .unwrap_or("")
 }
 
+/// An error with its causes (`a: b: c`), with advice for TLS trust problems. URLs in the
+/// messages carry no credentials: they are moved out of the URLs when the config is resolved.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = c.source();
+    }
+    let mut s = parts.join(": ");
+    let lower = s.to_lowercase();
+    if lower.contains("certificate") || lower.contains("unknownissuer") {
+        s.push_str(
+            " — the server's certificate is not trusted: add its CA to ssl.certificate_authorities \
+             (or, for a test setup only, set ssl.verification_mode = \"none\")",
+        );
+    }
+    s
+}
+
 /// The reason from an Elasticsearch or Kibana error body, with advice for licence and
 /// credential errors.
 pub(crate) fn explain(status: u16, body: &serde_json::Value) -> String {

@@ -62,6 +62,7 @@ pub struct Standin {
     pub addr: SocketAddr,
     pub state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
+    tls: bool,
 }
 
 impl Drop for Standin {
@@ -71,8 +72,55 @@ impl Drop for Standin {
     }
 }
 
+/// A TLS identity for the stand-in: a fresh CA and a server certificate for 127.0.0.1.
+pub struct TestCa {
+    /// The CA certificate, PEM, for `ssl.certificate_authorities`.
+    pub ca_pem: String,
+    config: Arc<rustls::ServerConfig>,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "oxibeat test CA");
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
+            .expect("CA certificate");
+        let key = KeyPair::generate().expect("server key");
+        let params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .expect("server params");
+        let cert = params.signed_by(&key, &ca).expect("server certificate");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .expect("server TLS config");
+        TestCa {
+            ca_pem: ca.pem(),
+            config: Arc::new(config),
+        }
+    }
+}
+
 impl Standin {
     pub fn start() -> Standin {
+        Self::start_with(None)
+    }
+
+    /// HTTPS with a certificate from `ca`.
+    pub fn start_tls(ca: &TestCa) -> Standin {
+        Self::start_with(Some(ca.config.clone()))
+    }
+
+    fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> Standin {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let state = Arc::new(Mutex::new(State {
@@ -81,22 +129,37 @@ impl Standin {
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let (st, sp) = (state.clone(), stop.clone());
+        let is_tls = tls.is_some();
         thread::spawn(move || {
             for conn in listener.incoming() {
                 if sp.load(Ordering::SeqCst) {
                     break;
                 }
-                if let Ok(c) = conn {
-                    let st = st.clone();
-                    thread::spawn(move || serve(c, st));
-                }
+                let Ok(c) = conn else { continue };
+                let _ = c.set_read_timeout(Some(Duration::from_secs(30)));
+                let st = st.clone();
+                let tls = tls.clone();
+                thread::spawn(move || match tls {
+                    None => serve(c, st),
+                    Some(cfg) => {
+                        if let Ok(conn) = rustls::ServerConnection::new(cfg) {
+                            serve(rustls::StreamOwned::new(conn, c), st);
+                        }
+                    }
+                });
             }
         });
-        Standin { addr, state, stop }
+        Standin {
+            addr,
+            state,
+            stop,
+            tls: is_tls,
+        }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -112,15 +175,10 @@ impl Standin {
     }
 }
 
-fn serve(stream: TcpStream, state: Arc<Mutex<State>>) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-    let mut reader = BufReader::new(match stream.try_clone() {
-        Ok(s) => s,
-        Err(_) => return,
-    });
-    let mut writer = stream;
+fn serve<S: Read + Write>(stream: S, state: Arc<Mutex<State>>) {
+    let mut conn = BufReader::new(stream);
     loop {
-        let Some(req) = read_request(&mut reader) else {
+        let Some(req) = read_request(&mut conn) else {
             return;
         };
         let (status, body) = {
@@ -142,13 +200,17 @@ fn serve(stream: TcpStream, state: Arc<Mutex<State>>) {
             "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nX-Elastic-Product: Elasticsearch\r\nContent-Length: {}\r\n\r\n{text}",
             text.len()
         );
-        if writer.write_all(resp.as_bytes()).is_err() {
+        let w = conn.get_mut();
+        if w.write_all(resp.as_bytes())
+            .and_then(|_| w.flush())
+            .is_err()
+        {
             return;
         }
     }
 }
 
-fn read_request(r: &mut BufReader<TcpStream>) -> Option<Recorded> {
+fn read_request<S: Read>(r: &mut BufReader<S>) -> Option<Recorded> {
     let mut line = String::new();
     if r.read_line(&mut line).ok()? == 0 {
         return None;
