@@ -620,3 +620,85 @@ async fn https_with_an_unknown_ca_fails_unless_verification_is_off() {
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_datafeed_is_stopped_updated_and_started_again() {
+    let es = Standin::start();
+    let kb = Standin::start();
+    let cfg = config(&es, &kb, "");
+    let ml = Selection {
+        ml: true,
+        ..Default::default()
+    };
+    let (r, out) = run(&cfg, ml).await;
+    assert!(!r.failed(), "{out}");
+    let job = "/_ml/anomaly_detectors/oxibeat-host-metrics";
+    let feed_asset = ASSETS
+        .iter()
+        .find(|a| a.name == "datafeed-oxibeat-host-metrics")
+        .expect("asset");
+    // The datafeed's hash sits in its job; the job's own hash is untouched by it.
+    es.with(|s| {
+        let cs = &s.es[job]["custom_settings"];
+        assert_eq!(cs["oxibeat_datafeed_hash"], Value::from(feed_asset.hash()));
+        assert!(cs["oxibeat_hash"].is_string());
+    });
+    // An older datafeed on the server.
+    es.with(|s| {
+        let j = s.es.get_mut(job).expect("job");
+        j["custom_settings"]["oxibeat_datafeed_hash"] = Value::from("older");
+        let f =
+            s.es.get_mut("/_ml/datafeeds/datafeed-oxibeat-host-metrics")
+                .expect("feed");
+        f["query_delay"] = Value::from("5m");
+    });
+    es.clear_requests();
+    let (r, out) = run(&cfg, ml).await;
+    assert!(!r.failed(), "{out}");
+    assert!(
+        out.contains("ML datafeed datafeed-oxibeat-host-metrics: updated, started"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ML job oxibeat-host-metrics: unchanged"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ML datafeed datafeed-oxibeat-log-rate: unchanged"),
+        "{out}"
+    );
+    let w = writes(&es.requests());
+    let stop = pos(
+        &w,
+        "POST /_ml/datafeeds/datafeed-oxibeat-host-metrics/_stop",
+    );
+    let update = pos(
+        &w,
+        "POST /_ml/datafeeds/datafeed-oxibeat-host-metrics/_update",
+    );
+    let record = pos(
+        &w,
+        "POST /_ml/anomaly_detectors/oxibeat-host-metrics/_update",
+    );
+    let start = pos(
+        &w,
+        "POST /_ml/datafeeds/datafeed-oxibeat-host-metrics/_start",
+    );
+    assert!(stop < update && update < record && record < start, "{w:#?}");
+    assert_eq!(w.len(), 4, "{w:#?}");
+    es.with(|s| {
+        let f = &s.es["/_ml/datafeeds/datafeed-oxibeat-host-metrics"];
+        assert_eq!(
+            f["query_delay"],
+            Value::from("60s"),
+            "the asset's value is back"
+        );
+        let cs = &s.es[job]["custom_settings"];
+        assert_eq!(cs["oxibeat_datafeed_hash"], Value::from(feed_asset.hash()));
+        assert_eq!(
+            cs["managed_by"],
+            Value::from("oxibeat"),
+            "other settings kept"
+        );
+    });
+}

@@ -401,34 +401,104 @@ impl Es {
         (outcome, notes)
     }
 
-    /// Datafeeds hold no metadata: an existing one is kept when it reads from the same indices
-    /// for the same job.
+    /// Datafeeds hold no metadata, so their content hash is kept in their job's
+    /// `custom_settings.oxibeat_datafeed_hash`. A changed datafeed is stopped and updated in
+    /// place (`ensure_datafeed` starts it again).
     async fn create_datafeed(&self, a: &Asset) -> Result<Outcome, String> {
         let path = a.kind.put_path(a.name);
         let want = a
             .json()
             .map_err(|e| format!("embedded asset is not JSON: {e}"))?;
+        let job = want["job_id"].as_str().unwrap_or_default().to_string();
+        let hash = a.hash();
         let r = self.call(Method::Get, &path, None).await?;
-        if r.ok() {
-            let have = &r.body["datafeeds"][0];
-            return if have["job_id"] == want["job_id"] && have["indices"] == want["indices"] {
-                Ok(Outcome::Unchanged)
-            } else {
-                Err(format!(
-                    "the datafeed exists for other indices or another job; stop and delete it \
-                     (POST _ml/datafeeds/{0}/_stop, DELETE _ml/datafeeds/{0}) and run setup again",
-                    a.name
-                ))
-            };
+        if r.status == 404 {
+            let r = self.call(Method::Put, &path, Some(&want)).await?;
+            if !r.ok() {
+                return Err(explain(r.status, &r.body));
+            }
+            self.record_datafeed_hash(&job, &hash).await?;
+            return Ok(Outcome::Created);
         }
-        if r.status != 404 {
+        if !r.ok() {
             return Err(explain(r.status, &r.body));
         }
-        let r = self.call(Method::Put, &path, Some(&want)).await?;
+        if r.body["datafeeds"][0]["job_id"] != want["job_id"] {
+            return Err(format!(
+                "the datafeed exists for another job; stop and delete it \
+                 (POST _ml/datafeeds/{0}/_stop, DELETE _ml/datafeeds/{0}) and run setup again",
+                a.name
+            ));
+        }
+        let jr = self
+            .call(Method::Get, &format!("/_ml/anomaly_detectors/{job}"), None)
+            .await?;
+        if jr.ok() && jr.body["jobs"][0]["custom_settings"]["oxibeat_datafeed_hash"] == hash {
+            return Ok(Outcome::Unchanged);
+        }
+        let state = self
+            .state(&format!("/_ml/datafeeds/{}/_stats", a.name), "datafeeds")
+            .await?;
+        if state == "started" || state == "starting" {
+            let r = self
+                .call(
+                    Method::Post,
+                    &format!("/_ml/datafeeds/{}/_stop", a.name),
+                    None,
+                )
+                .await?;
+            if !r.ok() {
+                return Err(format!(
+                    "stop before update: {}",
+                    explain(r.status, &r.body)
+                ));
+            }
+        }
+        let mut update = want.clone();
+        if let Some(o) = update.as_object_mut() {
+            o.remove("job_id");
+        }
+        let r = self
+            .call(
+                Method::Post,
+                &format!("/_ml/datafeeds/{}/_update", a.name),
+                Some(&update),
+            )
+            .await?;
+        if !r.ok() {
+            return Err(format!("update: {}", explain(r.status, &r.body)));
+        }
+        self.record_datafeed_hash(&job, &hash).await?;
+        Ok(Outcome::Updated)
+    }
+
+    /// Store the datafeed's hash in its job's `custom_settings` (which `_update` replaces as a
+    /// whole, so the other keys are sent again).
+    async fn record_datafeed_hash(&self, job: &str, hash: &str) -> Result<(), String> {
+        let path = format!("/_ml/anomaly_detectors/{job}");
+        let r = self.call(Method::Get, &path, None).await?;
+        if !r.ok() {
+            return Err(explain(r.status, &r.body));
+        }
+        let mut settings = r.body["jobs"][0]["custom_settings"].clone();
+        if !settings.is_object() {
+            settings = json!({});
+        }
+        settings["oxibeat_datafeed_hash"] = json!(hash);
+        let r = self
+            .call(
+                Method::Post,
+                &format!("{path}/_update"),
+                Some(&json!({ "custom_settings": settings })),
+            )
+            .await?;
         if r.ok() {
-            Ok(Outcome::Created)
+            Ok(())
         } else {
-            Err(explain(r.status, &r.body))
+            Err(format!(
+                "recording the datafeed version on job {job}: {}",
+                explain(r.status, &r.body)
+            ))
         }
     }
 

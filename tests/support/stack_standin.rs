@@ -391,6 +391,42 @@ fn handle(st: &mut State, req: &Recorded) -> (u16, Value) {
                         map.insert(id.to_string(), "started".into());
                         (200, json!({"started": true, "node": "standin"}))
                     }
+                    ("POST", "_stop") => {
+                        map.insert(id.to_string(), "stopped".into());
+                        (200, json!({"stopped": true}))
+                    }
+                    ("POST", "_update") => {
+                        if !states && cur == "started" {
+                            return es_error(
+                                409,
+                                "status_exception",
+                                &format!(
+                                    "Cannot update datafeed [{id}] while its status is started"
+                                ),
+                            );
+                        }
+                        let Ok(upd) = serde_json::from_slice::<Value>(&req.body) else {
+                            return es_error(
+                                400,
+                                "x_content_parse_exception",
+                                "request body is not valid JSON",
+                            );
+                        };
+                        if upd.get("job_id").is_some() || upd.get("analysis_config").is_some() {
+                            return es_error(
+                                400,
+                                "x_content_parse_exception",
+                                "unknown field [job_id or analysis_config] in update",
+                            );
+                        }
+                        let stored = st.es.get_mut(&base).expect("checked above");
+                        if let (Some(dst), Some(src)) = (stored.as_object_mut(), upd.as_object()) {
+                            for (k, v) in src {
+                                dst.insert(k.clone(), v.clone());
+                            }
+                        }
+                        (200, stored.clone())
+                    }
                     _ => es_error(400, "illegal_argument_exception", "unsupported"),
                 };
             }
