@@ -2,8 +2,10 @@
 //! over the REST APIs, idempotently, one printed line per asset.
 //!
 //! Elasticsearch is reached with the official `elasticsearch` crate, Kibana with `reqwest`.
-//! A re-run compares a content hash stored with each asset (`_meta.oxibeat.hash`, or
-//! `custom_settings.oxibeat_hash` for ML jobs) and reports `unchanged` without writing.
+//! A re-run compares a content hash stored with each asset (`_meta.oxibeat.hash`;
+//! `custom_settings.oxibeat_hash` for ML jobs; the job's `custom_settings.oxibeat_datafeed_hash`
+//! for its datafeed) and reports `unchanged` without writing. Kibana objects are always
+//! re-imported with `overwrite=true` and reported `created` or `updated`.
 
 pub mod assets;
 pub mod config;
