@@ -4,6 +4,7 @@
 //! acknowledgements flow back: output → `pipeline::ack` → `registry`.
 
 pub mod agent;
+pub mod cloudid;
 pub mod config;
 pub mod event;
 pub mod input;
@@ -12,3 +13,4 @@ pub mod output;
 pub mod pipeline;
 pub mod processors;
 pub mod registry;
+pub mod setup;

@@ -65,6 +65,18 @@ enum Command {
         #[command(subcommand)]
         what: ExportWhat,
     },
+    /// Load index templates, ILM, ingest pipelines, ML jobs and Kibana dashboards
+    /// (everything when no flag is given).
+    Setup {
+        #[arg(long = "index-management")]
+        index_management: bool,
+        #[arg(long)]
+        pipelines: bool,
+        #[arg(long)]
+        ml: bool,
+        #[arg(long)]
+        dashboards: bool,
+    },
     /// Show the registry: one line per file with its cursor.
     Registry,
     /// Print the version.
@@ -83,6 +95,16 @@ enum TestWhat {
 enum ExportWhat {
     /// The effective configuration, with defaults, overrides and ${VAR} applied; secrets masked.
     Config,
+    /// Component and index templates (Dev Tools requests).
+    Template,
+    /// The ILM policy.
+    IlmPolicy,
+    /// Ingest pipelines.
+    Pipelines,
+    /// ML anomaly detection jobs and datafeeds.
+    Ml,
+    /// Kibana saved objects (NDJSON).
+    Dashboards,
 }
 
 /// Used when no configuration file is given and `oxibeat.toml` does not exist: tails the
@@ -196,7 +218,10 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Test {
             what: TestWhat::Config,
         } => {
-            load(&g)?;
+            let (cfg, _) = load(&g)?;
+            cfg.output
+                .selected()
+                .with_context(|| format!("configuration {}", g.config.display()))?;
             println!("Config OK");
             Ok(ExitCode::SUCCESS)
         }
@@ -225,6 +250,44 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             print!("{}", toml::to_string_pretty(&source::masked(&tree))?);
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Export { what } => {
+            let name = match what {
+                ExportWhat::Template => "template",
+                ExportWhat::IlmPolicy => "ilm-policy",
+                ExportWhat::Pipelines => "pipelines",
+                ExportWhat::Ml => "ml",
+                ExportWhat::Dashboards => "dashboards",
+                ExportWhat::Config => unreachable!("handled above"),
+            };
+            print!("{}", oxibeat::setup::export(name)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Setup {
+            index_management,
+            pipelines,
+            ml,
+            dashboards,
+        } => {
+            let (cfg, _) = load(&g)?;
+            init_logging(&g, &cfg);
+            let all = !(index_management || pipelines || ml || dashboards);
+            let sel = oxibeat::setup::Selection {
+                index_management: all || index_management,
+                pipelines: all || pipelines,
+                ml: all || ml,
+                dashboards: all || dashboards,
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the runtime")?;
+            let report = rt.block_on(oxibeat::setup::run(&cfg, &sel, &mut std::io::stdout()))?;
+            Ok(if report.failed() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Registry => {
             let (cfg, _) = load(&g)?;

@@ -1,0 +1,627 @@
+"""Checks of the stack assets that need Python tools: Logstash config syntax (two parsers),
+dissect on generator-like lines, Elasticsearch bodies against Elasticsearch's OpenAPI spec,
+Kibana saved objects, compose specification, and one field-consistency check across all of it.
+
+    pip install lscl==0.5 logstash-pipeline-parser==0.0.3 openapi-schema-validator==0.9.0 \
+                check-jsonschema==0.39.0 pyyaml pytest
+    python -m pytest tests/stack -q
+"""
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SHARED = ROOT.parent / "shared"
+LS = ROOT / "logstash"
+ES = ROOT / "elasticsearch"
+KB = ROOT / "kibana"
+CONFS = sorted((LS / "pipeline").glob("*.conf"))
+
+
+def load_json(p):
+    return json.loads(p.read_text())
+
+
+# --------------------------------------------------------------------------- Logstash syntax
+
+@pytest.mark.parametrize("conf", CONFS, ids=lambda p: p.name)
+def test_logstash_config_parses_with_lscl(conf):
+    from lscl.parser import parse_lscl
+
+    tree = parse_lscl(conf.read_text())
+    sections = [b.name for b in tree]
+    assert "input" in sections and "output" in sections, sections
+
+
+@pytest.mark.parametrize("conf", CONFS, ids=lambda p: p.name)
+def test_logstash_config_parses_with_logstash_pipeline_parser(conf):
+    from logstash_pipeline_parser import Pipeline
+
+    Pipeline(conf.read_text()).parse()
+
+
+def test_parsers_do_reject_broken_configs():
+    """The syntax tests mean something only if the parsers fail on bad input."""
+    from lscl.parser import parse_lscl
+    from logstash_pipeline_parser import Pipeline
+
+    broken = (LS / "pipeline" / "logs.conf").read_text().replace("filter {", "filter {{", 1)
+    with pytest.raises(Exception):
+        parse_lscl(broken)
+    with pytest.raises(Exception):
+        Pipeline(broken).parse()
+
+
+def conf_text(name):
+    return (LS / "pipeline" / name).read_text()
+
+
+def test_pipelines_yml_wires_pipeline_to_pipeline():
+    pipelines = yaml.safe_load((LS / "config" / "pipelines.yml").read_text())
+    ids = {p["pipeline.id"]: p for p in pipelines}
+    assert set(ids) == {"kafka-in", "logs", "metrics"}
+    for p in pipelines:
+        path = p["path.config"].replace("/usr/share/logstash/pipeline/", "")
+        assert (LS / "pipeline" / path).is_file(), path
+        assert p.get("queue.type") == "persisted", p
+    for pid in ("logs", "metrics"):
+        assert ids[pid].get("dead_letter_queue.enable") is True, pid
+    sent = set(re.findall(r'send_to\s*=>\s*\["([^"]+)"\]', conf_text("kafka-in.conf")))
+    addresses = set()
+    for c in CONFS:
+        addresses |= set(re.findall(r'pipeline\s*\{\s*address\s*=>\s*"([^"]+)"', c.read_text()))
+    assert sent and sent == addresses, (sent, addresses)
+
+
+def test_kafka_input_settings():
+    t = conf_text("kafka-in.conf")
+    for needle in ['codec => json', 'decorate_events => "basic"', "group_id =>", '"oxibeat-logs"', '"oxibeat-metrics"']:
+        assert needle in t, needle
+
+
+@pytest.mark.parametrize("name", ["logs.conf", "metrics.conf"])
+def test_outputs_use_data_streams_and_env_credentials(name):
+    t = conf_text(name)
+    assert 'data_stream => "true"' in t
+    assert 'password => "${LOGSTASH_WRITER_PASSWORD}"' in t
+    assert 'document_id => "%{[@metadata][document_id]}"' in t
+    assert not re.search(r'password\s*=>\s*"[^$]', t), "no literal password"
+
+
+def test_logstash_yml():
+    cfg = yaml.safe_load((LS / "config" / "logstash.yml").read_text())
+    assert cfg["allow_superuser"] is False
+    assert cfg["api.http.host"] == "0.0.0.0"
+    assert cfg["pipeline.ecs_compatibility"] == "v8"
+
+
+# --------------------------------------------------------------------------- dissect
+
+def dissect(mapping, text):
+    """Logstash dissect semantics for the subset used here: %{key} takes text up to the next
+    delimiter (first occurrence), %{key->} also skips repeated delimiters after it, the last
+    key takes the rest (newlines included). Returns None where Logstash tags a failure."""
+    parts = re.split(r"(%\{[^}]*\})", mapping)
+    out, pos = {}, 0
+    if parts[0]:
+        if not text.startswith(parts[0]):
+            return None
+        pos = len(parts[0])
+    i = 1
+    while i < len(parts):
+        key = parts[i][2:-1]
+        delim = parts[i + 1] if i + 1 < len(parts) else ""
+        pad = key.endswith("->")
+        key = key[:-2] if pad else key
+        if not delim:
+            out[key] = text[pos:]
+            return out
+        end = text.find(delim, pos)
+        if end < 0:
+            return None
+        if key:
+            out[key] = text[pos:end]
+        pos = end + len(delim)
+        if pad:
+            while text.startswith(delim, pos):
+                pos += len(delim)
+        i += 2
+    return out
+
+
+def app_mapping():
+    m = re.search(r'dissect\s*\{.*?mapping\s*=>\s*\{\s*"message"\s*=>\s*"([^"]+)"', conf_text("logs.conf"), re.S)
+    assert m, "app dissect mapping not found"
+    return m.group(1)
+
+
+def test_dissect_splits_generator_app_lines():
+    mp = app_mapping()
+    one = "2026-11-25T10:00:00.123Z INFO [com.example.CartService] Added item 42 to cart 7 seq=3"
+    r = dissect(mp, one)
+    assert r == {
+        "[@metadata][ts]": "2026-11-25T10:00:00.123Z",
+        "[log][level]": "INFO",
+        "[log][logger]": "com.example.CartService",
+        "[@metadata][text]": "Added item 42 to cart 7 seq=3",
+    }, r
+    multi = ("2026-11-25T10:00:00.123Z ERROR [com.example.OrderService] Failed to process order 123: "
+             "java.lang.IllegalStateException: order 123 is locked seq=8\n"
+             "\tat com.example.OrderService.process(OrderService.java:42)\n"
+             "Caused by: java.sql.SQLException: deadlock detected\n"
+             "\t... 2 more")
+    r = dissect(mp, multi)
+    assert r["[log][level]"] == "ERROR"
+    assert r["[log][logger]"] == "com.example.OrderService"
+    text = r["[@metadata][text]"]
+    assert text.startswith("Failed to process order 123") and text.endswith("\t... 2 more"), text
+    assert text.count("\n") == 3, "the stack trace stays in the event"
+    # Padded levels (some frameworks align them) still split.
+    r = dissect(mp, "2026-11-25T10:00:00.123Z WARN  [x.Y] slow seq=1")
+    assert r["[log][level]"] == "WARN" and r["[log][logger]"] == "x.Y", r
+    assert dissect(mp, "no structure at all") is None
+
+
+def test_format_guess_without_hints():
+    """Without [fields][log_format], logs.conf picks the parser with two regexes; dissect
+    itself would split any line, so the guess must keep nginx lines away from it."""
+    found = re.findall(r"\[message\] =~ /(.+?)/ \{", conf_text("logs.conf"))
+    assert len(found) == 2, found
+    nginx, app = (re.compile(r) for r in found)
+    n = '203.0.113.9 - - [25/Nov/2026:10:00:00 +0000] "GET /api/items?id=42&seq=7 HTTP/1.1" 200 512 "https://example.com/" "Mozilla/5.0 (X11)"'
+    a = "2026-11-25T10:00:00.123Z ERROR [com.example.OrderService] Failed to process order 123 seq=8"
+    assert nginx.search(n) and not app.search(n)
+    assert app.search(a) and not nginx.search(a)
+
+
+FIX = ROOT / "tests" / "fixtures" / "loggen"
+
+
+def fixture_app_events():
+    events = []
+    for line in (FIX / "app.log").read_text().splitlines():
+        if re.match(r"^\d{4}-\d{2}-\d{2}T", line) or not events:
+            events.append(line)
+        else:
+            events[-1] += "\n" + line
+    return events
+
+
+def test_dissect_splits_every_generator_app_event():
+    mp = app_mapping()
+    events = fixture_app_events()
+    assert len(events) == 120
+    for e in events:
+        r = dissect(mp, e)
+        assert r is not None, e
+        assert r["[log][level]"] in ("DEBUG", "INFO", "WARN", "ERROR"), e
+        assert re.fullmatch(r"[\w.$]+", r["[log][logger]"]), e
+        assert r["[@metadata][text]"] == e.split("] ", 1)[1], "the whole event stays, traces included"
+
+
+def test_format_guess_on_generator_lines():
+    found = re.findall(r"\[message\] =~ /(.+?)/ \{", conf_text("logs.conf"))
+    nginx, app = (re.compile(r) for r in found)
+    for line in (FIX / "nginx.log").read_text().splitlines():
+        assert nginx.search(line) and not app.search(line), line
+    for e in fixture_app_events():
+        assert app.search(e) and not nginx.search(e), e
+
+
+def expand_dots(doc):
+    """What the json_expand_dots ruby filter of logs.conf does."""
+    out = {}
+    for k, v in doc.items():
+        if k.startswith("@") or "." not in k:
+            out.setdefault(k, v)
+            continue
+        cur = out
+        parts = k.split(".")
+        for p in parts[:-1]:
+            cur = cur.setdefault(p, {})
+        cur.setdefault(parts[-1], v)
+    return out
+
+
+def test_generator_json_lines_map_to_the_fields_dashboards_use():
+    lines = (FIX / "json.log").read_text().splitlines()
+    assert lines
+    logs_fields = set(mapped_fields("logs"))
+    seqs = []
+    for l in lines:
+        doc = json.loads(l)
+        assert "log.level" in doc and "message" in doc, l
+        e = expand_dots(doc)
+        assert e["log"]["level"] in ("debug", "info", "warn", "error"), l
+        assert e["service"]["name"], l
+        seqs.append(doc["seq"])
+        if "http" in e:
+            assert isinstance(e["http"]["response"]["status_code"], int)
+            assert "http.response.status_code" in logs_fields
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "consecutive seq"
+
+
+# --------------------------------------------------------------------------- Elasticsearch
+
+ES_FILES = sorted(ES.rglob("*.json"))
+
+
+@pytest.mark.parametrize("path", ES_FILES, ids=lambda p: str(p.relative_to(ES)))
+def test_es_body_is_a_json_object(path):
+    assert isinstance(load_json(path), dict)
+
+
+def test_es_bodies_match_the_elasticsearch_9_2_spec():
+    tool = SHARED / "tools" / "validate-es-assets"
+    spec = SHARED / "elastic-spec" / "es-serverless-openapi-9.2.json"
+    if not tool.exists() or not spec.exists():
+        pytest.skip(f"SKIPPED: {tool} or {spec} is absent (a dev-time check that lives beside the repo)")
+    r = subprocess.run([sys.executable, str(tool), str(ES)], capture_output=True, text=True)
+    print(r.stdout)
+    assert r.returncode == 0, r.stdout + r.stderr
+    checked = [l for l in r.stdout.splitlines() if l.startswith("ok")]
+    # Everything but the ILM policy (the serverless spec has no ILM paths).
+    assert len(checked) == len(ES_FILES) - 1, r.stdout
+
+
+def test_ilm_policy_shape():
+    p = load_json(ES / "ilm" / "oxibeat.json")["policy"]
+    assert set(p["phases"]) <= {"hot", "warm", "cold", "frozen", "delete"}
+    assert "rollover" in p["phases"]["hot"]["actions"]
+    assert "delete" in p["phases"]["delete"]["actions"]
+
+
+def test_index_templates_compose_the_builtin_components():
+    names = {p.stem for p in (ES / "component_templates").glob("*.json")}
+    for kind in ("logs", "metrics"):
+        t = load_json(ES / "index_templates" / f"oxibeat-{kind}.json")
+        assert t["index_patterns"] == [f"{kind}-oxibeat.*-*"]
+        assert t["priority"] > 100 and "data_stream" in t
+        for c in (f"{kind}@mappings", f"{kind}@settings", "ecs@mappings"):
+            assert c in t["composed_of"], c
+        ours = [c for c in t["composed_of"] if c.startswith("oxibeat-")]
+        optional = set(t.get("ignore_missing_component_templates", []))
+        assert all(c in names or c in optional for c in ours), ours
+        settings = load_json(ES / "component_templates" / f"oxibeat-{kind}-settings.json")["template"]["settings"]["index"]
+        assert settings["lifecycle"]["name"] == "oxibeat"
+        assert (ES / "ingest_pipelines" / f"{settings['default_pipeline']}.json").is_file()
+
+
+def test_semantic_text_is_explicit_and_fed_only_from_warn_and_error():
+    props = load_json(ES / "component_templates" / "oxibeat-logs-semantic.json")["template"]["mappings"]["properties"]
+    sem = props["oxibeat"]["properties"]["semantic_message"]
+    t = load_json(ES / "index_templates" / "oxibeat-logs.json")
+    assert "oxibeat-logs-semantic" in t["composed_of"] and "oxibeat-logs-semantic" in t["ignore_missing_component_templates"]
+    assert sem == {"type": "semantic_text", "inference_id": ".elser-2-elasticsearch"}
+    pipe = load_json(ES / "ingest_pipelines" / "oxibeat-logs.json")
+    setters = [p["set"] for p in pipe["processors"] if "set" in p and p["set"]["field"] == "oxibeat.semantic_message"]
+    assert len(setters) == 1
+    cond = setters[0]["if"]["source"]
+    assert "warn" in cond and "error" in cond and "info" not in cond
+    assert pipe["on_failure"], "the pipeline records failures"
+
+
+def test_ml_jobs_and_datafeeds_pair_up():
+    jobs = {p.stem: load_json(p) for p in (ES / "ml" / "jobs").glob("*.json")}
+    feeds = {p.stem: load_json(p) for p in (ES / "ml" / "datafeeds").glob("*.json")}
+    assert set(feeds) == {f"datafeed-{j}" for j in jobs}
+    cat = jobs["oxibeat-log-categories"]["analysis_config"]
+    funcs = {d["function"] for d in cat["detectors"]}
+    assert funcs == {"count", "rare"}
+    assert all(d["by_field_name"] == "mlcategory" and d.get("partition_field_name") for d in cat["detectors"])
+    assert cat["per_partition_categorization"]["enabled"] is True
+
+
+# --------------------------------------------------------------------------- Kibana
+
+def kibana_objects():
+    return [json.loads(l) for l in (KB / "oxibeat.ndjson").read_text().splitlines() if l.strip()]
+
+
+def test_kibana_ndjson_is_what_the_generator_writes():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("kbgen", KB / "generate.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.text == (KB / "oxibeat.ndjson").read_text(), "run python3 kibana/generate.py and commit"
+
+
+def test_kibana_objects_parse_and_references_resolve():
+    objs = kibana_objects()
+    ids = {(o["type"], o["id"]) for o in objs}
+    assert len(ids) == len(objs), "unique (type, id)"
+    titles = {o["attributes"]["title"] for o in objs if o["type"] == "dashboard"}
+    for t in ("[oxibeat] Logs overview", "[oxibeat] Web traffic", "[oxibeat] Host metrics", "[oxibeat] Anomalies"):
+        assert t in titles, t
+    assert ("search", "oxibeat-search-errors") in ids
+    for o in objs:
+        assert o["coreMigrationVersion"] and o["typeMigrationVersion"], o["id"]
+        for r in o["references"]:
+            assert (r["type"], r["id"]) in ids, (o["id"], r)
+        a = o["attributes"]
+        for k in ("visState", "panelsJSON", "optionsJSON", "mapStateJSON", "layerListJSON", "uiStateJSON"):
+            if k in a:
+                json.loads(a[k])
+        ss = a.get("kibanaSavedObjectMeta", {}).get("searchSourceJSON")
+        if ss:
+            src = json.loads(ss)
+            if "indexRefName" in src:
+                assert any(r["name"] == src["indexRefName"] for r in o["references"]), o["id"]
+        if o["type"] == "dashboard":
+            refs = {r["name"] for r in o["references"]}
+            for p in json.loads(a["panelsJSON"]):
+                if "panelRefName" in p:
+                    assert f'{p["panelIndex"]}:{p["panelRefName"]}' in refs, (o["id"], p)
+                else:
+                    assert p["type"] == "ml_anomaly_swimlane", p
+                    jobs = {j.stem for j in (ES / "ml" / "jobs").glob("*.json")}
+                    assert set(p["embeddableConfig"]["jobIds"]) <= jobs
+        if o["type"] == "map":
+            layers = json.loads(a["layerListJSON"])
+            for l in layers:
+                ref = l["sourceDescriptor"].get("indexPatternRefName")
+                if ref:
+                    assert any(r["name"] == ref for r in o["references"]), ref
+
+
+# --------------------------------------------------------------------------- consistency
+
+def flatten_mapping(props, prefix=""):
+    out = {}
+    for k, v in props.items():
+        name = f"{prefix}{k}"
+        if "properties" in v:
+            out.update(flatten_mapping(v["properties"], name + "."))
+        else:
+            out[name] = v.get("type", "object")
+    return out
+
+
+def mapped_fields(kind):
+    """Fields mapped for the `logs` or `metrics` data streams by our component template and
+    the built-in components it is composed with."""
+    out = {}
+    for name in (f"oxibeat-{kind}-mappings", f"oxibeat-{kind}-semantic"):
+        p = ES / "component_templates" / f"{name}.json"
+        if p.exists():
+            out.update(flatten_mapping(load_json(p)["template"]["mappings"]["properties"]))
+    out.update({"@timestamp": "date", "data_stream.type": "constant_keyword",
+                "data_stream.dataset": "constant_keyword", "data_stream.namespace": "constant_keyword"})
+    if kind == "logs":
+        out["message"] = "match_only_text"
+    return out
+
+
+# Fields of the ML results index (.ml-anomalies-*), written by Elasticsearch's ML.
+ML_RESULT_FIELDS = {"record_score", "job_id", "partition_field_value", "function", "result_type", "timestamp"}
+
+
+def logstash_produced(conf):
+    """Fields a Logstash pipeline writes: grok/dissect captures, mutate/rename/copy targets,
+    the ECS outputs of geoip and useragent, and the data_stream routing fields."""
+    t = conf_text(conf)
+    refs = set(re.findall(r"%\{[A-Z0-9_]+:((?:\[[^\]]+\])+)", t))
+    refs |= set(re.findall(r"%\{((?:\[[^\]]+\])+)(?:->)?\}", t))
+    refs |= set(re.findall(r'"((?:\[[^\]@][^\]]*\])+)"\s*=>', t))
+    refs |= set(re.findall(r'=>\s*"((?:\[[^\]@][^\]]*\])+)"', t))
+    fields = {".".join(re.findall(r"\[([^\]]+)\]", r)) for r in refs}
+    fields = {f for f in fields if not f.startswith("@metadata") and not f.startswith("fields.")}
+    if "geoip" in t:
+        fields |= {"source.geo.location", "source.geo.country_iso_code", "source.geo.country_name",
+                   "source.geo.city_name", "source.geo.region_name", "source.geo.continent_name"}
+    if "useragent" in t:
+        fields |= {"user_agent.name", "user_agent.version", "user_agent.os.name", "user_agent.os.version",
+                   "user_agent.os.full", "user_agent.device.name"}
+    return fields
+
+
+def metricbeat_fields():
+    out = set()
+    ref = SHARED / "filebeat-reference"
+    for p in ref.glob("metricbeat-system-*.json") if ref.is_dir() else []:
+        def walk(o, pre=""):
+            for k, v in o.items():
+                if isinstance(v, dict):
+                    walk(v, f"{pre}{k}.")
+                else:
+                    out.add(f"{pre}{k}")
+        walk(load_json(p))
+    return out
+
+
+# The event shape of DESIGN.md.
+AGENT_FIELDS = {"@timestamp", "message", "log.offset", "log.file.path", "log.file.device_id", "log.file.inode",
+                "log.file.fingerprint", "log.flags", "input.type", "ecs.version", "host.name", "agent.type",
+                "agent.name", "agent.version", "agent.id", "agent.ephemeral_id", "tags", "fields"}
+
+
+def upstream(kind):
+    if kind == "logs":
+        return AGENT_FIELDS | logstash_produced("logs.conf")
+    return (AGENT_FIELDS - {"message"}) | metricbeat_fields() | logstash_produced("metrics.conf")
+
+
+KQL_FIELD = re.compile(r"([A-Za-z_@][\w.@]*)\s*(?::|>=|<=|>|<)")
+VIEW_KIND = {"oxibeat-logs": "logs", "oxibeat-metrics": "metrics", "oxibeat-ml-anomalies": "ml-results"}
+
+
+def kibana_used_fields():
+    """(kind, field, where, needs_aggregation) for every field a saved object uses; kind is the
+    data the object reads, from its data view reference."""
+    used = []
+    for o in kibana_objects():
+        a = o["attributes"]
+        where = f'{o["type"]}:{o["id"]}'
+        views = {VIEW_KIND[r["id"]] for r in o["references"] if r["type"] == "index-pattern"}
+        if not views:
+            continue
+        assert len(views) == 1, where
+        kind = views.pop()
+        if "visState" in a:
+            for ag in json.loads(a["visState"])["aggs"]:
+                f = ag["params"].get("field") or ag["params"].get("customMetric", {}).get("params", {}).get("field")
+                if f:
+                    used.append((kind, f, where, True))
+        ss = a.get("kibanaSavedObjectMeta", {}).get("searchSourceJSON")
+        if ss:
+            for f in KQL_FIELD.findall(json.loads(ss)["query"]["query"]):
+                used.append((kind, f, where, False))
+        for c in a.get("columns", []):
+            used.append((kind, c, where, False))
+        if "layerListJSON" in a:
+            for l in json.loads(a["layerListJSON"]):
+                g = l["sourceDescriptor"].get("geoField")
+                if g:
+                    used.append((kind, g, where, True))
+            q = json.loads(a["mapStateJSON"])["query"]["query"]
+            for f in KQL_FIELD.findall(q):
+                used.append((kind, f, where, False))
+    return used
+
+
+def ml_used_fields():
+    used = []
+    for p in (ES / "ml" / "jobs").glob("*.json"):
+        feed = load_json(ES / "ml" / "datafeeds" / f"datafeed-{p.stem}.json")
+        kinds = {i.split("-")[0] for i in feed["indices"]}
+        assert len(kinds) == 1, p
+        kind = kinds.pop()
+        ac = load_json(p)["analysis_config"]
+        for d in ac["detectors"]:
+            for k in ("field_name", "by_field_name", "over_field_name", "partition_field_name"):
+                if d.get(k) and d[k] != "mlcategory":
+                    used.append((kind, d[k], p.stem, True))
+        for f in ac.get("influencers", []):
+            if f != "mlcategory":
+                used.append((kind, f, p.stem, True))
+        if ac.get("categorization_field_name"):
+            used.append((kind, ac["categorization_field_name"], p.stem, False))
+        q = json.dumps(feed["query"])
+        for f in re.findall(r'"(?:terms|term)": \{"([\w.@]+)"', q) + re.findall(r'"exists": \{"field": "([\w.@]+)"', q):
+            used.append((kind, f, feed["job_id"] + " datafeed", False))
+    return used
+
+
+def pipeline_used_fields():
+    used = []
+    for p in (ES / "ingest_pipelines").glob("*.json"):
+        kind = p.stem.split("-")[1]
+        body = load_json(p)
+        for proc in body["processors"] + body.get("on_failure", []):
+            (ptype, cfg), = proc.items()
+            for k in ("field", "target_field", "copy_from"):
+                v = cfg.get(k)
+                if v and "{{" not in v:
+                    used.append((kind, v, f"{p.stem}:{ptype}", False))
+            src = cfg.get("source", "") + json.dumps(cfg.get("if", ""))
+            for m in re.finditer(r"ctx\.((?:[A-Za-z_]\w*\??\.)*[A-Za-z_]\w*)", src):
+                parts = m.group(1).replace("?", "").split(".")
+                if src[m.end():m.end() + 1] == "(":
+                    parts = parts[:-1]  # a method call on the field, not a field
+                used.append((kind, ".".join(parts), f"{p.stem}:{ptype} script", False))
+    return used
+
+
+def test_every_used_field_exists_in_templates_or_is_produced_upstream():
+    """One check across all assets: each field a Kibana object, an ML job or datafeed, or an
+    ingest pipeline uses is mapped by our templates for that data (aggregated fields must be),
+    or produced upstream: the Logstash pipeline, the agent's event shape, Metricbeat names."""
+    used = kibana_used_fields() + ml_used_fields() + pipeline_used_fields()
+    assert len(used) > 50, "the collectors found the fields"
+    problems = []
+    for kind, field, where, agg in used:
+        if kind == "ml-results":
+            if field not in ML_RESULT_FIELDS:
+                problems.append(f"{where}: {field} is not a field of ML results")
+            continue
+        mapped = mapped_fields(kind)
+        known = set(mapped) | upstream(kind)
+        # Objects count as existing when a subfield does (ctx.log in a script).
+        prefixes = {".".join(f.split(".")[:i]) for f in known for i in range(1, f.count(".") + 1)}
+        if agg:
+            if field not in mapped:
+                problems.append(f"{where}: {field} is aggregated but not mapped for {kind} in elasticsearch/component_templates")
+            elif mapped[field] in ("text", "match_only_text", "semantic_text", "object"):
+                problems.append(f"{where}: {field} is aggregated but mapped as {mapped[field]}")
+        elif field not in known and field not in prefixes:
+            problems.append(f"{where}: {field} is neither mapped for {kind} nor produced upstream")
+    assert not problems, "\n".join(problems)
+
+
+def test_parsed_fields_are_mapped():
+    """What Logstash extracts from nginx/app lines has an explicit mapping (numbers stay numbers)."""
+    mapped = mapped_fields("logs")
+    for f in ("http.response.status_code", "http.response.body.bytes", "oxibeat.seq", "source.ip",
+              "source.geo.location", "url.path", "log.level", "log.logger", "error.type", "error.stack_trace"):
+        assert f in logstash_produced("logs.conf"), f
+        assert f in mapped, f
+    assert mapped["http.response.status_code"] == "long"
+    assert mapped["source.geo.location"] == "geo_point"
+
+
+def test_metric_fields_in_templates_match_metricbeat_names():
+    ref = SHARED / "filebeat-reference"
+    if not ref.is_dir():
+        pytest.skip(f"SKIPPED: {ref} is absent")
+    mb = metricbeat_fields()
+    mapped = mapped_fields("metrics")
+    unknown = [f for f in mapped if f.startswith("system.") and f not in mb]
+    assert not unknown, unknown
+
+
+# --------------------------------------------------------------------------- compose
+
+def test_compose_file_validates_against_the_compose_specification(tmp_path):
+    """check-jsonschema ships the compose specification's JSON schema (vendor.compose-spec)."""
+    pytest.importorskip("check_jsonschema", reason="pip install check-jsonschema")
+    r = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec",
+                        str(ROOT / "elk-compose.yml")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    bad = tmp_path / "bad-compose.yml"
+    bad.write_text("services:\n  x:\n    image: 3\n    depends_on: {y: {condition: nope}}\n")
+    r = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec",
+                        str(bad)], capture_output=True, text=True)
+    assert r.returncode != 0, "the schema check rejects a broken file"
+
+
+def test_compose_wiring():
+    c = yaml.safe_load((ROOT / "elk-compose.yml").read_text())
+    svcs = c["services"]
+    for s in ("kafka", "kafka-topics", "elasticsearch", "es-init", "kibana", "oxibeat-setup", "logstash", "loggen", "oxibeat"):
+        assert s in svcs, s
+    for name, s in svcs.items():
+        for dep in (s.get("depends_on") or {}):
+            assert dep in svcs, (name, dep)
+        img = s.get("image", "")
+        if "docker.elastic.co" in img:
+            assert img.endswith(":${STACK_VERSION:?set STACK_VERSION in .env}"), img
+        if s.get("restart") != "no" and name not in ("loggen", "oxibeat"):
+            assert "healthcheck" in s, name
+    assert svcs["kibana"]["depends_on"]["es-init"]["condition"] == "service_completed_successfully"
+    assert svcs["logstash"]["depends_on"]["oxibeat-setup"]["condition"] == "service_completed_successfully"
+    env = svcs["elasticsearch"]["environment"]
+    assert "xpack.security.enabled=true" in env and "xpack.security.http.ssl.enabled=false" in env
+    assert any(e.startswith("xpack.license.self_generated.type=") for e in env)
+    for s in ("elasticsearch", "kibana", "logstash"):
+        assert "mem_limit" in svcs[s], s
+
+
+def test_stack_version_is_pinned_in_one_place():
+    env = dict(l.split("=", 1) for l in (ROOT / ".env.example").read_text().splitlines()
+               if l and not l.startswith("#"))
+    assert re.fullmatch(r"9\.2\.\d+", env["STACK_VERSION"]), env["STACK_VERSION"]
+    offenders = []
+    for p in ROOT.rglob("*"):
+        if not p.is_file() or any(part in (".git", "target", "tests") for part in p.relative_to(ROOT).parts):
+            continue
+        if p.suffix in (".yml", ".yaml", ".toml", ".conf", ".sh") or p.name == "Dockerfile":
+            if re.search(r"(elasticsearch|kibana|logstash):9\.\d+\.\d+", p.read_text(errors="ignore")):
+                offenders.append(str(p))
+    assert not offenders, offenders
