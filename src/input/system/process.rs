@@ -124,7 +124,7 @@ impl Process {
         sys.insert("state".into(), json!(state));
         sys.insert("num_threads".into(), json!(st.num_threads));
 
-        if let Some(bytes) = std::fs::read(fs.proc(&format!("{pid}/cmdline"))).ok() {
+        if let Ok(bytes) = std::fs::read(fs.proc(&format!("{pid}/cmdline"))) {
             let args = procfs::parse_cmdline(&bytes);
             if !args.is_empty() {
                 let line = args.join(" ");
