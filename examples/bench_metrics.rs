@@ -133,6 +133,19 @@ async fn main() {
             "process.include_top_n = { by_cpu = 5, by_memory = 5 }",
         ),
     ];
+    // Collection alone, per metricset, on this thread.
+    let raw: toml::Value = toml::from_str("id = \"b\"").expect("toml");
+    let cfg = system::parse_config(&raw, "inputs[0]").expect("config");
+    for name in system::MetricsetName::ALL {
+        let mut ms = system::metricset(name, &cfg);
+        let _ = ms.collect();
+        let c0 = cpu_time();
+        for _ in 0..rounds {
+            let _ = ms.collect();
+        }
+        let per = (cpu_time() - c0) / rounds;
+        println!("  collect only: {:<16} {per:>10.3?}", name.name());
+    }
     // Warm up (page cache, allocator).
     measure(defaults, "", 5).await;
     for (label, sets, extra) in cases {

@@ -387,6 +387,7 @@ async fn event_shapes_match_metricbeat_samples() {
         "cpu",
         "load",
         "memory",
+        "memory.data-json-variant",
         "network",
         "filesystem",
         "fsstat",

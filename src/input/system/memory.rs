@@ -3,6 +3,8 @@
 //! `used.bytes` = MemTotal − MemFree; `actual.free` = MemAvailable (or, on kernels without
 //! it, MemFree + Buffers + Cached); `actual.used.bytes` = MemTotal − actual.free;
 //! `swap.used.bytes` = SwapTotal − SwapFree. Percentages are fractions rounded to 4 places.
+//! As Metricbeat on Linux, also `hugepages.*` (meminfo) and, from `/proc/vmstat`,
+//! `swap.{in,out,readahead}.*` and `page_stats.*` (counters since boot).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -42,10 +44,22 @@ pub fn memory_fields(mi: &HashMap<String, u64>) -> Map<String, Value> {
     let swap_total = g("SwapTotal").unwrap_or(0);
     let swap_free = g("SwapFree").unwrap_or(0);
     let swap_used = swap_total.saturating_sub(swap_free);
+    let hp_total = g("HugePages_Total").unwrap_or(0);
+    let hp_free = g("HugePages_Free").unwrap_or(0);
+    let hp_size = g("Hugepagesize").unwrap_or(0);
+    let hp_used = hp_total.saturating_sub(hp_free);
     let mut doc = Map::new();
     doc.insert(
         "system".into(),
         json!({"memory": {
+            "hugepages": {
+                "total": hp_total,
+                "free": hp_free,
+                "reserved": g("HugePages_Rsvd").unwrap_or(0),
+                "surplus": g("HugePages_Surp").unwrap_or(0),
+                "default_size": hp_size,
+                "used": {"bytes": hp_used.saturating_mul(hp_size), "pct": pct(hp_used, hp_total)},
+            },
             "total": total,
             "free": free,
             "cached": cached,
@@ -64,6 +78,55 @@ pub fn memory_fields(mi: &HashMap<String, u64>) -> Map<String, Value> {
     doc
 }
 
+/// `swap.{in,out,readahead}`, `hugepages.swap.out` and `page_stats` from `/proc/vmstat`
+/// (merged into the memory event; keys missing on older kernels are left out).
+pub fn vmstat_fields(vm: &HashMap<String, u64>) -> Map<String, Value> {
+    let mut m = Map::new();
+    let mut put = |path: &str, key: &str| {
+        if let Some(v) = vm.get(key) {
+            crate::event::put_path(&mut m, path, json!(v));
+        }
+    };
+    put("swap.in.pages", "pswpin");
+    put("swap.out.pages", "pswpout");
+    put("swap.readahead.pages", "swap_ra");
+    put("swap.readahead.cached", "swap_ra_hit");
+    put("hugepages.swap.out.pages", "thp_swpout");
+    put("hugepages.swap.out.fallback", "thp_swpout_fallback");
+    for k in [
+        "pgfree",
+        "pgscan_direct",
+        "pgscan_kswapd",
+        "pgsteal_direct",
+        "pgsteal_kswapd",
+    ] {
+        put(&format!("page_stats.{k}.pages"), k);
+    }
+    for (name, steal, scan) in [
+        ("direct_efficiency", "pgsteal_direct", "pgscan_direct"),
+        ("kswapd_efficiency", "pgsteal_kswapd", "pgscan_kswapd"),
+    ] {
+        if let (Some(st), Some(sc)) = (vm.get(steal), vm.get(scan)) {
+            crate::event::put_path(
+                &mut m,
+                &format!("page_stats.{name}.pct"),
+                json!(pct(*st, *sc)),
+            );
+        }
+    }
+    m
+}
+
+/// `/proc/vmstat`: `name value` lines.
+pub fn parse_vmstat(text: &str) -> HashMap<String, u64> {
+    text.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            Some((k.to_string(), procfs::num(v.trim(), k)?))
+        })
+        .collect()
+}
+
 impl Metricset for Memory {
     fn collect(&mut self) -> Result<Docs, SystemError> {
         let path = self.fs.proc("meminfo");
@@ -74,7 +137,17 @@ impl Metricset for Memory {
                 message: "no MemTotal line".into(),
             });
         }
-        Ok(vec![memory_fields(&mi)])
+        let mut doc = memory_fields(&mi);
+        // vmstat is optional (some containers hide it): the core fields still go out.
+        if let Ok(text) = self.fs.read_proc("vmstat") {
+            let mut extra = Map::new();
+            extra.insert(
+                "system".into(),
+                json!({ "memory": vmstat_fields(&parse_vmstat(&text)) }),
+            );
+            super::merge(&mut doc, extra);
+        }
+        Ok(vec![doc])
     }
 }
 
@@ -99,6 +172,22 @@ mod tests {
         assert_eq!(m["actual"]["used"]["bytes"], 3743330304u64);
         assert_eq!(m["actual"]["used"]["pct"], 0.0593);
         assert_eq!(m["swap"]["used"]["pct"], 0.0);
+    }
+
+    #[test]
+    fn vmstat_reference_values() {
+        // metricbeat-system-memory.data-json-variant.json
+        let vm = parse_vmstat(
+            "pgscan_direct 1512375\npgsteal_direct 1492831\npgscan_kswapd 25880646\npgsteal_kswapd 18387096\npswpin 727\npswpout 11197\nswap_ra 45\nswap_ra_hit 9\nbad x\n",
+        );
+        let m = vmstat_fields(&vm);
+        assert_eq!(m["page_stats"]["direct_efficiency"]["pct"], 0.9871);
+        assert_eq!(m["page_stats"]["kswapd_efficiency"]["pct"], 0.7105);
+        assert_eq!(m["swap"]["in"]["pages"], 727);
+        assert_eq!(m["swap"]["readahead"]["cached"], 9);
+        let fx = parse_vmstat(include_str!("fixtures/vmstat"));
+        assert_eq!(fx.len(), 11);
+        assert!(vmstat_fields(&fx)["hugepages"]["swap"]["out"]["fallback"].is_number());
     }
 
     #[test]

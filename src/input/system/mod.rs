@@ -350,11 +350,6 @@ pub fn metricset(name: MetricsetName, cfg: &SystemMetricsConfig) -> Box<dyn Metr
     }
 }
 
-/// Collect one sample of `name` synchronously (tools, benchmarks, tests).
-pub fn collect_once(ms: &mut dyn Metricset) -> Result<Docs, SystemError> {
-    ms.collect()
-}
-
 /// Deep-merge `src` into `dst` (objects merge key by key; anything else replaces).
 pub fn merge(dst: &mut Map<String, Value>, src: Map<String, Value>) {
     for (k, v) in src {
