@@ -252,7 +252,7 @@ async fn once_round_values_match_proc() {
         }
     }
 
-    // diskio: counters between the two reads; iostat present.
+    // diskio: counters between the two reads (one sample in --once: no host.disk event).
     assert_eq!(ds["system.diskio"].len(), disk_before.len());
     for e in &ds["system.diskio"] {
         let d = &e["system"]["diskio"];
@@ -266,7 +266,6 @@ async fn once_round_values_match_proc() {
             w >= b.write_bytes() && w <= a.write_bytes(),
             "{name} write bytes"
         );
-        assert!(d["iostat"]["busy"].is_number());
     }
 
     // filesystem "/" vs statvfs("/"): total exact, free/available within 1% of the size.

@@ -5,12 +5,14 @@
 //! NFS mount under `statvfs`, a huge `/proc`) delays only that metricset, never the pipeline
 //! or the other metricsets. Events carry Metricbeat 9.x field names and units.
 //!
-//! Rate metricsets (`cpu`, `diskio`, `process`) need two samples. The first collection only
+//! Rate metricsets (`cpu`, `process`) need two samples. The first collection only
 //! stores a sample and emits nothing; every later collection emits values computed from the
 //! delta with the previous sample. So in a running agent the first `cpu` event appears one
 //! `period` after start. With `--once` a rate metricset takes its first sample, waits
 //! [`ONCE_RATE_INTERVAL`] and takes the second, then emits; the non-rate metricsets emit
 //! from their single sample. Everything is published before `run` returns.
+//! `network` and `diskio` report counters from the first sample; their extra
+//! `host.network.*` / `host.disk.*` per-period event (as Metricbeat) starts with the second.
 
 pub mod cpu;
 pub mod diskio;
@@ -126,10 +128,7 @@ impl MetricsetName {
 
     /// Needs two samples before the first event (see the module docs).
     pub fn is_rate(self) -> bool {
-        matches!(
-            self,
-            MetricsetName::Cpu | MetricsetName::Diskio | MetricsetName::Process
-        )
+        matches!(self, MetricsetName::Cpu | MetricsetName::Process)
     }
 }
 
