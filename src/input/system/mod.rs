@@ -635,6 +635,82 @@ tags = ["host"]
         );
     }
 
+    struct Fixed(Duration);
+    impl Metricset for Fixed {
+        fn collect(&mut self) -> Result<Docs, SystemError> {
+            // Stands for a hung statvfs or a huge /proc.
+            std::thread::sleep(self.0);
+            Ok(vec![json!({"system": {"x": 1}})
+                .as_object()
+                .cloned()
+                .unwrap_or_default()])
+        }
+    }
+
+    /// A slow collection delays only its own metricset, not the others nor the pipeline.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn slow_metricset_does_not_block_others() {
+        let metrics = crate::monitoring::Metrics::new();
+        let (publisher, mut consumer) = crate::pipeline::queue(
+            crate::pipeline::QueueLimits {
+                events: 1000,
+                max_bytes: 1 << 20,
+            },
+            Arc::new(crate::processors::Chain::default()),
+            metrics.clone(),
+        );
+        let stop = tokio_util::sync::CancellationToken::new();
+        let counters = metrics.input("t", INPUT_TYPE);
+        let env = |name| Envelope {
+            name,
+            period_ms: 50,
+            common: Map::new(),
+        };
+        let slow = tokio::spawn(run_metricset(
+            env(MetricsetName::Fsstat),
+            Box::new(Fixed(Duration::from_secs(1))),
+            Duration::from_millis(50),
+            publisher.clone(),
+            stop.clone(),
+            false,
+            counters.clone(),
+        ));
+        let fast = tokio::spawn(run_metricset(
+            env(MetricsetName::Memory),
+            Box::new(Fixed(Duration::ZERO)),
+            Duration::from_millis(50),
+            publisher,
+            stop.clone(),
+            false,
+            counters,
+        ));
+        let mut names = Vec::new();
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_millis(500) {
+            if let Ok(Some(b)) =
+                tokio::time::timeout(Duration::from_millis(50), consumer.next_batch(100)).await
+            {
+                names.extend(
+                    b.events()
+                        .filter_map(|e| e.get_value("metricset.name"))
+                        .filter_map(|v| v.as_str().map(String::from)),
+                );
+                b.ack();
+            }
+        }
+        stop.cancel();
+        // Both tasks stop at once, even the one waiting on its blocking read.
+        tokio::time::timeout(Duration::from_millis(500), async {
+            let _ = slow.await;
+            let _ = fast.await;
+        })
+        .await
+        .expect("tasks stop on shutdown");
+        let fast_n = names.iter().filter(|n| *n == "memory").count();
+        assert!(fast_n >= 5, "fast metricset kept its pace: {names:?}");
+        assert!(!names.iter().any(|n| n == "fsstat"), "{names:?}");
+    }
+
     #[test]
     fn datasets() {
         assert_eq!(
