@@ -570,6 +570,20 @@ tags = ["host"]
         assert_eq!(extra["tags"][0], "host");
     }
 
+    /// The way main wires it: the config loader keeps the table raw, we validate it.
+    #[test]
+    fn from_agent_config() {
+        let text = "[[inputs]]\ntype = \"system/metrics\"\nid = \"host\"\nmetricsets = [\"cpu\"]\n[output.console]\n";
+        let (cfg, _) =
+            crate::config::Config::from_str_with(text, "t.toml", &[], &|_| None).unwrap();
+        let crate::config::InputConfig::SystemMetrics(raw) = &cfg.inputs[0] else {
+            panic!("not a system/metrics input");
+        };
+        let c = parse_config(raw, "inputs[0]").unwrap();
+        assert_eq!(c.id, "host");
+        assert_eq!(c.metricsets, vec![MetricsetName::Cpu]);
+    }
+
     #[test]
     fn defaults() {
         let c = parse("id = \"h\"").unwrap();
