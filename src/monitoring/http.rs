@@ -30,6 +30,8 @@ use crate::monitoring::Metrics;
 
 const MAX_HEAD: usize = 8 * 1024;
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once; more wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 64;
 
 /// `[http]`: the monitoring endpoint. Off by default, as in Beats.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,28 +177,43 @@ impl Bound {
     ) {
         tracing::info!(address = %self.local_addr(), "monitoring endpoint listening");
         let state = Arc::new(State { metrics, beat });
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         match self {
             Bound::Tcp(l) => loop {
+                let Some(slot) = take_slot(&slots, &shutdown).await else {
+                    break;
+                };
                 let accepted = tokio::select! {
                     _ = shutdown.cancelled() => break,
                     a = l.accept() => a,
                 };
                 match accepted {
                     Ok((stream, _)) => {
-                        tokio::spawn(handle(stream, state.clone()));
+                        let st = state.clone();
+                        tokio::spawn(async move {
+                            handle(stream, st).await;
+                            drop(slot);
+                        });
                     }
                     Err(e) => accept_error(e).await,
                 }
             },
             Bound::Unix(l, path) => {
                 loop {
+                    let Some(slot) = take_slot(&slots, &shutdown).await else {
+                        break;
+                    };
                     let accepted = tokio::select! {
                         _ = shutdown.cancelled() => break,
                         a = l.accept() => a,
                     };
                     match accepted {
                         Ok((stream, _)) => {
-                            tokio::spawn(handle(stream, state.clone()));
+                            let st = state.clone();
+                            tokio::spawn(async move {
+                                handle(stream, st).await;
+                                drop(slot);
+                            });
                         }
                         Err(e) => accept_error(e).await,
                     }
@@ -204,6 +221,17 @@ impl Bound {
                 let _ = std::fs::remove_file(&path);
             }
         }
+    }
+}
+
+/// Wait for a free connection slot; `None` on shutdown.
+async fn take_slot(
+    slots: &Arc<tokio::sync::Semaphore>,
+    shutdown: &CancellationToken,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    tokio::select! {
+        _ = shutdown.cancelled() => None,
+        p = slots.clone().acquire_owned() => p.ok(),
     }
 }
 
@@ -311,8 +339,12 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Arc<Sta
     if !head_only {
         bytes.extend_from_slice(&resp.body);
     }
-    let _ = stream.write_all(&bytes).await;
-    let _ = stream.shutdown().await;
+    // A client that does not read its answer cannot hold the task forever.
+    let _ = tokio::time::timeout(READ_TIMEOUT, async {
+        let _ = stream.write_all(&bytes).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 /// Read until the blank line that ends the request head.

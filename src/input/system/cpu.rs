@@ -12,19 +12,55 @@ use serde_json::{json, Map, Value};
 use super::procfs::{self, round4, CpuTimes, HostFs};
 use super::{Docs, Metricset, SystemError};
 
+use super::CpuMetric;
+
+/// Which groups of values go into the event (`cpu.metrics`).
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted {
+    pub pct: bool,
+    pub norm: bool,
+    pub ticks: bool,
+}
+
+impl Wanted {
+    pub const ALL: Wanted = Wanted {
+        pct: true,
+        norm: true,
+        ticks: true,
+    };
+
+    pub fn from_metrics(m: &[CpuMetric]) -> Self {
+        Wanted {
+            pct: m.contains(&CpuMetric::Percentages),
+            norm: m.contains(&CpuMetric::NormalizedPercentages),
+            ticks: m.contains(&CpuMetric::Ticks),
+        }
+    }
+}
+
 pub struct Cpu {
     fs: Arc<HostFs>,
+    wanted: Wanted,
     prev: Option<CpuTimes>,
 }
 
 impl Cpu {
-    pub fn new(fs: Arc<HostFs>) -> Self {
-        Cpu { fs, prev: None }
+    pub fn new(fs: Arc<HostFs>, metrics: &[CpuMetric]) -> Self {
+        Cpu {
+            fs,
+            wanted: Wanted::from_metrics(metrics),
+            prev: None,
+        }
     }
 }
 
 /// The event fields for the change from `prev` to `cur`; `None` when no time passed.
-pub fn cpu_fields(prev: &CpuTimes, cur: &CpuTimes, cores: usize) -> Option<Map<String, Value>> {
+pub fn cpu_fields(
+    prev: &CpuTimes,
+    cur: &CpuTimes,
+    cores: usize,
+    w: Wanted,
+) -> Option<Map<String, Value>> {
     let dt = cur.total().saturating_sub(prev.total());
     if dt == 0 {
         return None;
@@ -33,7 +69,17 @@ pub fn cpu_fields(prev: &CpuTimes, cur: &CpuTimes, cores: usize) -> Option<Map<S
     let share = |c: u64, p: u64| c.saturating_sub(p) as f64 / dt as f64;
     let state = |c: u64, p: u64| {
         let s = share(c, p);
-        json!({"pct": round4(s * cores_f), "norm": {"pct": round4(s)}, "ticks": c})
+        let mut m = Map::new();
+        if w.pct {
+            m.insert("pct".into(), json!(round4(s * cores_f)));
+        }
+        if w.norm {
+            m.insert("norm".into(), json!({"pct": round4(s)}));
+        }
+        if w.ticks {
+            m.insert("ticks".into(), json!(c));
+        }
+        Value::Object(m)
     };
     let idle_share = share(cur.idle, prev.idle) + share(cur.iowait, prev.iowait);
     let total_norm = round4(1.0 - idle_share);
@@ -47,10 +93,16 @@ pub fn cpu_fields(prev: &CpuTimes, cur: &CpuTimes, cores: usize) -> Option<Map<S
     cpu.insert("irq".into(), state(cur.irq, prev.irq));
     cpu.insert("softirq".into(), state(cur.softirq, prev.softirq));
     cpu.insert("steal".into(), state(cur.steal, prev.steal));
-    cpu.insert(
-        "total".into(),
-        json!({"pct": round4(cores_f - idle_share * cores_f), "norm": {"pct": total_norm}}),
-    );
+    let mut total = Map::new();
+    if w.pct {
+        total.insert("pct".into(), json!(round4(cores_f - idle_share * cores_f)));
+    }
+    if w.norm {
+        total.insert("norm".into(), json!({ "pct": total_norm }));
+    }
+    if !total.is_empty() {
+        cpu.insert("total".into(), Value::Object(total));
+    }
     let mut doc = Map::new();
     doc.insert("system".into(), json!({ "cpu": cpu }));
     doc.insert("host".into(), json!({"cpu": {"usage": total_norm}}));
@@ -64,7 +116,9 @@ impl Metricset for Cpu {
         let Some(prev) = self.prev.replace(cur) else {
             return Ok(Vec::new());
         };
-        Ok(cpu_fields(&prev, &cur, stat.cores).into_iter().collect())
+        Ok(cpu_fields(&prev, &cur, stat.cores, self.wanted)
+            .into_iter()
+            .collect())
     }
 }
 
@@ -88,7 +142,7 @@ mod tests {
             steal: 0,
         };
         assert_eq!(cur.total(), 10000);
-        let d = cpu_fields(&prev, &cur, 24).unwrap();
+        let d = cpu_fields(&prev, &cur, 24, Wanted::ALL).unwrap();
         let c = &d["system"]["cpu"];
         assert_eq!(c["cores"], 24);
         assert_eq!(c["user"]["pct"], 0.648);
@@ -104,12 +158,31 @@ mod tests {
     #[test]
     fn no_time_no_event() {
         let t = CpuTimes::default();
-        assert!(cpu_fields(&t, &t, 2).is_none());
+        assert!(cpu_fields(&t, &t, 2, Wanted::ALL).is_none());
+    }
+
+    #[test]
+    fn only_wanted_groups() {
+        let cur = CpuTimes {
+            user: 5,
+            idle: 5,
+            ..Default::default()
+        };
+        let w = Wanted::from_metrics(&[CpuMetric::Percentages]);
+        let d = cpu_fields(&CpuTimes::default(), &cur, 2, w).unwrap();
+        let c = &d["system"]["cpu"];
+        assert_eq!(c["user"], json!({"pct": 1.0}));
+        assert_eq!(c["total"], json!({"pct": 1.0}));
+        // host.cpu.usage is always there.
+        assert_eq!(d["host"]["cpu"]["usage"], 0.5);
     }
 
     #[test]
     fn first_sample_primes_only() {
-        let mut c = Cpu::new(Arc::new(HostFs::default()));
+        let mut c = Cpu::new(
+            Arc::new(HostFs::default()),
+            &[CpuMetric::NormalizedPercentages],
+        );
         assert!(c.collect().unwrap().is_empty());
         std::thread::sleep(std::time::Duration::from_millis(50));
         // The second sample may still see no tick on an idle machine; keep sampling.

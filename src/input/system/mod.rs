@@ -170,6 +170,53 @@ pub struct FilesystemOptions {
     pub ignore_types: Option<Vec<String>>,
 }
 
+/// `cpu.metrics` values (Metricbeat's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CpuMetric {
+    /// `<state>.pct` (0..cores)
+    Percentages,
+    /// `<state>.norm.pct` (0..1)
+    NormalizedPercentages,
+    /// `<state>.ticks` (raw counters)
+    Ticks,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CpuOptions {
+    /// Default: all three, the shape of Metricbeat's sample event. `host.cpu.usage` is always
+    /// sent.
+    #[serde(default = "CpuOptions::default_metrics")]
+    pub metrics: Vec<CpuMetric>,
+}
+
+impl CpuOptions {
+    fn default_metrics() -> Vec<CpuMetric> {
+        vec![
+            CpuMetric::Percentages,
+            CpuMetric::NormalizedPercentages,
+            CpuMetric::Ticks,
+        ]
+    }
+}
+
+impl Default for CpuOptions {
+    fn default() -> Self {
+        CpuOptions {
+            metrics: Self::default_metrics(),
+        }
+    }
+}
+
+/// `system.hostfs`, the spelling of Metricbeat's module setting.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemModuleOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostfs: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiskioOptions {
@@ -199,6 +246,8 @@ pub struct SystemMetricsConfig {
     pub filesystem: FilesystemOptions,
     #[serde(default)]
     pub diskio: DiskioOptions,
+    #[serde(default)]
+    pub cpu: CpuOptions,
     /// Network interfaces to report (`network` metricset); empty means all.
     #[serde(default)]
     pub interfaces: Vec<String>,
@@ -206,6 +255,10 @@ pub struct SystemMetricsConfig {
     /// e.g. "/hostfs" in a container started with `-v /:/hostfs:ro`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostfs: Option<PathBuf>,
+    /// `system.hostfs = "/hostfs"` is accepted too (Metricbeat's spelling); `parse_config`
+    /// moves it into `hostfs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<SystemModuleOptions>,
     #[serde(default)]
     pub fields: Map<String, Value>,
     #[serde(default)]
@@ -250,6 +303,12 @@ impl SystemMetricsConfig {
             return Err(ConfigError::new(
                 format!("{key}.period"),
                 "must be at least 100ms (Metricbeat's default is 10s)",
+            ));
+        }
+        if self.cpu.metrics.is_empty() {
+            return Err(ConfigError::new(
+                format!("{key}.cpu.metrics"),
+                "list at least one of \"percentages\", \"normalized_percentages\", \"ticks\"",
             ));
         }
         if self.metricsets.is_empty() {
@@ -305,7 +364,16 @@ pub fn parse_config(raw: &toml::Value, key: &str) -> Result<SystemMetricsConfig,
         // The dispatcher already looked at `type`.
         t.remove("type");
     }
-    let cfg: SystemMetricsConfig = typed(raw, key)?;
+    let mut cfg: SystemMetricsConfig = typed(raw, key)?;
+    if let Some(h) = cfg.system.take().and_then(|s| s.hostfs) {
+        if cfg.hostfs.is_some() {
+            return Err(ConfigError::new(
+                format!("{key}.system.hostfs"),
+                "set either hostfs or system.hostfs, not both",
+            ));
+        }
+        cfg.hostfs = Some(h);
+    }
     cfg.validate(key)?;
     Ok(cfg)
 }
@@ -323,7 +391,7 @@ pub trait Metricset: Send + 'static {
 pub fn metricset(name: MetricsetName, cfg: &SystemMetricsConfig) -> Box<dyn Metricset> {
     let fs = Arc::new(HostFs::new(cfg.hostfs.as_deref()));
     match name {
-        MetricsetName::Cpu => Box::new(cpu::Cpu::new(fs)),
+        MetricsetName::Cpu => Box::new(cpu::Cpu::new(fs, &cfg.cpu.metrics)),
         MetricsetName::Load => Box::new(load::Load::new(fs)),
         MetricsetName::Memory => Box::new(memory::Memory::new(fs)),
         MetricsetName::Network => Box::new(network::Network::new(fs, cfg.interfaces.clone())),
@@ -624,6 +692,23 @@ tags = ["host"]
         assert!(e.contains("bogus"), "{e}");
         let e = parse("period = \"10s\"").unwrap_err().to_string();
         assert!(e.contains("id"), "{e}");
+    }
+
+    #[test]
+    fn metricbeat_spellings() {
+        let c = parse("id = \"h\"\nsystem.hostfs = \"/hostfs\"\ncpu.metrics = [\"percentages\"]")
+            .unwrap();
+        assert_eq!(c.hostfs.as_deref(), Some(std::path::Path::new("/hostfs")));
+        assert!(c.system.is_none());
+        assert_eq!(c.cpu.metrics, vec![CpuMetric::Percentages]);
+        let e = parse("id = \"h\"\nhostfs = \"/a\"\nsystem.hostfs = \"/b\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("inputs[0].system.hostfs"), "{e}");
+        let e = parse("id = \"h\"\ncpu.metrics = [\"pct\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("inputs[0].cpu.metrics[0]"), "{e}");
     }
 
     #[test]
