@@ -156,6 +156,10 @@ async fn once_round_values_match_proc() {
         "system.process",
         "system.socket.summary",
     ] {
+        if name == "system.diskio" && disk_before.is_empty() {
+            eprintln!("skipping system.diskio: /proc/diskstats lists no device here");
+            continue;
+        }
         assert!(ds.contains_key(name), "no {name} event in --once round");
     }
 
@@ -411,6 +415,12 @@ async fn event_shapes_match_metricbeat_samples() {
             std::fs::read_to_string(dir.join(format!("metricbeat-system-{name}.json"))).unwrap();
         let sample: Value = serde_json::from_str(&text).unwrap();
         let dataset = sample["event"]["dataset"].as_str().unwrap().to_string();
+        if dataset == "system.diskio" && !ds.contains_key(&dataset) {
+            let disks = procfs::parse_diskstats(&read("/proc/diskstats"));
+            assert!(disks.is_empty(), "devices exist but no diskio event");
+            eprintln!("skipping system.diskio shape: /proc/diskstats lists no device here");
+            continue;
+        }
         let mut want = BTreeSet::new();
         leaves(&sample, "", &mut want);
         let mut have = BTreeSet::new();
