@@ -522,7 +522,9 @@ fn prom_label(v: &str) -> String {
 
 /// `GET /metrics`: Prometheus text format. Names are the Beats names with `.` → `_`
 /// (`libbeat.output.events.acked` → `libbeat_output_events_acked`); per-input metrics are
-/// `oxibeat_input_<name>{id="...",input="..."}`; `oxibeat_info` carries the version labels.
+/// `oxibeat_input_<name>{id="...",input="..."}`; `oxibeat_info` carries the version labels;
+/// `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds` and
+/// `process_max_fds` are the standard Prometheus process metrics.
 pub fn prometheus(metrics: &Metrics, beat: &BeatInfo) -> String {
     use std::fmt::Write as _;
     let mut s = String::with_capacity(4096);
@@ -539,6 +541,25 @@ pub fn prometheus(metrics: &Metrics, beat: &BeatInfo) -> String {
         prom_label(&beat.name),
         prom_label(&beat.agent_id)
     );
+    // The standard process metrics every Prometheus client exports.
+    let p = process_stats();
+    let _ = writeln!(
+        s,
+        "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {}",
+        (p.user_ms + p.system_ms) as f64 / 1000.0
+    );
+    if let Some(rss) = p.rss {
+        let _ = writeln!(
+            s,
+            "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}"
+        );
+    }
+    if let Some(open) = p.open_fds {
+        let _ = writeln!(s, "# TYPE process_open_fds gauge\nprocess_open_fds {open}");
+    }
+    if let Some((soft, _)) = p.fd_limits {
+        let _ = writeln!(s, "# TYPE process_max_fds gauge\nprocess_max_fds {soft}");
+    }
     for (name, v, kind) in flat_stats(metrics) {
         let n = prom_name(&name);
         let t = match kind {
@@ -776,6 +797,8 @@ mod tests {
             "{body}"
         );
         assert!(body.contains("# TYPE beat_memstats_rss gauge\n"));
+        assert!(body.contains("\nprocess_resident_memory_bytes "), "{body}");
+        assert!(body.contains("\nprocess_cpu_seconds_total "), "{body}");
         // Every sample line is `name{labels} number` or `name number`.
         for line in body.lines().filter(|l| !l.starts_with('#')) {
             let (name, val) = line.rsplit_once(' ').unwrap();
