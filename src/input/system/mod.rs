@@ -573,6 +573,7 @@ async fn run_metricset(
         };
         ms = back;
         samples += 1;
+        let failed = result.is_err();
         let events: Vec<Event> = match result {
             Ok(docs) => docs.into_iter().map(|d| env.event(ts, dur, d)).collect(),
             Err(e) => {
@@ -593,7 +594,9 @@ async fn run_metricset(
             }
             InputCounters::add(&counters.events_processed_total, n);
         }
-        if once && (samples >= 2 || !env.name.is_rate()) {
+        // --once: done after the round (a failed first sample of a rate metricset already
+        // reported its error; a second try would only repeat it).
+        if once && (samples >= 2 || !env.name.is_rate() || failed) {
             return;
         }
     }
