@@ -14,6 +14,7 @@
 //! `network` and `diskio` report counters from the first sample; their extra
 //! `host.network.*` / `host.disk.*` per-period event (as Metricbeat) starts with the second.
 
+pub mod cgroup;
 pub mod cpu;
 pub mod diskio;
 pub mod filesystem;

@@ -7,17 +7,21 @@
 //! CPU ∪ top N by RSS) select the processes to report, and only those have their other files
 //! read (cmdline, exe, cwd, status, io, limits, fd, cgroup), which keeps the cost low.
 //! A process first seen in this collection has no previous sample: its event has no CPU
-//! percentages (as Metricbeat).
+//! percentages (as Metricbeat). The same holds for a cgroup's CPU percentages
+//! (`system.process.cgroup.cpu.stats.*.pct`, cgroup v2 only, see `cgroup.rs`): they start
+//! with the second collection that reports a process of that cgroup.
 //!
 //! Ticks are milliseconds (clock ticks × 1000 / USER_HZ), as Metricbeat reports them.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use regex::Regex;
 use serde_json::{json, Map, Value};
 
+use super::cgroup;
 use super::process_summary::list_pids;
 use super::procfs::{self, round4, HostFs, PidStat};
 use super::{Docs, Metricset, SystemError, TopN};
@@ -32,6 +36,10 @@ pub struct Process {
     /// pid → (starttime, utime+stime ticks) at the previous collection.
     prev: HashMap<u32, (u64, u64)>,
     prev_at: Option<Instant>,
+    /// The cgroup2 mount (under hostfs), looked up once.
+    cg_mount: Option<Option<PathBuf>>,
+    /// cgroup path → CPU sample at the previous collection.
+    cg_prev: HashMap<String, cgroup::CpuSample>,
 }
 
 /// One process after the cheap pass.
@@ -52,6 +60,8 @@ impl Process {
             page: procfs::page_size(),
             prev: HashMap::new(),
             prev_at: None,
+            cg_mount: None,
+            cg_prev: HashMap::new(),
         }
     }
 
@@ -107,6 +117,7 @@ impl Process {
         btime: Option<u64>,
         mem_total: u64,
         users: &HashMap<u32, String>,
+        cgroup: Option<Value>,
     ) -> Map<String, Value> {
         let fs = &*self.fs;
         let st = &s.stat;
@@ -224,12 +235,8 @@ impl Process {
                 sys.insert("io".into(), Value::Object(m));
             }
         }
-        if let Some((version, path)) = read("cgroup").and_then(|t| procfs::parse_cgroup(&t)) {
-            let id = path.rsplit('/').next().unwrap_or("").to_string();
-            sys.insert(
-                "cgroup".into(),
-                json!({"cgroups_version": version, "id": id, "path": path}),
-            );
+        if let Some(cg) = cgroup {
+            sys.insert("cgroup".into(), cg);
         }
 
         let user = process.remove("__user");
@@ -294,10 +301,47 @@ impl Metricset for Process {
         let users = std::fs::read_to_string(self.fs.join("/etc/passwd"))
             .map(|t| procfs::parse_passwd(&t))
             .unwrap_or_default();
-        Ok(select_top(&samples, &self.top)
-            .into_iter()
-            .map(|i| self.event(&samples[i], stat.cores, stat.btime, mem_total, &users))
-            .collect())
+        if self.cg_mount.is_none() {
+            self.cg_mount = Some(cgroup::find_v2_mount(&self.fs));
+        }
+        let mount = self.cg_mount.clone().flatten();
+        let elapsed_ns = elapsed_ms.map(|ms| ms * 1e6);
+        // Processes of one cgroup share its statistics: read each cgroup once.
+        let mut cg_cache: HashMap<String, Value> = HashMap::new();
+        let mut cg_next = HashMap::new();
+        let mut docs = Vec::new();
+        for i in select_top(&samples, &self.top) {
+            let pid = samples[i].stat.pid;
+            let cg = std::fs::read_to_string(self.fs.proc(&format!("{pid}/cgroup")))
+                .ok()
+                .and_then(|t| procfs::parse_cgroup(&t))
+                .map(|(version, path)| {
+                    if let Some(v) = cg_cache.get(&path) {
+                        return v.clone();
+                    }
+                    let id = path.rsplit('/').next().unwrap_or("").to_string();
+                    let mut m = Map::new();
+                    m.insert("cgroups_version".into(), json!(version));
+                    m.insert("id".into(), json!(id));
+                    m.insert("path".into(), json!(path));
+                    if let (2, Some(mnt)) = (version, &mount) {
+                        let dir = mnt.join(path.trim_start_matches('/'));
+                        let prev = self.cg_prev.get(&path).copied();
+                        let (fields, sample) =
+                            cgroup::v2_fields(&dir, &path, prev, elapsed_ns, stat.cores);
+                        m.extend(fields);
+                        if let Some(s) = sample {
+                            cg_next.insert(path.clone(), s);
+                        }
+                    }
+                    let v = Value::Object(m);
+                    cg_cache.insert(path, v.clone());
+                    v
+                });
+            docs.push(self.event(&samples[i], stat.cores, stat.btime, mem_total, &users, cg));
+        }
+        self.cg_prev = cg_next;
+        Ok(docs)
     }
 }
 
@@ -339,6 +383,69 @@ mod tests {
             by_memory: 1,
         };
         assert_eq!(select_top(&s, &off).len(), 4);
+    }
+
+    /// Under a hostfs prefix: pids, stat and the cgroup v2 statistics come from the prefix.
+    #[test]
+    fn hostfs_and_cgroup_v2() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let w = |p: &str, t: &str| {
+            let p = root.join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, t).unwrap();
+        };
+        w("proc/1/mounts", "cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n");
+        w(
+            "proc/stat",
+            "cpu  1 0 1 10 0 0 0 0\ncpu0 1 0 1 10 0 0 0 0\nbtime 1700000000\n",
+        );
+        w("proc/meminfo", "MemTotal: 1000 kB\n");
+        w(
+            "proc/42/stat",
+            "42 (app) S 1 42 42 0 -1 0 0 0 0 0 10 5 0 0 20 0 3 0 100 1000000 50 0",
+        );
+        w("proc/42/cgroup", "0::/app.slice\n");
+        w("proc/42/cmdline", "/usr/bin/app\0--flag\0");
+        w("etc/passwd", "root:x:0:0::/root:/bin/sh\n");
+        w("proc/42/status", "Uid:\t0\t0\t0\t0\nVmSwap:\t4 kB\n");
+        w(
+            "sys/fs/cgroup/app.slice/cpu.stat",
+            "usage_usec 2000\nuser_usec 1500\nsystem_usec 500\n",
+        );
+        w("sys/fs/cgroup/app.slice/memory.current", "4096\n");
+        let fs = Arc::new(HostFs::new(Some(root)));
+        let mut p = Process::new(fs, TopN::default(), vec![]);
+        assert!(p.collect().unwrap().is_empty());
+        let docs = p.collect().unwrap();
+        assert_eq!(docs.len(), 1);
+        let d = &docs[0];
+        assert_eq!(d["process"]["pid"], 42);
+        assert_eq!(d["process"]["name"], "app");
+        assert_eq!(d["process"]["args"], json!(["/usr/bin/app", "--flag"]));
+        assert_eq!(d["process"]["cpu"]["pct"], 0.0);
+        assert_eq!(d["user"]["name"], "root");
+        let sp = &d["system"]["process"];
+        assert_eq!(sp["memory"]["swap"], 4096);
+        assert_eq!(
+            sp["memory"]["rss"]["pct"],
+            round4(50.0 * 4096.0 / 1024000.0)
+        );
+        assert_eq!(sp["cpu"]["start_time"], "2023-11-14T22:13:21.000Z");
+        let cg = &sp["cgroup"];
+        assert_eq!(cg["cgroups_version"], 2);
+        assert_eq!(cg["id"], "app.slice");
+        assert_eq!(cg["cpu"]["stats"]["usage"]["ns"], 2_000_000);
+        assert!(
+            cg["cpu"]["stats"]["usage"].get("pct").is_none(),
+            "cgroup not seen before"
+        );
+        assert_eq!(cg["memory"]["mem"]["usage"]["bytes"], 4096);
+        // The cgroup's percentages start with its second sample.
+        let docs = p.collect().unwrap();
+        let cg = &docs[0]["system"]["process"]["cgroup"];
+        assert_eq!(cg["cpu"]["stats"]["usage"]["pct"], 0.0);
+        assert_eq!(cg["cpu"]["stats"]["usage"]["norm"]["pct"], 0.0);
     }
 
     #[test]
