@@ -161,6 +161,22 @@ impl Default for TopN {
 pub struct ProcessOptions {
     #[serde(default)]
     pub include_top_n: TopN,
+    #[serde(default)]
+    pub cgroups: CgroupOptions,
+}
+
+/// `process.cgroups.enabled`: add `system.process.cgroup.*` (default true, as Metricbeat).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CgroupOptions {
+    #[serde(default = "crate::config::yes")]
+    pub enabled: bool,
+}
+
+impl Default for CgroupOptions {
+    fn default() -> Self {
+        CgroupOptions { enabled: true }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -409,11 +425,14 @@ pub fn metricset(name: MetricsetName, cfg: &SystemMetricsConfig) -> Box<dyn Metr
             Box::new(diskio::Diskio::new(fs, cfg.diskio.include_devices.clone()))
         }
         MetricsetName::ProcessSummary => Box::new(process_summary::ProcessSummary::new(fs)),
-        MetricsetName::Process => Box::new(process::Process::new(
-            fs,
-            cfg.process.include_top_n.clone(),
-            cfg.processes.iter().map(|p| p.0.clone()).collect(),
-        )),
+        MetricsetName::Process => Box::new(
+            process::Process::new(
+                fs,
+                cfg.process.include_top_n.clone(),
+                cfg.processes.iter().map(|p| p.0.clone()).collect(),
+            )
+            .with_cgroups(cfg.process.cgroups.enabled),
+        ),
         MetricsetName::SocketSummary => Box::new(socket_summary::SocketSummary::new(fs)),
     }
 }
@@ -622,6 +641,7 @@ period = "10s"
 metricsets = ["cpu", "load", "memory", "network", "filesystem", "fsstat", "uptime",
               "diskio", "process_summary", "process", "socket_summary"]
 process.include_top_n = { by_cpu = 5, by_memory = 5 }
+process.cgroups.enabled = false
 filesystem.ignore_types = ["tmpfs", "overlay"]
 hostfs = "/hostfs"
 fields = { env = "prod" }
@@ -632,6 +652,7 @@ tags = ["host"]
         assert_eq!(c.metricsets.len(), 11);
         assert_eq!(c.period.0, Duration::from_secs(10));
         assert_eq!(c.process.include_top_n.by_cpu, 5);
+        assert!(!c.process.cgroups.enabled);
         assert_eq!(
             c.filesystem.ignore_types.as_deref(),
             Some(&["tmpfs".to_string(), "overlay".to_string()][..])

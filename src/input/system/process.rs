@@ -40,6 +40,8 @@ pub struct Process {
     cg_mount: Option<Option<PathBuf>>,
     /// cgroup path → CPU sample at the previous collection.
     cg_prev: HashMap<String, cgroup::CpuSample>,
+    /// `process.cgroups.enabled`.
+    cgroups: bool,
 }
 
 /// One process after the cheap pass.
@@ -62,7 +64,14 @@ impl Process {
             prev_at: None,
             cg_mount: None,
             cg_prev: HashMap::new(),
+            cgroups: true,
         }
+    }
+
+    /// `process.cgroups.enabled = false` leaves `system.process.cgroup` out.
+    pub fn with_cgroups(mut self, enabled: bool) -> Self {
+        self.cgroups = enabled;
+        self
     }
 
     fn ms(&self, ticks: u64) -> u64 {
@@ -301,7 +310,7 @@ impl Metricset for Process {
         let users = std::fs::read_to_string(self.fs.join("/etc/passwd"))
             .map(|t| procfs::parse_passwd(&t))
             .unwrap_or_default();
-        if self.cg_mount.is_none() {
+        if self.cg_mount.is_none() && self.cgroups {
             self.cg_mount = Some(cgroup::find_v2_mount(&self.fs));
         }
         let mount = self.cg_mount.clone().flatten();
@@ -312,8 +321,10 @@ impl Metricset for Process {
         let mut docs = Vec::new();
         for i in select_top(&samples, &self.top) {
             let pid = samples[i].stat.pid;
-            let cg = std::fs::read_to_string(self.fs.proc(&format!("{pid}/cgroup")))
-                .ok()
+            let cg = self
+                .cgroups
+                .then(|| std::fs::read_to_string(self.fs.proc(&format!("{pid}/cgroup"))).ok())
+                .flatten()
                 .and_then(|t| procfs::parse_cgroup(&t))
                 .map(|(version, path)| {
                     if let Some(v) = cg_cache.get(&path) {
