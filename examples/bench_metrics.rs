@@ -8,6 +8,9 @@
 //! figure is an upper bound.
 //!
 //!     CARGO_TARGET_DIR=/work/target cargo run --release --example bench_metrics [ROUNDS]
+//!
+//! `bench_metrics real SECONDS` runs the default metricsets (with `process`) at the real 10 s
+//! period and reports CPU time over wall time, idle time included.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,8 +44,19 @@ fn beat() -> Arc<BeatInfo> {
 
 /// (rounds, events, CPU time) for one configuration.
 async fn measure(metricsets: &str, extra: &str, rounds: u32) -> (u32, u64, Duration) {
-    let period = Duration::from_millis(100);
-    let text = format!("id = \"bench\"\nperiod = \"100ms\"\nmetricsets = [{metricsets}]\n{extra}");
+    measure_at(metricsets, extra, rounds, Duration::from_millis(100)).await
+}
+
+async fn measure_at(
+    metricsets: &str,
+    extra: &str,
+    rounds: u32,
+    period: Duration,
+) -> (u32, u64, Duration) {
+    let text = format!(
+        "id = \"bench\"\nperiod = \"{}ms\"\nmetricsets = [{metricsets}]\n{extra}",
+        period.as_millis()
+    );
     let raw: toml::Value = toml::from_str(&text).expect("toml");
     let cfg = system::parse_config(&raw, "inputs[0]").expect("config");
     let metrics = Metrics::new();
@@ -91,6 +105,37 @@ async fn measure(metricsets: &str, extra: &str, rounds: u32) -> (u32, u64, Durat
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    let defaults_all = "\"cpu\", \"load\", \"memory\", \"network\", \"process_summary\", \"socket_summary\", \"filesystem\", \"fsstat\", \"uptime\", \"process\"";
+    // `bench_metrics real SECONDS`: the real 10 s period, CPU time over wall time.
+    if std::env::args().nth(1).as_deref() == Some("real") {
+        let secs: u32 = std::env::args()
+            .nth(2)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(60);
+        let rounds = secs / 10;
+        let without = defaults_all.replace(", \"process\"", "");
+        for (label, sets, extra) in [
+            ("default metricsets without process", without.as_str(), ""),
+            (
+                "default metricsets with process (all processes)",
+                defaults_all,
+                "",
+            ),
+            (
+                "default metricsets with process, include_top_n 5/5",
+                defaults_all,
+                "process.include_top_n = { by_cpu = 5, by_memory = 5 }",
+            ),
+        ] {
+            let (_, events, cpu) = measure_at(sets, extra, rounds, Duration::from_secs(10)).await;
+            let wall = Duration::from_secs(10) * rounds + Duration::from_secs(5);
+            println!(
+                "{label:<52} {cpu:>10.3?} CPU in {wall:?} ({events} events) => {:.4}% of one core",
+                cpu.as_secs_f64() / wall.as_secs_f64() * 100.0
+            );
+        }
+        return;
+    }
     let rounds: u32 = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
