@@ -1,7 +1,8 @@
 //! Atomic counters; cheap to bump on the hot path (relaxed, one add per batch where possible).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 macro_rules! counters {
@@ -69,12 +70,73 @@ impl Gauges {
     }
 }
 
+macro_rules! input_counters {
+    (counters { $($c:ident),* $(,)? } gauges { $($g:ident),* $(,)? }) => {
+        /// Per-input metrics, served by `GET /inputs/` (names as Filebeat's input metrics).
+        #[derive(Debug, Default)]
+        pub struct InputCounters {
+            /// The input's `id`.
+            pub id: String,
+            /// `filestream`, `system/metrics`, ...
+            pub input_type: String,
+            $(pub $c: AtomicU64,)*
+            $(pub $g: AtomicI64,)*
+        }
+
+        impl InputCounters {
+            pub fn new(id: &str, input_type: &str) -> Self {
+                InputCounters {
+                    id: id.to_string(),
+                    input_type: input_type.to_string(),
+                    ..Default::default()
+                }
+            }
+
+            /// (name, value) of every counter.
+            pub fn counter_values(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($c), self.$c.load(Ordering::Relaxed)),)*]
+            }
+
+            /// (name, value) of every gauge.
+            pub fn gauge_values(&self) -> Vec<(&'static str, i64)> {
+                vec![$((stringify!($g), self.$g.load(Ordering::Relaxed)),)*]
+            }
+        }
+    };
+}
+
+input_counters! {
+    counters {
+        events_processed_total,
+        bytes_processed_total,
+        messages_read_total,
+        processing_errors_total,
+        files_opened_total,
+        files_closed_total,
+        harvester_started_total,
+        harvester_closed_total,
+        harvester_errors_total,
+    }
+    gauges {
+        files_active,
+        harvester_running,
+    }
+}
+
+impl InputCounters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
 /// All metrics of one agent process.
 #[derive(Debug)]
 pub struct Metrics {
     pub counters: Counters,
     pub gauges: Gauges,
     pub started: Instant,
+    /// Per-input metrics by input id.
+    inputs: Mutex<BTreeMap<String, Arc<InputCounters>>>,
 }
 
 impl Default for Metrics {
@@ -83,6 +145,7 @@ impl Default for Metrics {
             counters: Counters::default(),
             gauges: Gauges::default(),
             started: Instant::now(),
+            inputs: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -112,6 +175,27 @@ impl Metrics {
 
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    /// The metrics of input `id`, registered on first use (an input that restarts with the
+    /// same id keeps counting where it stopped).
+    pub fn input(&self, id: &str, input_type: &str) -> Arc<InputCounters> {
+        let mut map = self.inputs.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(id.to_string())
+            .or_insert_with(|| Arc::new(InputCounters::new(id, input_type)))
+            .clone()
+    }
+
+    /// Forget input `id` (it stopped for good).
+    pub fn remove_input(&self, id: &str) {
+        let mut map = self.inputs.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(id);
+    }
+
+    /// Every registered input, ordered by id.
+    pub fn inputs(&self) -> Vec<Arc<InputCounters>> {
+        let map = self.inputs.lock().unwrap_or_else(|e| e.into_inner());
+        map.values().cloned().collect()
     }
 }
 
@@ -157,6 +241,26 @@ pub async fn log_periodically(metrics: Arc<Metrics>, period: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_input_registry() {
+        let m = Metrics::new();
+        let a = m.input("a", "filestream");
+        InputCounters::add(&a.events_processed_total, 3);
+        // Same id, same counters.
+        assert_eq!(
+            m.input("a", "filestream")
+                .events_processed_total
+                .load(Ordering::Relaxed),
+            3
+        );
+        m.input("b", "system/metrics");
+        let ids: Vec<String> = m.inputs().iter().map(|i| i.id.clone()).collect();
+        assert_eq!(ids, vec!["a", "b"]);
+        assert!(a.counter_values().contains(&("events_processed_total", 3)));
+        m.remove_input("a");
+        assert_eq!(m.inputs().len(), 1);
+    }
 
     #[test]
     fn delta_reports_only_moved_counters() {

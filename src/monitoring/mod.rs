@@ -3,5 +3,6 @@
 //! Names follow Beats' monitoring namespaces so `/stats` and the log line read like Filebeat's.
 
 pub mod counters;
+pub mod http;
 
 pub use counters::{Metrics, Snapshot};
