@@ -95,6 +95,20 @@ pub async fn run(cfg: Config, once: bool) -> Result<(), AgentError> {
         "oxibeat starting"
     );
 
+    let http = match &cfg.http {
+        Some(raw) => {
+            let http_cfg = crate::monitoring::http::parse_config(raw)?;
+            let (m, b, t) = (metrics.clone(), beat.clone(), CancellationToken::new());
+            let stop = t.clone();
+            let handle = tokio::spawn(async move {
+                if let Err(e) = crate::monitoring::http::serve(http_cfg, m, b, t).await {
+                    tracing::error!(error = %e, "monitoring endpoint failed");
+                }
+            });
+            Some((handle, stop))
+        }
+        None => None,
+    };
     let mut output = tokio::spawn(crate::output::run(output_kind, consumer, beat.clone()));
     let shutdown = CancellationToken::new();
     let mut inputs = tokio::task::JoinSet::new();
@@ -122,8 +136,17 @@ pub async fn run(cfg: Config, once: bool) -> Result<(), AgentError> {
                     registry.clone(),
                 ));
             }
-            InputConfig::SystemMetrics(_) => {
-                tracing::warn!(input = %key, "the system/metrics input is not available in this build; skipped");
+            InputConfig::SystemMetrics(raw) => {
+                let m = crate::input::system::parse_config(raw, &key)?;
+                // The input applies its own processors.
+                let ctx = InputContext {
+                    publisher: publisher.clone(),
+                    beat: beat.clone(),
+                    metrics: metrics.clone(),
+                    shutdown: shutdown.clone(),
+                    once,
+                };
+                inputs.spawn(crate::input::system::run(m, ctx));
             }
         }
     }
@@ -203,6 +226,10 @@ pub async fn run(cfg: Config, once: bool) -> Result<(), AgentError> {
         h.abort();
     }
     registry.close();
+    if let Some((handle, stop)) = http {
+        stop.cancel();
+        let _ = handle.await;
+    }
     let snap = metrics.snapshot();
     let total: Vec<String> = snap.nonzero_delta(&Default::default());
     tracing::info!(monitoring = %total.join(" "), "Total metrics; oxibeat stopped");

@@ -433,6 +433,9 @@ impl Config {
         source::expand_env(&mut tree, "", lookup)?;
         let mut cfg: Config = typed(tree.clone(), "")?;
         cfg.inputs = parse_inputs(&cfg.raw_inputs)?;
+        if let Some(http) = &cfg.http {
+            crate::monitoring::http::parse_config(http)?;
+        }
         // The output is checked by whoever needs one (`run`, `test`): `setup` does not.
         crate::processors::build(&cfg.processors, "processors")?;
         Ok((cfg, tree))
@@ -480,7 +483,10 @@ fn parse_inputs(raw: &[toml::Value]) -> Result<Vec<InputConfig>, ConfigError> {
                 f.validate(&key)?;
                 InputConfig::Filestream(Box::new(f))
             }
-            "system/metrics" => InputConfig::SystemMetrics(v.clone()),
+            "system/metrics" => {
+                crate::input::system::parse_config(v, &key)?;
+                InputConfig::SystemMetrics(v.clone())
+            }
             other => {
                 return Err(ConfigError::new(
                     format!("{key}.type"),

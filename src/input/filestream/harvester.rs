@@ -14,6 +14,7 @@ use super::parsers::{Message, Parsers};
 use super::reader::LineSplitter;
 use super::Settings;
 use crate::event::{deep_merge, flags, now_nanos, parse_timestamp, Event, FileSource, LineFields};
+use crate::monitoring::counters::InputCounters;
 use crate::monitoring::Metrics;
 use crate::pipeline::ack::{ack_events, AckTracker};
 use crate::pipeline::Publisher;
@@ -146,9 +147,14 @@ impl Harvester {
                     parsers.flush_all(now, &mut msgs);
                 }
             }
+            if n > 0 {
+                InputCounters::add(&s.counters.bytes_processed_total, n as u64);
+            }
             if !msgs.is_empty() {
                 Metrics::add(&metrics.counters.events_read, msgs.len() as u64);
+                InputCounters::add(&s.counters.messages_read_total, msgs.len() as u64);
                 let events = self.to_events(&mut msgs);
+                InputCounters::add(&s.counters.events_processed_total, events.len() as u64);
                 if !events.is_empty() && self.publisher.publish(events).await.is_err() {
                     break Exit::Stopped;
                 }

@@ -27,6 +27,7 @@ use crate::config::filestream::{FileIdentity, NdjsonConfig, ParserConfig, StartP
 use crate::config::FilestreamConfig;
 use crate::event::{FileSource, InputCommon};
 use crate::input::InputContext;
+use crate::monitoring::counters::InputCounters;
 use crate::monitoring::Metrics;
 use crate::pipeline::ack::AckTracker;
 use crate::registry::{EntryMeta, Registry};
@@ -45,6 +46,8 @@ pub struct Settings {
     /// The first ndjson parser, for how decoded keys merge into the event.
     pub ndjson: Option<NdjsonConfig>,
     pub common: Arc<InputCommon>,
+    /// This input's counters, served on `/inputs/`.
+    pub counters: Arc<InputCounters>,
 }
 
 impl Settings {
@@ -71,6 +74,7 @@ impl Settings {
             _ => None,
         });
         Settings {
+            counters: ctx.metrics.input(&cfg.id, "filestream"),
             decoder: harvester::decoder_for(&cfg.encoding),
             ndjson,
             common,
@@ -653,15 +657,27 @@ impl Prospector {
             shutdown: self.ctx.shutdown.clone(),
         };
         let m = self.ctx.metrics.clone();
+        let ic = self.settings.counters.clone();
         Metrics::add(&m.counters.harvester_started, 1);
         m.gauges.harvesters_running.fetch_add(1, Ordering::Relaxed);
         m.gauges.open_files.fetch_add(1, Ordering::Relaxed);
+        InputCounters::add(&ic.harvester_started_total, 1);
+        InputCounters::add(&ic.files_opened_total, 1);
+        ic.harvester_running.fetch_add(1, Ordering::Relaxed);
+        ic.files_active.fetch_add(1, Ordering::Relaxed);
         let tx = self.exits_tx.clone();
         tokio::spawn(async move {
             let outcome = h.run().await;
             Metrics::add(&m.counters.harvester_closed, 1);
             m.gauges.harvesters_running.fetch_sub(1, Ordering::Relaxed);
             m.gauges.open_files.fetch_sub(1, Ordering::Relaxed);
+            InputCounters::add(&ic.harvester_closed_total, 1);
+            InputCounters::add(&ic.files_closed_total, 1);
+            if outcome.exit == Exit::Failed {
+                InputCounters::add(&ic.harvester_errors_total, 1);
+            }
+            ic.harvester_running.fetch_sub(1, Ordering::Relaxed);
+            ic.files_active.fetch_sub(1, Ordering::Relaxed);
             let _ = tx.send(Exited { run_id, outcome });
         });
     }
