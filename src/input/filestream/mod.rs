@@ -449,7 +449,11 @@ impl Prospector {
                     }
                     None => {
                         tracing::debug!(path = %path.display(), key = %key, offset = k.read_offset, "identity found at another inode; continuing there");
-                        self.by_inode.remove(&(k.info.dev, k.info.ino));
+                        let old = (k.info.dev, k.info.ino);
+                        // The old inode may already hold new content under another key.
+                        if self.by_inode.get(&old).is_some_and(|v| v == &key) {
+                            self.by_inode.remove(&old);
+                        }
                         k.copied = true;
                     }
                 }
