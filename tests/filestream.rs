@@ -503,3 +503,46 @@ fn kill9_during_heavy_writing_then_restart_loses_nothing() {
     let dups = assert_complete(seqs(&w.events(), "k"), n, "kill -9");
     eprintln!("delivered before kill: {mid}, duplicates after restart: {dups}");
 }
+
+#[test]
+fn unreadable_file_is_logged_once_and_retried() {
+    // Permissions do not stop root: run the agent as `nobody` when we are root.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to start the agent as another user");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let w = Workspace::new();
+    for d in [w.path().to_path_buf(), w.logs()] {
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let locked = w.logs().join("locked.log");
+    append(&locked, &seq_lines("locked", 0..20));
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
+    let cfg = w.config(&w.input("perm", "*.log", ""));
+    fs::set_permissions(&cfg, fs::Permissions::from_mode(0o644)).unwrap();
+    let log = w.path().join("agent-nobody.log");
+    let mut child = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", bin(), "run", "-e", "-c"])
+        .arg(&cfg)
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("setpriv (util-linux)");
+    // Several rescans (every 200 ms) happen while the file is unreadable.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(w.events().is_empty());
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o644)).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while w.events().len() < 20 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{text}");
+    assert_eq!(w.events().len(), 20, "shipped once readable: {text}");
+    let warnings = text.matches("cannot read file").count();
+    assert_eq!(warnings, 1, "logged once, not at every scan: {text}");
+}
