@@ -3,7 +3,7 @@
 # every test: Rust unit and integration tests (real binary, real files, stand-in ES/Kibana),
 # the generator's tests, and the stack asset checks (Logstash syntax, ES bodies against the
 # 9.2 spec, Kibana references, compose spec). The end-to-end stack test is opt-in
-# (OXIBEAT_E2E_STACK=1, see docs/stack.md) and says so when skipped.
+# (OXIBEAT_E2E_STACK=1, see tests/stack/test_e2e.py) and says so when skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
