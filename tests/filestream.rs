@@ -546,3 +546,27 @@ fn unreadable_file_is_logged_once_and_retried() {
     let warnings = text.matches("cannot read file").count();
     assert_eq!(warnings, 1, "logged once, not at every scan: {text}");
 }
+
+#[test]
+fn harvester_limit_and_ignore_older() {
+    let w = Workspace::new();
+    for i in 0..30 {
+        append(&w.logs().join(format!("l{i:02}.log")), &seq_lines(&format!("lim{i:02}"), 0..10));
+    }
+    let old = w.logs().join("old.log");
+    append(&old, &["from last year".to_string()]);
+    let st = std::process::Command::new("touch")
+        .args(["-d", "2025-01-01"])
+        .arg(&old)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let cfg = w.config(&w.input("lim", "*.log", "harvester_limit = 2\nignore_older = \"48h\""));
+    w.run_once(&cfg);
+    let ev = w.events();
+    assert_eq!(ev.len(), 300, "every file read, two at a time");
+    assert!(!ev.iter().any(|e| e["message"] == "from last year"), "ignore_older skipped the old file");
+    for i in 0..30 {
+        assert_complete(seqs(&ev, &format!("lim{i:02}")), 10, "limited");
+    }
+}
