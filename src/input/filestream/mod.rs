@@ -141,6 +141,18 @@ struct Prospector {
     settling: HashMap<(u64, u64), (u64, std::time::Instant)>,
     /// Look again soon (a file is settling).
     recheck: bool,
+    /// Harvesters ended since freed memory was last handed back to the OS.
+    closed_since_trim: usize,
+}
+
+/// Hand freed heap pages back to the OS. After a burst of harvesters (thousands of files
+/// read at startup) glibc keeps their buffers' pages, which would stay as RSS for good.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory held by the allocator.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 impl Prospector {
@@ -189,6 +201,7 @@ impl Prospector {
             partial_entries,
             settling: HashMap::new(),
             recheck: false,
+            closed_since_trim: 0,
         }
     }
 
@@ -310,6 +323,9 @@ impl Prospector {
         }
         let stale = std::time::Instant::now() - Duration::from_secs(60);
         self.settling.retain(|_, (_, since)| *since > stale);
+        if std::mem::take(&mut self.closed_since_trim) > 64 {
+            release_freed_memory();
+        }
         // harvester_limit: start files that waited for a slot.
         if self.cfg().harvester_limit > 0 {
             let waiting: Vec<String> = self
@@ -695,6 +711,7 @@ impl Prospector {
         };
         k.running = None;
         k.read_offset = exit.outcome.resume_offset;
+        self.closed_since_trim += 1;
         let path = k.info.path.clone();
         match exit.outcome.exit {
             Exit::Truncated => {
