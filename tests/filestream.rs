@@ -523,7 +523,15 @@ fn unreadable_file_is_logged_once_and_retried() {
     fs::set_permissions(&cfg, fs::Permissions::from_mode(0o644)).unwrap();
     let log = w.path().join("agent-nobody.log");
     let mut child = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", bin(), "run", "-e", "-c"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            bin(),
+            "run",
+            "-e",
+            "-c",
+        ])
         .arg(&cfg)
         .stderr(fs::File::create(&log).unwrap())
         .spawn()
@@ -551,7 +559,10 @@ fn unreadable_file_is_logged_once_and_retried() {
 fn harvester_limit_and_ignore_older() {
     let w = Workspace::new();
     for i in 0..30 {
-        append(&w.logs().join(format!("l{i:02}.log")), &seq_lines(&format!("lim{i:02}"), 0..10));
+        append(
+            &w.logs().join(format!("l{i:02}.log")),
+            &seq_lines(&format!("lim{i:02}"), 0..10),
+        );
     }
     let old = w.logs().join("old.log");
     append(&old, &["from last year".to_string()]);
@@ -561,11 +572,18 @@ fn harvester_limit_and_ignore_older() {
         .status()
         .unwrap();
     assert!(st.success());
-    let cfg = w.config(&w.input("lim", "*.log", "harvester_limit = 2\nignore_older = \"48h\""));
+    let cfg = w.config(&w.input(
+        "lim",
+        "*.log",
+        "harvester_limit = 2\nignore_older = \"48h\"",
+    ));
     w.run_once(&cfg);
     let ev = w.events();
     assert_eq!(ev.len(), 300, "every file read, two at a time");
-    assert!(!ev.iter().any(|e| e["message"] == "from last year"), "ignore_older skipped the old file");
+    assert!(
+        !ev.iter().any(|e| e["message"] == "from last year"),
+        "ignore_older skipped the old file"
+    );
     for i in 0..30 {
         assert_complete(seqs(&ev, &format!("lim{i:02}")), 10, "limited");
     }

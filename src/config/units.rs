@@ -51,7 +51,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         total += num * factor;
         rest = &rest[unit_end..];
     }
-    Ok(Duration::from_secs_f64(total))
+    Duration::try_from_secs_f64(total).map_err(|_| format!("duration {s:?} is out of range"))
 }
 
 pub fn format_duration(d: Duration) -> String {
@@ -90,7 +90,9 @@ impl<'de> Deserialize<'de> for Dur {
                 if v < 0.0 || !v.is_finite() {
                     return Err(E::custom("a duration must be a positive number"));
                 }
-                Ok(Dur(Duration::from_secs_f64(v)))
+                Duration::try_from_secs_f64(v)
+                    .map(Dur)
+                    .map_err(|_| E::custom("duration out of range"))
             }
         }
         d.deserialize_any(V)
@@ -174,6 +176,7 @@ mod tests {
         assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("10x").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("99999999999999999999999h").is_err());
         assert_eq!(format_duration(Duration::from_secs(300)), "5m");
         assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
     }

@@ -64,7 +64,7 @@ impl Backoff {
 
     pub async fn wait(&mut self) {
         tokio::time::sleep(self.next).await;
-        self.next = (self.next * 2).min(self.max);
+        self.next = self.next.saturating_mul(2).min(self.max);
     }
 
     pub fn reset(&mut self) {

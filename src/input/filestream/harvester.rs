@@ -203,7 +203,7 @@ impl Harvester {
             tokio::select! {
                 _ = self.control.wake.notified() => {}
                 _ = tokio::time::sleep(wait.max(Duration::from_millis(1))) => {
-                    backoff = (backoff * 2).min(s.cfg.backoff.max.0);
+                    backoff = backoff.saturating_mul(2).min(s.cfg.backoff.max.0);
                 }
                 _ = self.shutdown.cancelled() => {}
             }

@@ -321,8 +321,9 @@ impl Prospector {
         for key in forget {
             self.forget(&key);
         }
-        let stale = std::time::Instant::now() - Duration::from_secs(60);
-        self.settling.retain(|_, (_, since)| *since > stale);
+        if let Some(stale) = std::time::Instant::now().checked_sub(Duration::from_secs(60)) {
+            self.settling.retain(|_, (_, since)| *since > stale);
+        }
         if std::mem::take(&mut self.closed_since_trim) > 64 {
             release_freed_memory();
         }
