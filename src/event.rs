@@ -61,6 +61,9 @@ pub struct InputCommon {
     pub fields: Map<String, Value>,
     /// The same fields serialised as `"k":v,"k2":v2` (no braces), appended to line events.
     json_tail: String,
+    /// `fields_under_root` brought a `message` or `log` key: line events take the map path,
+    /// so the user's value replaces the agent's instead of being written twice.
+    replaces_line_fields: bool,
 }
 
 impl InputCommon {
@@ -77,8 +80,15 @@ impl InputCommon {
         for (k, v) in beat.common_fields() {
             fields.insert(k, v);
         }
+        let mut replaces_line_fields = false;
         for (k, v) in extra {
-            // User fields under root may override the defaults, as in Beats.
+            match k.as_str() {
+                // Written from the event itself; a user field cannot stand in for them.
+                "@timestamp" | "@metadata" => continue,
+                // User fields under root override what the agent sets, as in Beats.
+                "message" | "log" => replaces_line_fields = true,
+                _ => {}
+            }
             fields.insert(k, v);
         }
         let mut json_tail = String::new();
@@ -94,6 +104,7 @@ impl InputCommon {
             input_id: input_id.to_string(),
             fields,
             json_tail,
+            replaces_line_fields,
         }
     }
 }
@@ -233,7 +244,15 @@ impl Event {
             }
         }
         out.push(b'}');
-        match &self.fields {
+        let materialised;
+        let fields = match &self.fields {
+            Fields::Line(l) if l.source.common.replaces_line_fields => {
+                materialised = Fields::Map(line_to_map(l));
+                &materialised
+            }
+            f => f,
+        };
+        match fields {
             Fields::Line(l) => write_line_fields(l, out),
             Fields::Map(m) => {
                 for (k, v) in m {
@@ -410,7 +429,8 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_secs;
-    Some(secs * 1_000_000_000 + frac_nanos)
+    // Years past 2262 do not fit in i64 nanoseconds: not a usable timestamp.
+    secs.checked_mul(1_000_000_000)?.checked_add(frac_nanos)
 }
 
 /// Dotted-path lookup. A key that itself contains dots (`"a.b": 1`) is also found.
@@ -654,6 +674,7 @@ mod tests {
         let t2 = parse_timestamp("2025-07-08T14:48:32.528+02:00").unwrap();
         assert_eq!(t, t2);
         assert!(parse_timestamp("yesterday").is_none());
+        assert!(parse_timestamp("9999-12-31T00:00:00Z").is_none());
         assert!(parse_timestamp("2025-13-08T12:48:32Z").is_none());
     }
 

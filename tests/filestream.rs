@@ -588,3 +588,67 @@ fn harvester_limit_and_ignore_older() {
         assert_complete(seqs(&ev, &format!("lim{i:02}")), 10, "limited");
     }
 }
+
+#[test]
+fn path_identity_reads_a_new_file_at_the_same_path_from_its_start() {
+    let w = Workspace::new();
+    let log = w.logs().join("app.log");
+    append(&log, &seq_lines("pid", 0..100));
+    let cfg = w.config(&w.input("p", "app.log", "file_identity = \"path\""));
+    let mut agent = w.spawn(&cfg);
+    w.wait_events(100, 20);
+    fs::rename(&log, w.logs().join("app.log.1")).unwrap();
+    append(&log, &seq_lines("pid", 100..150));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while seqs(&w.events(), "pid").len() < 150 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    agent.stop();
+    assert_eq!(
+        assert_complete(seqs(&w.events(), "pid"), 150, "path identity"),
+        0
+    );
+}
+
+#[test]
+fn small_files_with_identical_content_are_different_files() {
+    let w = Workspace::new();
+    for name in ["a.log", "b.log"] {
+        append(&w.logs().join(name), &["# same header line".to_string()]);
+    }
+    let cfg = w.config(&w.input("same", "*.log", ""));
+    w.run_once(&cfg);
+    assert_eq!(w.events().len(), 2);
+    append(&w.logs().join("a.log"), &["only in a".to_string()]);
+    append(&w.logs().join("b.log"), &["only in b".to_string()]);
+    w.run_once(&cfg);
+    let msgs: Vec<String> = w
+        .events()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(msgs.len(), 4, "{msgs:?}");
+    assert!(msgs.contains(&"only in a".to_string()) && msgs.contains(&"only in b".to_string()));
+}
+
+#[test]
+fn fields_under_root_replaces_agent_fields_without_duplicate_keys() {
+    let w = Workspace::new();
+    append(&w.logs().join("r.log"), &["rooted".to_string()]);
+    let cfg = w.config(&w.input(
+        "root",
+        "*.log",
+        "fields_under_root = true\nfields = { log = { type = \"app\" }, team = \"core\" }",
+    ));
+    w.run_once(&cfg);
+    let raw = fs::read_dir(w.out())
+        .unwrap()
+        .flatten()
+        .map(|e| fs::read_to_string(e.path()).unwrap())
+        .collect::<String>();
+    assert_eq!(raw.matches("\"log\":").count(), 1, "{raw}");
+    let ev = &w.events()[0];
+    assert_eq!(ev["log"]["type"], "app");
+    assert_eq!(ev["team"], "core");
+    assert_eq!(ev["message"], "rooted");
+}

@@ -371,6 +371,16 @@ impl FilestreamConfig {
                 ),
             ));
         }
+        let clean = self.clean_inactive.0;
+        if !clean.is_zero() {
+            let floor = self.ignore_older.0 + self.prospector.scanner.check_interval.0;
+            if self.ignore_older.0.is_zero() || clean <= floor {
+                return Err(ConfigError::new(
+                    format!("{key}.clean_inactive"),
+                    "must be greater than ignore_older + prospector.scanner.check_interval (and ignore_older must be set), or forgotten files would be read again from the start",
+                ));
+            }
+        }
         if self.message_max_bytes == 0 {
             return Err(ConfigError::new(
                 format!("{key}.message_max_bytes"),

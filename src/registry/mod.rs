@@ -168,6 +168,10 @@ impl Registry {
                     serde_json::from_str::<OpLine>(&op),
                     serde_json::from_str::<KvLine>(&kv),
                 ) else {
+                    let rest = lines.count();
+                    if rest > 0 {
+                        tracing::warn!(path = %log_path.display(), lines_ignored = rest + 2, "registry log has a damaged entry before its end; later entries are ignored");
+                    }
                     break;
                 };
                 if op.id <= txid {
@@ -381,6 +385,8 @@ impl Registry {
             Err(e) => {
                 Metrics::add(&m.counters.registrar_write_fails, 1);
                 tracing::error!(error = %e, dir = %self.dir.display(), "failed to write the registry log; will retry with a checkpoint");
+                // Cut a torn tail so later appends are not glued onto it.
+                let _ = s.log.set_len(s.log_bytes);
                 // A failed append may have left a torn line: rewrite everything as a checkpoint.
                 self.checkpoint_locked(s);
             }

@@ -107,10 +107,15 @@ impl Harvester {
                     break Exit::Failed;
                 }
             };
-            if !bom_checked && splitter.pending_bytes() >= 3.min(n.max(1)) {
-                let bom = decoder.bom_len(splitter.head());
-                splitter.skip(bom);
-                bom_checked = true;
+            // A byte-order mark can only sit at offset 0, before any line was taken.
+            if !bom_checked {
+                if splitter.offset() != 0 {
+                    bom_checked = true;
+                } else if splitter.pending_bytes() >= 3 || n == 0 {
+                    let bom = decoder.bom_len(splitter.head());
+                    splitter.skip(bom);
+                    bom_checked = true;
+                }
             }
             let now = Instant::now();
             while let Some(line) = splitter.next_line() {
@@ -155,8 +160,16 @@ impl Harvester {
                 InputCounters::add(&s.counters.messages_read_total, msgs.len() as u64);
                 let events = self.to_events(&mut msgs);
                 InputCounters::add(&s.counters.events_processed_total, events.len() as u64);
-                if !events.is_empty() && self.publisher.publish(events).await.is_err() {
-                    break Exit::Stopped;
+                if !events.is_empty() {
+                    // A stalled output must not keep the agent from stopping: the events
+                    // not queued are not acked, so they are read again after a restart.
+                    let published = tokio::select! {
+                        r = self.publisher.publish(events) => r.is_ok(),
+                        _ = self.shutdown.cancelled() => false,
+                    };
+                    if !published {
+                        break Exit::Stopped;
+                    }
                 }
             }
             if n > 0 {

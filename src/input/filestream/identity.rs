@@ -33,15 +33,28 @@ impl FileInfo {
             dev: md.dev(),
             ino: md.ino(),
             size: md.len(),
-            mtime: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
+            mtime: mtime_nanos(md),
         }
     }
 }
 
+/// Modification time in unix nanoseconds (saturating: a clock past 2262 must not panic).
+pub fn mtime_nanos(md: &std::fs::Metadata) -> i64 {
+    md.mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(md.mtime_nsec())
+}
+
 /// A file's identity as a registry key suffix, e.g. `fingerprint::<hex>`.
+///
+/// A file shorter than the fingerprint window is keyed `fingerprint::<hex>@<inode>-<device>`:
+/// two small files may hold the same bytes (a common header line) and must not be taken for
+/// one another.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub suffix: String,
+    /// The SHA-256 (hex) the fingerprint was made of; empty for native and path identity.
+    pub hash: String,
     pub name: &'static str,
     /// Full fingerprint (shown as `log.file.fingerprint`).
     pub fingerprint: Option<String>,
@@ -66,6 +79,12 @@ fn read_hash(path: &Path, offset: u64, len: u64) -> std::io::Result<(String, Vec
 }
 
 pub const HEAD_LEN: usize = 64;
+
+/// The hash inside a registry key of a small file (`...::fingerprint::<hex>@<inode>-<device>`).
+pub fn partial_hash(key: &str) -> Option<&str> {
+    let suffix = key.rsplit_once("::fingerprint::")?.1;
+    Some(suffix.split_once('@').map_or(suffix, |(h, _)| h))
+}
 
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -109,6 +128,7 @@ impl Identifier {
             FileIdentity::Native => Ok(Some(Identity {
                 suffix: format!("native::{}-{}", f.ino, f.dev),
                 name: "native",
+                hash: String::new(),
                 fingerprint: None,
                 partial_len: None,
                 head: Vec::new(),
@@ -116,6 +136,7 @@ impl Identifier {
             FileIdentity::Path => Ok(Some(Identity {
                 suffix: format!("path::{}", f.path.display()),
                 name: "path",
+                hash: String::new(),
                 fingerprint: None,
                 partial_len: None,
                 head: Vec::new(),
@@ -139,15 +160,17 @@ impl Identifier {
                     Identity {
                         suffix: format!("fingerprint::{hash}"),
                         name: "fingerprint",
-                        fingerprint: Some(hash),
+                        fingerprint: Some(hash.clone()),
+                        hash,
                         partial_len: None,
                         head,
                     }
                 } else {
                     Identity {
-                        suffix: format!("fingerprint::{hash}"),
+                        suffix: format!("fingerprint::{hash}@{}-{}", f.ino, f.dev),
                         name: "fingerprint",
                         fingerprint: None,
+                        hash,
                         partial_len: Some(len),
                         head,
                     }
@@ -228,7 +251,8 @@ mod tests {
             |p: &Path| FileInfo::from_metadata(p.to_path_buf(), &std::fs::metadata(p).unwrap());
         let small = idf.identify(&info(&p)).unwrap().unwrap();
         assert_eq!(small.partial_len, Some(6));
-        let hash = small.suffix.trim_start_matches("fingerprint::").to_string();
+        let hash = small.hash.clone();
+        assert!(small.suffix.starts_with(&format!("fingerprint::{hash}@")));
         std::fs::write(&p, [b"short\n".as_slice(), &[b'x'; 2000]].concat()).unwrap();
         let grown = idf.identify(&info(&p)).unwrap().unwrap();
         assert!(grown.partial_len.is_none());

@@ -102,6 +102,10 @@ struct Known {
     /// Full scans in a row that did not find the file (forgotten after two: a copy of it
     /// may still be on its way).
     missed_scans: u32,
+    /// Path identity: another file took this path; read it from 0 once the old one is drained.
+    restart_from_zero: bool,
+    /// A read failed: wait for the next full scan before trying again.
+    failed: bool,
 }
 
 struct Exited {
@@ -282,11 +286,26 @@ impl Prospector {
     fn full_scan(&mut self) {
         for k in self.known.values_mut() {
             k.seen = false;
+            // A failed read is retried once per scan, not in a tight loop.
+            k.failed = false;
         }
         let mut paths: Vec<PathBuf> = Vec::new();
+        // A directory that could not be listed says nothing about its files: no file is
+        // taken for removed during such a scan.
+        let mut listing_failed = false;
         for pattern in &self.cfg().paths {
             match glob::glob(pattern) {
-                Ok(iter) => paths.extend(iter.flatten()),
+                Ok(iter) => {
+                    for entry in iter {
+                        match entry {
+                            Ok(p) => paths.push(p),
+                            Err(e) => {
+                                listing_failed = true;
+                                tracing::debug!(error = %e, "cannot list a directory of the globs");
+                            }
+                        }
+                    }
+                }
                 Err(e) => tracing::warn!(pattern, error = %e, "invalid glob"),
             }
         }
@@ -296,9 +315,21 @@ impl Prospector {
             self.consider(&p);
         }
         let mut forget = Vec::new();
+        let clean_inactive = self.settings.cfg.clean_inactive.0;
+        let now = crate::event::now_nanos();
         for (key, k) in self.known.iter_mut() {
             if k.seen {
                 k.missed_scans = 0;
+                // clean_inactive: forget files not changed for that long (not while read).
+                if !clean_inactive.is_zero()
+                    && k.running.is_none()
+                    && now.saturating_sub(k.info.mtime) > clean_inactive.as_nanos() as i64
+                {
+                    forget.push(key.clone());
+                }
+                continue;
+            }
+            if listing_failed {
                 continue;
             }
             k.missed_scans += 1;
@@ -401,7 +432,7 @@ impl Prospector {
         {
             let i = &k.info;
             if (i.dev, i.ino, i.size) == (md.dev(), md.ino(), md.len())
-                && i.mtime == md.mtime() * 1_000_000_000 + md.mtime_nsec()
+                && i.mtime == identity::mtime_nanos(&md)
                 && k.rebind.is_none()
                 && (k.running.is_some()
                     || k.read_offset == i.size
@@ -427,10 +458,9 @@ impl Prospector {
         if let Some(old_key) = self.by_inode.get(&inode).cloned() {
             if old_key != key {
                 let grown = self.known.get(&old_key).is_some_and(|old| {
-                    old.identity.partial_len.is_some_and(|len| {
-                        let hash = old.identity.suffix.trim_start_matches("fingerprint::");
-                        self.identifier.extends(&info, hash, len)
-                    })
+                    old.identity
+                        .partial_len
+                        .is_some_and(|len| self.identifier.extends(&info, &old.identity.hash, len))
                 });
                 tracing::debug!(path = %path.display(), old = %old_key, new = %key, grown, "identity of an inode changed");
                 if grown && !self.known.contains_key(&key) {
@@ -448,9 +478,30 @@ impl Prospector {
             }
         }
 
+        let path_identity = self.identifier.mode() == FileIdentity::Path;
         if let Some(k) = self.known.get_mut(&key) {
             let moved = (k.info.dev, k.info.ino) != inode;
-            if moved {
+            if moved && path_identity {
+                // Same path, another file (rotation with `create`): the old one is drained,
+                // the new one is read from its start, as Filebeat does.
+                k.restart_from_zero = true;
+                match &k.running {
+                    Some((_, ctl)) => {
+                        if !ctl.removed.swap(true, Ordering::Relaxed) {
+                            ctl.wake.notify_one();
+                        }
+                        k.rebind = Some(info.clone());
+                        k.seen = true;
+                        return;
+                    }
+                    None => {
+                        k.read_offset = 0;
+                        k.tracker.reset(0);
+                        k.restart_from_zero = false;
+                        k.idle_at = None;
+                    }
+                }
+            } else if moved {
                 match &k.running {
                     Some((_, ctl)) => {
                         // Same content now at another inode (copytruncate's copy): continue
@@ -491,7 +542,9 @@ impl Prospector {
         } else if self.identifier.mode() == FileIdentity::Fingerprint {
             let candidates: Vec<(String, u64)> = self.partial_entries.clone();
             for (pkey, len) in candidates {
-                let hash = pkey.rsplit("::").next().unwrap_or_default().to_string();
+                let hash = identity::partial_hash(&pkey)
+                    .unwrap_or_default()
+                    .to_string();
                 if pkey != key && self.identifier.extends(&info, &hash, len) {
                     offset = self.registry.get(&pkey).map(|e| e.offset().unwrap_or(0));
                     self.registry
@@ -561,6 +614,8 @@ impl Prospector {
                 rebind: None,
                 copied: false,
                 missed_scans: 0,
+                restart_from_zero: false,
+                failed: false,
             },
         );
         self.maybe_start(&key);
@@ -619,7 +674,7 @@ impl Prospector {
         let Some(k) = self.known.get_mut(key) else {
             return;
         };
-        if k.running.is_some() || (once && self.once_started.contains(key)) {
+        if k.running.is_some() || k.failed || (once && self.once_started.contains(key)) {
             return;
         }
         if k.info.size < k.read_offset && k.copied {
@@ -731,10 +786,11 @@ impl Prospector {
             }
             Exit::Inactive => {
                 if let Ok(md) = std::fs::metadata(&path) {
-                    k.idle_at = Some((md.len(), md.mtime() * 1_000_000_000 + md.mtime_nsec()));
+                    k.idle_at = Some((md.len(), identity::mtime_nanos(&md)));
                 }
             }
-            Exit::Done | Exit::Failed | Exit::Stopped => {}
+            Exit::Failed => k.failed = true,
+            Exit::Done | Exit::Stopped => {}
         }
         if let Some(info) = k.rebind.take() {
             let old = (k.info.dev, k.info.ino);
@@ -745,9 +801,19 @@ impl Prospector {
             self.by_inode.insert((info.dev, info.ino), key.clone());
             self.by_path.insert(new_path, key.clone());
             k.info = info;
-            k.copied = true;
+            if std::mem::take(&mut k.restart_from_zero) {
+                k.read_offset = 0;
+                k.tracker.reset(0);
+                k.idle_at = None;
+            } else {
+                k.copied = true;
+            }
         }
-        if self.ctx.shutdown.is_cancelled() || exit.outcome.exit == Exit::Done && !self.ctx.once {
+        let failed = exit.outcome.exit == Exit::Failed;
+        if self.ctx.shutdown.is_cancelled()
+            || failed
+            || exit.outcome.exit == Exit::Done && !self.ctx.once
+        {
             // Done outside --once means drained after removal: nothing more to read there.
             return;
         }

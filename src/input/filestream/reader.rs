@@ -163,6 +163,13 @@ impl LineSplitter {
         m - m % self.unit
     }
 
+    /// Drop the bytes of an over-long line that were already searched. Only whole code units
+    /// are dropped, so terminator alignment (UTF-16) stays relative to the line start.
+    fn discard_searched(&mut self) {
+        let searched = self.scan_from - self.consumed;
+        self.consumed += searched - searched % self.unit;
+    }
+
     /// The next complete line in the buffer, if any.
     pub fn next_line(&mut self) -> Option<Line<'_>> {
         match self.find_term() {
@@ -210,13 +217,13 @@ impl LineSplitter {
                 let pending = self.buf.len() - self.consumed;
                 if self.overlong.is_some() {
                     // Still inside an over-long line: drop what was searched.
-                    self.consumed = self.scan_from;
+                    self.discard_searched();
                 } else if pending > self.max_bytes + keep_tail {
                     let keep = self.clip(pending);
                     let head = self.buf[self.consumed..self.consumed + keep].to_vec();
                     let start = self.buf_offset + self.consumed as u64;
                     self.overlong = Some((head, start));
-                    self.consumed = self.scan_from;
+                    self.discard_searched();
                 }
                 None
             }
@@ -332,6 +339,28 @@ mod tests {
             }
             assert_eq!(out, vec!["one", "two", "three"], "read size {read}");
         }
+    }
+
+    #[test]
+    fn utf16_overlong_line_keeps_alignment() {
+        let enc = |t: &str| -> Vec<u8> { t.encode_utf16().flat_map(u16::to_le_bytes).collect() };
+        let mut raw = enc(&"x".repeat(50_000));
+        raw.extend(enc("\nafter\n"));
+        let mut s = LineSplitter::new(0, vec![b'\n', 0], None, 2, 100, 8192);
+        let mut r = std::io::Cursor::new(raw.clone());
+        let mut out = Vec::new();
+        loop {
+            let n = s.fill(&mut r).unwrap();
+            while let Some(l) = s.next_line() {
+                out.push((l.bytes.len(), l.start, l.end, l.truncated));
+            }
+            if n == 0 {
+                break;
+            }
+        }
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[0], (100, 0, 100_002, true));
+        assert_eq!(out[1], (10, 100_002, raw.len() as u64, false));
     }
 
     #[test]
