@@ -284,6 +284,7 @@ impl Prospector {
     /// Expand every glob and (re)consider each file; files gone from the globs are closed
     /// after draining and, with clean_removed, forgotten.
     fn full_scan(&mut self) {
+        let started = std::time::Instant::now();
         for k in self.known.values_mut() {
             k.seen = false;
             // A failed read is retried once per scan, not in a tight loop.
@@ -358,6 +359,13 @@ impl Prospector {
         if std::mem::take(&mut self.closed_since_trim) > 64 {
             release_freed_memory();
         }
+        tracing::debug!(
+            input = %self.settings.cfg.id,
+            files = self.known.len(),
+            running = self.run_keys.len(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "scan done"
+        );
         // harvester_limit: start files that waited for a slot.
         if self.cfg().harvester_limit > 0 {
             let waiting: Vec<String> = self
