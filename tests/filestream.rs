@@ -652,3 +652,49 @@ fn fields_under_root_replaces_agent_fields_without_duplicate_keys() {
     assert_eq!(ev["team"], "core");
     assert_eq!(ev["message"], "rooted");
 }
+
+/// Dotted paths of every leaf of a JSON object.
+fn leaf_paths(v: &Value, prefix: &str, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                leaf_paths(v, &p, out);
+            }
+        }
+        _ => out.push(prefix.to_string()),
+    }
+}
+
+#[test]
+fn event_has_exactly_the_fields_of_a_filebeat_9_2_event() {
+    let reference = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/filebeat-reference/events-filestream-plain-9.2.0.ndjson");
+    let Ok(text) = fs::read_to_string(&reference) else {
+        eprintln!("skipped: {} is not beside the repo", reference.display());
+        return;
+    };
+    let theirs: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let w = Workspace::new();
+    // Long enough for a full fingerprint, like the reference file.
+    append(&w.logs().join("fp.log"), &seq_lines("fp", 0..40));
+    let cfg = w.config(&w.input("fp", "*.log", ""));
+    w.run_once(&cfg);
+    let ours = &w.events()[0];
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    leaf_paths(ours, "", &mut a);
+    leaf_paths(&theirs, "", &mut b);
+    a.sort();
+    b.sort();
+    assert_eq!(a, b, "field paths differ from Filebeat 9.2.0's");
+    for path in ["log.offset"] {
+        assert!(ours["log"]["offset"].is_u64(), "{path} is a number");
+    }
+    for k in ["device_id", "inode", "fingerprint", "path"] {
+        assert!(ours["log"]["file"][k].is_string(), "log.file.{k} is a string");
+    }
+}
