@@ -142,6 +142,12 @@ impl Registry {
         if let Ok(text) = fs::read_to_string(&active) {
             let cp = PathBuf::from(text.trim());
             let cp = if cp.is_absolute() { cp } else { dir.join(cp) };
+            // A registry copied from elsewhere (Filebeat's data directory) names its checkpoint
+            // by an absolute path that no longer exists: look for it beside active.dat.
+            let cp = match cp.file_name() {
+                Some(name) if !cp.exists() => dir.join(name),
+                _ => cp,
+            };
             let body = fs::read(&cp).map_err(io_err(&cp))?;
             let items: Vec<serde_json::Map<String, serde_json::Value>> =
                 serde_json::from_slice(&body).map_err(|e| RegistryError::Corrupt {
