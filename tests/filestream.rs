@@ -695,6 +695,9 @@ fn event_has_exactly_the_fields_of_a_filebeat_9_2_event() {
         assert!(ours["log"]["offset"].is_u64(), "{path} is a number");
     }
     for k in ["device_id", "inode", "fingerprint", "path"] {
-        assert!(ours["log"]["file"][k].is_string(), "log.file.{k} is a string");
+        assert!(
+            ours["log"]["file"][k].is_string(),
+            "log.file.{k} is a string"
+        );
     }
 }

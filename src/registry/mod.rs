@@ -592,6 +592,45 @@ mod tests {
     }
 
     #[test]
+    fn takes_over_a_copied_filebeat_registry() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(
+            "../shared/filebeat-reference/registry-filestream-checkpoint-and-log.example.ndjson",
+        );
+        let Ok(text) = fs::read_to_string(&src) else {
+            eprintln!("skipped: {} not present", src.display());
+            return;
+        };
+        let mut lines = text.lines();
+        let (checkpoint_item, log_kv) = (lines.next().unwrap(), lines.next().unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let reg_dir = dir.path().join("registry/filebeat");
+        fs::create_dir_all(&reg_dir).unwrap();
+        fs::write(reg_dir.join("meta.json"), "{\"version\":\"1\"}").unwrap();
+        fs::write(reg_dir.join("5.json"), format!("[{checkpoint_item}\n]")).unwrap();
+        // Filebeat wrote the absolute path of its own data directory.
+        fs::write(
+            reg_dir.join("active.dat"),
+            "/var/lib/filebeat/registry/filebeat/5.json",
+        )
+        .unwrap();
+        fs::write(
+            reg_dir.join("log.json"),
+            format!("{{\"op\":\"set\",\"id\":6}}\n{log_kv}\n"),
+        )
+        .unwrap();
+        let r = Registry::open(dir.path(), 10 << 20, Metrics::new()).unwrap();
+        let a = r
+            .get("filestream::my-log-file::native::1041043-66305")
+            .unwrap();
+        assert_eq!(a.offset(), Some(458));
+        let b = r
+            .get("filestream::my-log-file::native::1040242-66305")
+            .unwrap();
+        assert_eq!(b.offset(), Some(914));
+        assert_eq!(b.meta.unwrap().source, "/tmp/bar.log");
+    }
+
+    #[test]
     fn updated_encoding_matches_beats() {
         // 2026-06-18T08:23:22.287733671Z, written in UTC.
         let v = encode_updated(1_781_771_002_287_733_671);
