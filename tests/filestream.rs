@@ -691,9 +691,7 @@ fn event_has_exactly_the_fields_of_a_filebeat_9_2_event() {
     a.sort();
     b.sort();
     assert_eq!(a, b, "field paths differ from Filebeat 9.2.0's");
-    for path in ["log.offset"] {
-        assert!(ours["log"]["offset"].is_u64(), "{path} is a number");
-    }
+    assert!(ours["log"]["offset"].is_u64(), "log.offset is a number");
     for k in ["device_id", "inode", "fingerprint", "path"] {
         assert!(
             ours["log"]["file"][k].is_string(),

@@ -166,19 +166,3 @@ pub async fn run(
     }
     Ok(())
 }
-
-/// Every event line in an output directory, oldest file first (for tests and tools).
-pub fn read_all(dir: &Path, filename: &str) -> std::io::Result<Vec<String>> {
-    let prefix = format!("{filename}-");
-    let mut files: Vec<(std::time::SystemTime, PathBuf)> = fs::read_dir(dir)?
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-        .collect();
-    files.sort();
-    let mut out = Vec::new();
-    for (_, p) in files {
-        out.extend(fs::read_to_string(p)?.lines().map(str::to_string));
-    }
-    Ok(out)
-}

@@ -279,27 +279,6 @@ impl Registry {
         }
     }
 
-    /// Stop following a file (its harvester ended); the entry stays with the last acked offset.
-    pub fn untrack(&self, key: &str, tracker: &Arc<AckTracker>) {
-        let mut s = self.lock();
-        if s.live.get(key).is_some_and(|t| Arc::ptr_eq(t, tracker)) {
-            let offset = tracker.acked_offset();
-            let t = s.live.remove(key);
-            let changed = match s.entries.get_mut(key) {
-                Some(e) if e.offset() != Some(offset) => {
-                    e.cursor = Some(CursorValue { offset });
-                    e.updated = encode_updated(crate::event::now_nanos());
-                    true
-                }
-                _ => false,
-            };
-            drop(t);
-            if changed {
-                self.append_set(&mut s, &[key.to_string()]);
-            }
-        }
-    }
-
     /// Move an entry to a new key (a small file's fingerprint grew with the file).
     pub fn rekey(&self, old: &str, new: &str, meta: EntryMeta) {
         let mut s = self.lock();
