@@ -27,7 +27,9 @@ fn tansu() -> PathBuf {
                 .find(|p| p.is_file())
         })
         .or(home.filter(|p| p.is_file()))
-        .expect("tansu not found: cargo install tansu --version 0.6.0 --locked --features dynostore")
+        .expect(
+            "tansu not found: cargo install tansu --version 0.6.0 --locked --features dynostore",
+        )
 }
 
 fn line(i: usize) -> String {
@@ -164,7 +166,17 @@ fn main() {
     .unwrap();
     let t = Instant::now();
     let st = Command::new("taskset")
-        .args(["-c", "0", bin(), "run", "--once", "-e", "--log-level", "warn", "-c"])
+        .args([
+            "-c",
+            "0",
+            bin(),
+            "run",
+            "--once",
+            "-e",
+            "--log-level",
+            "warn",
+            "-c",
+        ])
         .arg(&cfg)
         .status()
         .unwrap();
@@ -174,7 +186,9 @@ fn main() {
     let agent_rate = n as f64 / agent_secs;
     println!("kafka: {n} lines of 200 B → local tansu, lz4, acks=-1, idempotent; producer pinned to core 0, broker to core 1");
     println!("  baseline rdkafka producer (raw lines): {base_secs:.2} s, {base_rate:.0} msgs/s");
-    println!("  oxibeat file → kafka (Beats JSON):     {agent_secs:.2} s, {agent_rate:.0} events/s");
+    println!(
+        "  oxibeat file → kafka (Beats JSON):     {agent_secs:.2} s, {agent_rate:.0} events/s"
+    );
     println!("  ratio oxibeat/baseline: {:.3}", agent_rate / base_rate);
     let _ = fs::remove_dir_all(&dir);
 }

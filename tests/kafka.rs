@@ -59,7 +59,10 @@ fn free_port() -> u16 {
 fn wait_port(port: u16, secs: u64) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "port {port} did not open within {secs}s");
+        assert!(
+            Instant::now() < deadline,
+            "port {port} did not open within {secs}s"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -161,7 +164,11 @@ impl Proxy {
             match TcpListener::bind(("127.0.0.1", self.port)) {
                 Ok(l) => break l,
                 Err(e) => {
-                    assert!(Instant::now() < deadline, "proxy cannot bind {}: {e}", self.port);
+                    assert!(
+                        Instant::now() < deadline,
+                        "proxy cannot bind {}: {e}",
+                        self.port
+                    );
                     std::thread::sleep(Duration::from_millis(50));
                 }
             }
@@ -235,7 +242,13 @@ struct Msg {
 
 /// Read every message of `topics` (all partitions, from the beginning) until `want` messages
 /// arrived and nothing more came for a moment, or `secs` passed.
-fn consume(bootstrap: &str, topics: &[&str], want: usize, secs: u64, extra: &[(&str, &str)]) -> Vec<Msg> {
+fn consume(
+    bootstrap: &str,
+    topics: &[&str],
+    want: usize,
+    secs: u64,
+    extra: &[(&str, &str)],
+) -> Vec<Msg> {
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", bootstrap)
         .set("group.id", "oxibeat-test")
@@ -273,7 +286,8 @@ fn consume(bootstrap: &str, topics: &[&str], want: usize, secs: u64, extra: &[(&
                             .map(|x| {
                                 (
                                     x.key.to_string(),
-                                    String::from_utf8_lossy(x.value.unwrap_or_default()).to_string(),
+                                    String::from_utf8_lossy(x.value.unwrap_or_default())
+                                        .to_string(),
                                 )
                             })
                             .collect()
@@ -335,8 +349,14 @@ fn every_line_arrives_once_with_beats_json() {
     assert_eq!(msgs.len(), n);
     // Spread over partitions (no key: random).
     let parts: std::collections::HashSet<i32> = msgs.iter().map(|m| m.partition).collect();
-    assert!(parts.len() > 1, "random partitioning used one partition only");
-    let m = msgs.iter().find(|m| m.value["message"].as_str().unwrap().contains("seq=0 ")).unwrap();
+    assert!(
+        parts.len() > 1,
+        "random partitioning used one partition only"
+    );
+    let m = msgs
+        .iter()
+        .find(|m| m.value["message"].as_str().unwrap().contains("seq=0 "))
+        .unwrap();
     let e = &m.value;
     assert_eq!(e["@metadata"]["beat"], "oxibeat");
     assert_eq!(e["@metadata"]["type"], "_doc");
@@ -349,7 +369,10 @@ fn every_line_arrives_once_with_beats_json() {
     let ts = e["@timestamp"].as_str().unwrap();
     let nanos = oxibeat::event::parse_timestamp(ts).expect("@timestamp parses");
     assert_eq!(m.timestamp, Some(nanos / 1_000_000));
-    assert_eq!(m.headers, vec![("source".to_string(), "oxibeat".to_string())]);
+    assert_eq!(
+        m.headers,
+        vec![("source".to_string(), "oxibeat".to_string())]
+    );
     assert!(m.key.is_none());
     // The registry advanced: a second run sends nothing.
     w.run_once(&cfg);
@@ -401,15 +424,25 @@ fn topic_format_and_rules_route_and_keys_follow_fnv1a() {
     );
     w.run_once(&cfg);
     let bootstrap = format!("127.0.0.1:{}", broker.port);
-    let msgs = consume(&bootstrap, &["logs-api", "critical", "keyed"], lines.len(), 60, &[]);
+    let msgs = consume(
+        &bootstrap,
+        &["logs-api", "critical", "keyed"],
+        lines.len(),
+        60,
+        &[],
+    );
     assert_eq!(msgs.len(), lines.len(), "{msgs:?}");
     let by_topic = |t: &str| msgs.iter().filter(|m| m.topic == t).collect::<Vec<_>>();
     let critical = by_topic("critical");
     assert_eq!(critical.len(), 3);
-    assert!(critical.iter().all(|m| m.value["message"].as_str().unwrap().starts_with("FATAL")));
+    assert!(critical
+        .iter()
+        .all(|m| m.value["message"].as_str().unwrap().starts_with("FATAL")));
     let normal = by_topic("logs-api");
     assert_eq!(normal.len(), 3);
-    assert!(normal.iter().all(|m| m.value["message"].as_str().unwrap().starts_with("normal")));
+    assert!(normal
+        .iter()
+        .all(|m| m.value["message"].as_str().unwrap().starts_with("normal")));
     let keyed = by_topic("keyed");
     assert_eq!(keyed.len(), vectors.len() * 3);
     let mut seen: HashMap<Vec<u8>, i32> = HashMap::new();
@@ -417,7 +450,10 @@ fn topic_format_and_rules_route_and_keys_follow_fnv1a() {
         let key = m.key.clone().expect("keyed messages have a key");
         let k = String::from_utf8(key.clone()).unwrap();
         let want = vectors.iter().find(|(v, _)| *v == k).expect("known key").1;
-        assert_eq!(m.partition, want, "key {k:?} must go where Filebeat puts it");
+        assert_eq!(
+            m.partition, want,
+            "key {k:?} must go where Filebeat puts it"
+        );
         assert_eq!(m.partition, hash_to_partition(fnv1a(&key), 12));
         if let Some(p) = seen.insert(key, m.partition) {
             assert_eq!(p, m.partition, "same key, same partition");
@@ -452,6 +488,20 @@ fn broker_outage_through_proxy_loses_nothing() {
     eprintln!("outage: {} messages, {dups} duplicates", all.len());
     let (ok, log_text) = agent.stop();
     assert!(ok, "agent failed: {log_text}");
+    // The outage was real: the producer saw the brokers go away.
+    let errors: Vec<&str> = log_text
+        .lines()
+        .filter(|l| l.contains("Kafka client error"))
+        .collect();
+    eprintln!(
+        "outage: {} client errors logged, first: {:?}",
+        errors.len(),
+        errors.first()
+    );
+    assert!(
+        !errors.is_empty(),
+        "the agent never noticed the outage:\n{log_text}"
+    );
 }
 
 #[test]
@@ -473,17 +523,35 @@ fn too_large_message_goes_to_the_dead_letter_file() {
     );
     let out = w.run_once(&cfg);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("dead-letter"), "the rejection is logged: {stderr}");
-    let msgs = consume(&format!("127.0.0.1:{}", broker.port), &["logs"], 50, 60, &[]);
+    assert!(
+        stderr.contains("dead-letter"),
+        "the rejection is logged: {stderr}"
+    );
+    let msgs = consume(
+        &format!("127.0.0.1:{}", broker.port),
+        &["logs"],
+        50,
+        60,
+        &[],
+    );
     assert_eq!(msgs.len(), 50);
     assert_complete(seqs(&values(&msgs), "d "), 50, "small lines");
     let dlq = w.data().join("kafka-dlq").join("kafka-dlq.ndjson");
     let text = std::fs::read_to_string(&dlq).expect("dead-letter file exists");
-    let rows: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), 1, "{text}");
     assert_eq!(rows[0]["topic"], "logs");
-    assert!(rows[0]["error"].as_str().unwrap().contains("max_message_bytes"));
-    assert!(rows[0]["event"]["message"].as_str().unwrap().starts_with("BIG "));
+    assert!(rows[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("max_message_bytes"));
+    assert!(rows[0]["event"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("BIG "));
     // It was acked: a second run sends nothing and writes no second dead letter.
     w.run_once(&cfg);
     let text2 = std::fs::read_to_string(&dlq).unwrap();
@@ -555,9 +623,16 @@ fn test_output_reports_brokers_and_partitions_or_fails_clearly() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("logs: 4 partitions"), "{text}");
-    assert!(text.contains(&format!("127.0.0.1:{}", broker.port)), "{text}");
+    assert!(
+        text.contains(&format!("127.0.0.1:{}", broker.port)),
+        "{text}"
+    );
     // A port nobody listens on: non-zero exit and an error naming the hosts.
     let dead = free_port();
     let cfg = w.config_with(
@@ -571,5 +646,155 @@ fn test_output_reports_brokers_and_partitions_or_fails_clearly() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains(&format!("127.0.0.1:{dead}")) && err.contains("metadata"), "{err}");
+    assert!(
+        err.contains(&format!("127.0.0.1:{dead}")) && err.contains("metadata"),
+        "{err}"
+    );
+}
+
+/// A fresh CA and a server certificate for 127.0.0.1. Returns the CA certificate's path (PEM,
+/// written to `dir`) and a rustls server configuration with the server certificate.
+fn test_ca(dir: &Path, name: &str) -> (PathBuf, Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, format!("oxibeat test CA {name}"));
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
+        .expect("CA certificate");
+    let key = KeyPair::generate().expect("server key");
+    let params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .expect("server params");
+    let cert = params.signed_by(&key, &ca).expect("server certificate");
+    let ca_path = dir.join(format!("{name}-ca.pem"));
+    std::fs::write(&ca_path, ca.pem()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .expect("server TLS config");
+    (ca_path, Arc::new(config))
+}
+
+/// A TLS-terminating proxy in front of a plain broker. tansu 0.6.0 has `--cert` and `--key`,
+/// but its command line puts them in one exclusive group, so TLS cannot be switched on there;
+/// this proxy makes the client side (librdkafka + OpenSSL) do real TLS against rustls.
+fn start_tls_proxy(port: u16, target: u16, config: Arc<rustls::ServerConfig>) {
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind TLS proxy");
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let Ok(mut backend) = TcpStream::connect(("127.0.0.1", target)) else {
+                    return;
+                };
+                let Ok(conn) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                let tick = Some(Duration::from_millis(2));
+                let _ = client.set_read_timeout(tick);
+                let _ = backend.set_read_timeout(tick);
+                let mut tls = rustls::StreamOwned::new(conn, client);
+                let mut buf = vec![0u8; 65536];
+                let idle = |e: &std::io::Error| {
+                    matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    )
+                };
+                loop {
+                    match tls.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            if backend.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) if idle(&e) => {}
+                        Err(_) => break,
+                    }
+                    match backend.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            if tls.write_all(&buf[..n]).and_then(|_| tls.flush()).is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) if idle(&e) => {}
+                        Err(_) => break,
+                    }
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn tls_with_a_self_signed_ca_works_and_a_wrong_ca_fails_clearly() {
+    let _g = serial();
+    let w = Workspace::new();
+    let (ca, server) = test_ca(w.path(), "good");
+    let (wrong_ca, _) = test_ca(w.path(), "wrong");
+    let tls_port = free_port();
+    let broker = Tansu::start(w.path(), Some(tls_port), None);
+    broker.create_topic("secure", 2);
+    start_tls_proxy(tls_port, broker.port, server);
+    let bootstrap = format!("127.0.0.1:{tls_port}");
+    let log = w.logs().join("app.log");
+    append(&log, &seq_lines("t", 0..200));
+    let ssl = |ca: &Path| {
+        format!(
+            "topic = \"secure\"\n[output.kafka.ssl]\ncertificate_authorities = [{:?}]\n",
+            ca.display().to_string()
+        )
+    };
+    let cfg = w.config_with(
+        &w.input("app", "*.log", ""),
+        &kafka_output(&bootstrap, &ssl(&ca)),
+    );
+    let out = Command::new(bin())
+        .args(["test", "output", "-c"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    w.run_once(&cfg);
+    let ca_s = ca.display().to_string();
+    let msgs = consume(
+        &bootstrap,
+        &["secure"],
+        200,
+        60,
+        &[("security.protocol", "ssl"), ("ssl.ca.location", &ca_s)],
+    );
+    assert_complete(seqs(&values(&msgs), "t "), 200, "over TLS");
+    // A CA that did not sign the broker's certificate: a clear error and a non-zero exit.
+    let cfg = w.config_with(
+        &w.input("app", "*.log", ""),
+        &kafka_output(&bootstrap, &ssl(&wrong_ca)),
+    );
+    let out = Command::new(bin())
+        .args(["test", "output", "-c"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    eprintln!("wrong CA: {err}");
+    assert!(!out.status.success(), "a wrong CA must fail");
+    assert!(
+        err.contains("certificate verify failed"),
+        "the error should name the TLS failure: {err}"
+    );
 }

@@ -139,8 +139,20 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(active.lines().next().unwrap()).unwrap();
         assert_eq!(v["topic"], "t");
         assert_eq!(v["event"]["message"].as_str().unwrap().len(), 600);
-        assert!(dir.path().join("dlq").join(format!("{FILE_NAME}.1")).exists());
-        assert!(dir.path().join("dlq").join(format!("{FILE_NAME}.2")).exists());
-        assert!(!dir.path().join("dlq").join(format!("{FILE_NAME}.3")).exists());
+        assert!(dir
+            .path()
+            .join("dlq")
+            .join(format!("{FILE_NAME}.1"))
+            .exists());
+        assert!(dir
+            .path()
+            .join("dlq")
+            .join(format!("{FILE_NAME}.2"))
+            .exists());
+        assert!(!dir
+            .path()
+            .join("dlq")
+            .join(format!("{FILE_NAME}.3"))
+            .exists());
     }
 }

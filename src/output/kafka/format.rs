@@ -57,9 +57,10 @@ impl FormatString {
             if !lit.is_empty() {
                 parts.push(Part::Lit(std::mem::take(&mut lit)));
             }
-            parts.push(parse_expr(expr).map_err(|m| {
-                ConfigError::new(key, format!("format string {s:?}: {m}"))
-            })?);
+            parts.push(
+                parse_expr(expr)
+                    .map_err(|m| ConfigError::new(key, format!("format string {s:?}: {m}")))?,
+            );
             rest = &after[end + 1..];
         }
         lit.push_str(rest);
@@ -115,13 +116,17 @@ fn parse_expr(expr: &str) -> Result<Part, String> {
         return Ok(Part::Time(parse_time(fmt)?));
     }
     if !expr.starts_with('[') {
-        return Err(format!("%{{{expr}}}: expected [field.path] or +date format"));
+        return Err(format!(
+            "%{{{expr}}}: expected [field.path] or +date format"
+        ));
     }
     // `[a.b]` or `[a][b]` (Logstash style), both meaning the path a.b.
     let mut segs = Vec::new();
     let mut after = expr;
     while let Some(r) = after.strip_prefix('[') {
-        let c = r.find(']').ok_or_else(|| format!("%{{{expr}}}: missing ]"))?;
+        let c = r
+            .find(']')
+            .ok_or_else(|| format!("%{{{expr}}}: missing ]"))?;
         segs.push(r[..c].trim());
         after = &r[c + 1..];
     }
@@ -259,7 +264,10 @@ mod tests {
         // 2026-11-25T10:11:12Z
         ev.timestamp = 1_795_601_472 * 1_000_000_000;
         assert_eq!(render("logs-%{[fields.service]}", &ev).unwrap(), "logs-api");
-        assert_eq!(render("%{[fields][service]}-%{[fields.n]}", &ev).unwrap(), "api-3");
+        assert_eq!(
+            render("%{[fields][service]}-%{[fields.n]}", &ev).unwrap(),
+            "api-3"
+        );
         assert_eq!(
             render("x-%{+yyyy.MM.dd}-%{+HH:mm:ss}", &ev).unwrap(),
             "x-2026.11.25-10:11:12"
@@ -274,7 +282,10 @@ mod tests {
     #[test]
     fn line_events_render_without_conversion() {
         let ev = line("hello");
-        assert_eq!(render("%{[fields.env]}-%{[message]}", &ev).unwrap(), "prod-hello");
+        assert_eq!(
+            render("%{[fields.env]}-%{[message]}", &ev).unwrap(),
+            "prod-hello"
+        );
     }
 
     #[test]

@@ -72,9 +72,20 @@ impl Rng {
 enum Strategy {
     /// Hash the key; random without a key.
     KeyHash,
-    FieldsHash { fields: Vec<String>, random: bool },
-    RoundRobin { group: u32, next: Option<u32>, left: u32 },
-    Random { group: u32, current: i32, left: u32 },
+    FieldsHash {
+        fields: Vec<String>,
+        random: bool,
+    },
+    RoundRobin {
+        group: u32,
+        next: Option<u32>,
+        left: u32,
+    },
+    Random {
+        group: u32,
+        current: i32,
+        left: u32,
+    },
 }
 
 #[derive(Debug)]
@@ -88,7 +99,11 @@ impl Partitioner {
         let strategy = match cfg {
             None => Strategy::KeyHash,
             Some(p) => {
-                let set = [p.hash.is_some(), p.round_robin.is_some(), p.random.is_some()];
+                let set = [
+                    p.hash.is_some(),
+                    p.round_robin.is_some(),
+                    p.random.is_some(),
+                ];
                 match set.iter().filter(|x| **x).count() {
                     0 => Strategy::KeyHash,
                     1 => {
@@ -345,8 +360,13 @@ mod tests {
         let mut p = Partitioner::new(Some(&cfg)).unwrap();
         let mut seen = std::collections::HashSet::new();
         for _ in 0..25 {
-            let g: Vec<i32> = (0..4).map(|_| p.partition(&ev, None, 16).unwrap()).collect();
-            assert!(g.iter().all(|x| *x == g[0]), "a group stays on one partition");
+            let g: Vec<i32> = (0..4)
+                .map(|_| p.partition(&ev, None, 16).unwrap())
+                .collect();
+            assert!(
+                g.iter().all(|x| *x == g[0]),
+                "a group stays on one partition"
+            );
             seen.insert(g[0]);
         }
         assert!(seen.len() > 3, "random spreads over partitions");

@@ -44,7 +44,11 @@ pub fn client_config(cfg: &KafkaConfig) -> Result<ClientConfig, KafkaError> {
         // Idempotence needs acks=all; with it librdkafka's retries neither duplicate nor reorder.
         .set(
             "enable.idempotence",
-            if cfg.required_acks == -1 { "true" } else { "false" },
+            if cfg.required_acks == -1 {
+                "true"
+            } else {
+                "false"
+            },
         )
         .set("compression.type", cfg.compression.as_librdkafka())
         // 0 = never time a message out locally: retriable failures (broker down) are retried
@@ -56,7 +60,9 @@ pub fn client_config(cfg: &KafkaConfig) -> Result<ClientConfig, KafkaError> {
         )
         .set(
             "queue.buffering.max.kbytes",
-            (cfg.queue.max_bytes.0 / 1024).clamp(1, 2_147_483_647).to_string(),
+            (cfg.queue.max_bytes.0 / 1024)
+                .clamp(1, 2_147_483_647)
+                .to_string(),
         )
         .set(
             "queue.buffering.max.messages",
@@ -221,7 +227,10 @@ impl InFlight {
     }
 
     fn fail(&self, f: Failed) {
-        self.failed.lock().unwrap_or_else(|e| e.into_inner()).push(f);
+        self.failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(f);
     }
 }
 
@@ -231,7 +240,8 @@ pub struct Ctx {
     retry: mpsc::UnboundedSender<Retry>,
     /// Set on a fatal (idempotence) error: the producer must be recreated.
     fatal: AtomicBool,
-    last_error: Mutex<Option<String>>,
+    /// Client error reasons seen so far (for `oxibeat test output`).
+    last_error: Mutex<Vec<String>>,
 }
 
 impl ClientContext for Ctx {
@@ -240,7 +250,9 @@ impl ClientContext for Ctx {
             RDKafkaLogLevel::Emerg
             | RDKafkaLogLevel::Alert
             | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => tracing::error!(facility = fac, "librdkafka: {log_message}"),
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(facility = fac, "librdkafka: {log_message}")
+            }
             RDKafkaLogLevel::Warning => tracing::warn!(facility = fac, "librdkafka: {log_message}"),
             _ => tracing::debug!(facility = fac, "librdkafka: {log_message}"),
         }
@@ -253,7 +265,12 @@ impl ClientContext for Ctx {
         } else {
             tracing::warn!(error = %error, reason, "Kafka client error; retrying");
         }
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_string());
+        // Keep the first distinct reasons: the root cause (TLS, SASL) comes before the
+        // generic "brokers are down" that follows it.
+        let mut seen = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() < 2 && !seen.iter().any(|r| r == reason) {
+            seen.push(reason.to_string());
+        }
     }
 }
 
@@ -364,7 +381,7 @@ fn build_producer(
         done,
         retry,
         fatal: AtomicBool::new(false),
-        last_error: Mutex::new(None),
+        last_error: Mutex::new(Vec::new()),
     };
     client_config(cfg)?
         .create_with_context(ctx)
@@ -381,7 +398,11 @@ impl Runner {
             // Refresh in passing; keep the old count if the brokers do not answer.
             let n = *n;
             let got = self.lookup(topic, Duration::from_secs(5)).await;
-            let n = if let Lookup::Partitions(m) = got { m } else { n };
+            let n = if let Lookup::Partitions(m) = got {
+                m
+            } else {
+                n
+            };
             self.topics
                 .known
                 .insert(topic.to_string(), (n, Instant::now()));
@@ -426,7 +447,11 @@ impl Runner {
     }
 
     /// Hand every event of `batch` to librdkafka. Returns when all are queued there (or failed).
-    async fn produce_batch(&mut self, batch: Batch, done_rx: &mut mpsc::UnboundedReceiver<Arc<InFlight>>) {
+    async fn produce_batch(
+        &mut self,
+        batch: Batch,
+        done_rx: &mut mpsc::UnboundedReceiver<Arc<InFlight>>,
+    ) {
         let n = batch.len();
         Metrics::add(&self.metrics.counters.output_batches, 1);
         Metrics::add(&self.metrics.counters.output_total, n as u64);
@@ -581,7 +606,12 @@ impl Runner {
 
     /// A batch is settled: dead-letter its rejected events (fsynced), then ack it.
     async fn finish(&mut self, flight: Arc<InFlight>) {
-        let Some(batch) = flight.batch.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+        let Some(batch) = flight
+            .batch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
             return;
         };
         let failed = std::mem::take(&mut *flight.failed.lock().unwrap_or_else(|e| e.into_inner()));
@@ -593,7 +623,8 @@ impl Runner {
         for f in &failed {
             let kind = f.error.split(':').next().unwrap_or_default().to_string();
             if self.logged.insert(kind) {
-                let sample = String::from_utf8_lossy(&f.payload[..f.payload.len().min(512)]).to_string();
+                let sample =
+                    String::from_utf8_lossy(&f.payload[..f.payload.len().min(512)]).to_string();
                 tracing::warn!(
                     topic = %f.topic,
                     error = %f.error,
@@ -758,7 +789,7 @@ pub fn check(cfg: &KafkaConfig) -> Result<String, KafkaError> {
         done,
         retry,
         fatal: AtomicBool::new(false),
-        last_error: Mutex::new(None),
+        last_error: Mutex::new(Vec::new()),
     };
     let p: BaseProducer<Ctx> = client_config(cfg)?
         .create_with_context(ctx)
@@ -768,6 +799,10 @@ pub fn check(cfg: &KafkaConfig) -> Result<String, KafkaError> {
         .client()
         .fetch_metadata(None, Duration::from_secs(10))
         .map_err(|e| {
+            // Client errors (TLS handshake, SASL) arrive as events served by poll().
+            for _ in 0..5 {
+                p.poll(Duration::from_millis(50));
+            }
             let detail = p
                 .context()
                 .last_error
@@ -776,9 +811,10 @@ pub fn check(cfg: &KafkaConfig) -> Result<String, KafkaError> {
                 .clone();
             KafkaError::Connect {
                 hosts: hosts.clone(),
-                reason: match detail {
-                    Some(d) => format!("{e} ({d})"),
-                    None => e.to_string(),
+                reason: if detail.is_empty() {
+                    e.to_string()
+                } else {
+                    format!("{e} ({})", detail.join("; "))
                 },
             }
         })?;
