@@ -73,7 +73,8 @@ fn read_uuid(path: &Path) -> Option<String> {
 pub async fn run(cfg: Config, once: bool) -> Result<(), AgentError> {
     let metrics = Metrics::new();
     let beat = Arc::new(beat_info(&cfg)?);
-    let output_kind = cfg.output.selected()?;
+    let mut output_kind = cfg.output.selected()?;
+    crate::output::resolve_paths(&mut output_kind, &cfg.path.data);
     let registry = Arc::new(Registry::open(
         &cfg.path.data,
         cfg.registry.checkpoint_size.0,

@@ -292,6 +292,7 @@ pub enum OutputKind {
     File(FileOutputConfig),
     Console(ConsoleOutputConfig),
     Discard,
+    Kafka(Box<crate::output::kafka::KafkaConfig>),
 }
 
 fn enabled(v: &toml::Value) -> bool {
@@ -312,9 +313,12 @@ impl OutputConfig {
         if self.discard.as_ref().is_some_and(|d| d.enabled) {
             on.push(("output.discard", Some(OutputKind::Discard)));
         }
+        if let Some(raw) = self.kafka.as_ref().filter(|r| enabled(r)) {
+            let k: crate::output::kafka::KafkaConfig = typed(raw.clone(), "output.kafka")?;
+            on.push(("output.kafka", Some(OutputKind::Kafka(Box::new(k)))));
+        }
         for (name, raw) in [
             ("output.elasticsearch", &self.elasticsearch),
-            ("output.kafka", &self.kafka),
             ("output.logstash", &self.logstash),
         ] {
             if raw.as_ref().is_some_and(enabled) {

@@ -4,6 +4,7 @@
 pub mod console;
 pub mod discard;
 pub mod file;
+pub mod kafka;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,8 @@ pub enum OutputError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Kafka(#[from] kafka::KafkaError),
 }
 
 /// Run the configured output until the queue closes (every input stopped and drained).
@@ -34,6 +37,7 @@ pub async fn run(
         OutputKind::File(cfg) => file::run(cfg, consumer, beat).await,
         OutputKind::Console(cfg) => console::run(cfg, consumer, beat).await,
         OutputKind::Discard => discard::run(consumer, beat).await,
+        OutputKind::Kafka(cfg) => kafka::run(*cfg, consumer, beat).await,
     }
 }
 
@@ -43,6 +47,16 @@ pub fn test(kind: &OutputKind) -> Result<String, OutputError> {
         OutputKind::File(cfg) => file::check(cfg).map(|p| format!("file output: {p} is writable")),
         OutputKind::Console(_) => Ok("console output: writes to stdout".into()),
         OutputKind::Discard => Ok("discard output: accepts everything".into()),
+        OutputKind::Kafka(cfg) => Ok(kafka::check(cfg)?),
+    }
+}
+
+/// Fill in paths that default to places under `path.data` (the Kafka dead-letter directory).
+pub fn resolve_paths(kind: &mut OutputKind, data: &std::path::Path) {
+    if let OutputKind::Kafka(k) = kind {
+        if k.dead_letter.path.is_none() {
+            k.dead_letter.path = Some(kafka::producer::dead_letter_dir(k, data));
+        }
     }
 }
 

@@ -218,6 +218,23 @@ impl Batch {
             .fetch_sub(n as i64, Ordering::Relaxed);
     }
 
+    /// Confirm a batch of which `dropped` events were given up on (e.g. written to a dead-letter
+    /// file) and the rest delivered. Every cursor advances; the counters split the two kinds.
+    /// `dropped` is capped at the batch length.
+    pub fn ack_with_dropped(self, dropped: usize) {
+        let n = self.len() as u64;
+        let dropped = (dropped as u64).min(n);
+        let delivered = n - dropped;
+        ack::ack_events(self.events().filter_map(|e| e.cursor.as_ref()));
+        let m = &self.metrics;
+        Metrics::add(&m.counters.queue_acked, delivered);
+        Metrics::add(&m.counters.output_acked, delivered);
+        Metrics::add(&m.counters.output_dropped, dropped);
+        m.gauges
+            .pipeline_active
+            .fetch_sub(n as i64, Ordering::Relaxed);
+    }
+
     /// Acknowledge events that were given up on (counted as dropped, e.g. sent to a
     /// dead-letter file): the cursor advances because the event is accounted for.
     pub fn ack_dropped(self) {
@@ -228,5 +245,40 @@ impl Batch {
             .gauges
             .pipeline_active
             .fetch_sub(n as i64, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ack_with_dropped_advances_cursors_and_splits_counters() {
+        let metrics = Metrics::new();
+        let (publisher, mut consumer) = queue(
+            QueueLimits {
+                events: 100,
+                max_bytes: 1 << 20,
+            },
+            Arc::new(Chain::default()),
+            metrics.clone(),
+        );
+        let tracker = ack::AckTracker::new(0);
+        let events: Vec<Event> = (1..=4u64)
+            .map(|i| {
+                let mut ev = Event::from_map(0, serde_json::Map::new());
+                ev.cursor = Some(tracker.next_cursor(i * 10));
+                ev
+            })
+            .collect();
+        publisher.publish(events).await.expect("queued");
+        let batch = consumer.next_batch(10).await.expect("a batch");
+        assert_eq!(batch.len(), 4);
+        batch.ack_with_dropped(1);
+        assert_eq!(tracker.acked_offset(), 40);
+        let c = &metrics.counters;
+        assert_eq!(c.output_acked.load(Ordering::Relaxed), 3);
+        assert_eq!(c.output_dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(metrics.gauges.pipeline_active.load(Ordering::Relaxed), 0);
     }
 }

@@ -1,0 +1,194 @@
+//! Kafka output benchmark (measures, asserts no speed): file → Kafka on a local tansu broker,
+//! 200-byte lines, lz4, acks=-1 (idempotent), against a baseline measured in the same run: a
+//! minimal rdkafka producer sending the same pre-read lines with the same settings.
+//!
+//! `cargo bench --bench kafka` (needs `tansu` on PATH or in ~/.cargo/bin; BENCH_LINES=N to size).
+//! Both the agent and the baseline are pinned to core 0, the broker to core 1.
+
+use std::fs;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::ClientConfig;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_oxibeat")
+}
+
+fn tansu() -> PathBuf {
+    let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/tansu"));
+    std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("tansu"))
+                .find(|p| p.is_file())
+        })
+        .or(home.filter(|p| p.is_file()))
+        .expect(
+            "tansu not found: cargo install tansu --version 0.6.0 --locked --features dynostore",
+        )
+}
+
+fn line(i: usize) -> String {
+    let head = format!(
+        "2026-11-25T10:00:00.{:03}Z INFO [com.example.Service] request served seq={i} path=/api/items status=200 bytes=512 ",
+        i % 1000
+    );
+    let pad = 199usize.saturating_sub(head.len());
+    format!("{head}{}\n", "x".repeat(pad))
+}
+
+struct Broker(Child);
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn pin_self_to_core0() {
+    // SAFETY: plain libc call on a zeroed cpu_set_t.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+fn create_topic(port: u16, name: &str, partitions: u32) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = Command::new(tansu())
+            .args(["topic", "create", name, "--broker"])
+            .arg(format!("tcp://127.0.0.1:{port}"))
+            .arg("--partitions")
+            .arg(partitions.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        if st.success() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "cannot create topic {name}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn main() {
+    let n: usize = std::env::var("BENCH_LINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = std::env::temp_dir().join(format!("oxibeat-bench-kafka-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(dir.join("logs")).unwrap();
+    let port = free_port();
+    let _broker = Broker(
+        Command::new("taskset")
+            .args(["-c", "1"])
+            .arg(tansu())
+            .args(["broker", "--listener-url"])
+            .arg(format!("tcp://127.0.0.1:{port}"))
+            .arg("--advertised-listener-url")
+            .arg(format!("tcp://127.0.0.1:{port}"))
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "tansu did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    create_topic(port, "baseline", 3);
+    create_topic(port, "agent", 3);
+
+    let path = dir.join("logs").join("big.log");
+    {
+        let mut f = std::io::BufWriter::with_capacity(1 << 20, fs::File::create(&path).unwrap());
+        for i in 0..n {
+            f.write_all(line(i).as_bytes()).unwrap();
+        }
+    }
+    // The baseline gets the lines pre-read into memory.
+    let text = fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+
+    // Baseline: the same librdkafka settings oxibeat uses by default.
+    pin_self_to_core0();
+    let p: ThreadedProducer<_> = ClientConfig::new()
+        .set("bootstrap.servers", format!("127.0.0.1:{port}"))
+        .set("acks", "-1")
+        .set("enable.idempotence", "true")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "0")
+        .set("queue.buffering.max.kbytes", "65536")
+        .set("queue.buffering.max.messages", "200000")
+        .create()
+        .expect("baseline producer");
+    let t = Instant::now();
+    let mut i = 0usize;
+    while i < lines.len() {
+        match p.send(BaseRecord::<(), str>::to("baseline").payload(lines[i])) {
+            Ok(()) => i += 1,
+            Err((_, _)) => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+    p.flush(Duration::from_secs(600)).expect("baseline flush");
+    let base_secs = t.elapsed().as_secs_f64();
+    drop(p);
+
+    let cfg = dir.join("oxibeat.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "[path]\ndata = {:?}\n[[inputs]]\ntype = \"filestream\"\nid = \"bench\"\npaths = [{:?}]\n\n[output.kafka]\nhosts = [\"127.0.0.1:{port}\"]\ntopic = \"agent\"\ncompression = \"lz4\"\nrequired_acks = -1\n[logging.metrics]\nenabled = false\n",
+            dir.join("data").display().to_string(),
+            dir.join("logs").join("*.log").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let t = Instant::now();
+    let st = Command::new("taskset")
+        .args([
+            "-c",
+            "0",
+            bin(),
+            "run",
+            "--once",
+            "-e",
+            "--log-level",
+            "warn",
+            "-c",
+        ])
+        .arg(&cfg)
+        .status()
+        .unwrap();
+    let agent_secs = t.elapsed().as_secs_f64();
+    assert!(st.success());
+    let base_rate = n as f64 / base_secs;
+    let agent_rate = n as f64 / agent_secs;
+    println!("kafka: {n} lines of 200 B → local tansu, lz4, acks=-1, idempotent; producer pinned to core 0, broker to core 1");
+    println!("  baseline rdkafka producer (raw lines): {base_secs:.2} s, {base_rate:.0} msgs/s");
+    println!(
+        "  oxibeat file → kafka (Beats JSON):     {agent_secs:.2} s, {agent_rate:.0} events/s"
+    );
+    println!("  ratio oxibeat/baseline: {:.3}", agent_rate / base_rate);
+    let _ = fs::remove_dir_all(&dir);
+}

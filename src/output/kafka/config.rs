@@ -1,0 +1,334 @@
+//! `[output.kafka]` options, named as in Filebeat's `output.kafka` where the feature is the same.
+//!
+//! Defaults differ from Filebeat where correctness or speed asks for it, and are documented here:
+//! `required_acks = -1` (Filebeat: 1) and `compression = "lz4"` (Filebeat: gzip), with the
+//! idempotent producer always on when acks are -1 so librdkafka's retries cannot duplicate or
+//! reorder within a partition.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::units::{ByteSize, Dur};
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Bootstrap brokers (`host:port`).
+    pub hosts: Vec<String>,
+    /// Format string (`%{[field.path]}`, `%{+yyyy.MM.dd}`) for the topic when no rule matches.
+    #[serde(default = "KafkaConfig::default_topic")]
+    pub topic: String,
+    /// Rules evaluated in order; the first whose `when` matches (or that has none) wins.
+    #[serde(default)]
+    pub topics: Vec<TopicRule>,
+    /// Format string for the message key; no key by default (then partitions are random).
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub partition: Option<PartitionConfig>,
+    /// -1 all in-sync replicas, 1 leader only, 0 none (no delivery guarantee).
+    #[serde(default = "KafkaConfig::default_acks")]
+    pub required_acks: i16,
+    #[serde(default)]
+    pub compression: Compression,
+    #[serde(default)]
+    pub compression_level: Option<i32>,
+    /// Bigger encoded events are not sent: they go to the dead-letter file.
+    #[serde(default = "KafkaConfig::default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    #[serde(default = "KafkaConfig::default_client_id")]
+    pub client_id: String,
+    #[serde(default)]
+    pub headers: Vec<Header>,
+    /// Events taken from the queue per round.
+    #[serde(default = "KafkaConfig::default_bulk")]
+    pub bulk_max_size: usize,
+    /// Time librdkafka waits for a batch to fill (`linger.ms`); Filebeat's name.
+    #[serde(default = "KafkaConfig::default_flush")]
+    pub bulk_flush_frequency: Dur,
+    /// Network request timeout (`request.timeout.ms` is `broker_timeout`; this is `socket.timeout.ms`).
+    #[serde(default = "KafkaConfig::default_timeout")]
+    pub timeout: Dur,
+    #[serde(default = "KafkaConfig::default_broker_timeout")]
+    pub broker_timeout: Dur,
+    #[serde(default)]
+    pub backoff: BackoffConfig,
+    /// Filebeat's top-level credentials (`sasl.mechanism` picks the mechanism).
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub sasl: Option<SaslConfig>,
+    #[serde(default)]
+    pub ssl: Option<SslConfig>,
+    /// Bound of librdkafka's own queue. When it is full oxibeat stops taking events from its
+    /// queue, so the inputs pause instead of memory growing.
+    #[serde(default)]
+    pub queue: ProducerQueue,
+    #[serde(default)]
+    pub dead_letter: DeadLetterConfig,
+    /// Raw librdkafka properties applied last, for experts (they override everything above).
+    #[serde(default)]
+    pub librdkafka: BTreeMap<String, toml::Value>,
+}
+
+impl KafkaConfig {
+    fn default_topic() -> String {
+        "oxibeat".into()
+    }
+    fn default_acks() -> i16 {
+        -1
+    }
+    fn default_max_message_bytes() -> usize {
+        1_000_000
+    }
+    fn default_client_id() -> String {
+        "oxibeat".into()
+    }
+    fn default_bulk() -> usize {
+        2048
+    }
+    fn default_flush() -> Dur {
+        Dur(std::time::Duration::from_millis(5))
+    }
+    fn default_timeout() -> Dur {
+        Dur(std::time::Duration::from_secs(30))
+    }
+    fn default_broker_timeout() -> Dur {
+        Dur(std::time::Duration::from_secs(10))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicRule {
+    pub topic: String,
+    /// A processor condition (`contains`, `equals`, `regexp`, `and`, ...); absent = always.
+    #[serde(default)]
+    pub when: Option<toml::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    pub key: String,
+    pub value: String,
+}
+
+/// Exactly one of the strategies, as Filebeat's `partition.<name>`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionConfig {
+    #[serde(default)]
+    pub hash: Option<HashPartition>,
+    #[serde(default)]
+    pub round_robin: Option<GroupPartition>,
+    #[serde(default)]
+    pub random: Option<GroupPartition>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashPartition {
+    /// Fields hashed (concatenated) instead of the key.
+    #[serde(default)]
+    pub hash: Vec<String>,
+    /// When a listed field is missing: random partition (true) or a permanent error (false).
+    #[serde(default = "yes")]
+    pub random: bool,
+    #[serde(default)]
+    pub reachable_only: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupPartition {
+    #[serde(default = "GroupPartition::default_group")]
+    pub group_events: u32,
+    #[serde(default)]
+    pub reachable_only: bool,
+}
+
+impl GroupPartition {
+    fn default_group() -> u32 {
+        1
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+    Snappy,
+    #[default]
+    Lz4,
+    Zstd,
+}
+
+impl Compression {
+    pub fn as_librdkafka(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackoffConfig {
+    #[serde(default = "BackoffConfig::default_init")]
+    pub init: Dur,
+    #[serde(default = "BackoffConfig::default_max")]
+    pub max: Dur,
+}
+
+impl BackoffConfig {
+    fn default_init() -> Dur {
+        Dur(std::time::Duration::from_secs(1))
+    }
+    fn default_max() -> Dur {
+        Dur(std::time::Duration::from_secs(60))
+    }
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        BackoffConfig {
+            init: Self::default_init(),
+            max: Self::default_max(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SaslMechanism {
+    #[serde(rename = "PLAIN")]
+    Plain,
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
+impl SaslMechanism {
+    pub fn as_librdkafka(self) -> &'static str {
+        match self {
+            SaslMechanism::Plain => "PLAIN",
+            SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
+            SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaslConfig {
+    #[serde(default)]
+    pub mechanism: Option<SaslMechanism>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerificationMode {
+    #[default]
+    Full,
+    Strict,
+    Certificate,
+    None,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SslConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub certificate_authorities: Vec<PathBuf>,
+    #[serde(default)]
+    pub certificate: Option<PathBuf>,
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    #[serde(default)]
+    pub key_passphrase: Option<String>,
+    #[serde(default)]
+    pub verification_mode: VerificationMode,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProducerQueue {
+    /// `queue.buffering.max.kbytes`.
+    #[serde(default = "ProducerQueue::default_bytes")]
+    pub max_bytes: ByteSize,
+    /// `queue.buffering.max.messages`.
+    #[serde(default = "ProducerQueue::default_messages")]
+    pub max_messages: usize,
+}
+
+impl ProducerQueue {
+    fn default_bytes() -> ByteSize {
+        ByteSize(64 * 1024 * 1024)
+    }
+    fn default_messages() -> usize {
+        200_000
+    }
+}
+
+impl Default for ProducerQueue {
+    fn default() -> Self {
+        ProducerQueue {
+            max_bytes: Self::default_bytes(),
+            max_messages: Self::default_messages(),
+        }
+    }
+}
+
+/// Dead-letter NDJSON files for events Kafka rejected for good.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterConfig {
+    /// Directory; default `<path.data>/kafka-dlq`.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    #[serde(default = "DeadLetterConfig::default_size")]
+    pub rotate_every: ByteSize,
+    #[serde(default = "DeadLetterConfig::default_files")]
+    pub number_of_files: usize,
+}
+
+impl DeadLetterConfig {
+    fn default_size() -> ByteSize {
+        ByteSize(100 * 1024 * 1024)
+    }
+    fn default_files() -> usize {
+        7
+    }
+}
+
+impl Default for DeadLetterConfig {
+    fn default() -> Self {
+        DeadLetterConfig {
+            path: None,
+            rotate_every: Self::default_size(),
+            number_of_files: Self::default_files(),
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! `[output.kafka]`: the Beats JSON event as the message value, produced with librdkafka
+//! (rdkafka crate). An event is acked to the pipeline only on its delivery report, or after it
+//! was written to the dead-letter file when Kafka rejected it for good.
+//!
+//! - config.rs: options (Filebeat names) and documented defaults.
+//! - partition.rs: Filebeat-compatible partitioners (FNV-1a hash, round_robin, random).
+//! - format.rs: `%{[field]}` / `%{+yyyy.MM.dd}` format strings and topic rules.
+//! - producer.rs: librdkafka settings, the produce loop, delivery tracking, `test output`.
+//! - dlq.rs: the dead-letter NDJSON file.
+
+pub mod config;
+pub mod dlq;
+pub mod format;
+pub mod partition;
+pub mod producer;
+
+pub use config::KafkaConfig;
+pub use producer::{check, run};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("output.kafka: cannot create the Kafka client: {0}; check the [output.kafka] and [output.kafka.librdkafka] settings")]
+    Client(String),
+    #[error("output.kafka: cannot fetch metadata from {hosts}: {reason}; check that the brokers are reachable and the ssl/sasl settings match them")]
+    Connect { hosts: String, reason: String },
+    #[error("output.kafka: cannot read {path}: {source}")]
+    ReadFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}

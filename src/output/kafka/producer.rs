@@ -1,0 +1,854 @@
+//! The Kafka producer: librdkafka settings from `[output.kafka]`, the produce loop and the
+//! delivery tracking that acks the pipeline.
+//!
+//! Flow: a batch from the queue is encoded event by event and handed to librdkafka
+//! (`ThreadedProducer`, which copies the payload). Each message carries an `Arc<InFlight>` of its
+//! batch as delivery opaque; the delivery callback counts down and, at zero, hands the batch back
+//! to the output task, which writes permanent failures to the dead-letter file first and then
+//! acks the batch. When librdkafka's bounded queue is full, `send` says so and this loop waits
+//! instead of taking more from oxibeat's queue, so the inputs pause.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
+use rdkafka::message::{Header as RdHeader, Message, OwnedHeaders};
+use rdkafka::producer::{
+    BaseProducer, BaseRecord, DeliveryResult, NoCustomPartitioner, Producer, ProducerContext,
+    ThreadedProducer,
+};
+use rdkafka::{ClientConfig, ClientContext};
+use tokio::sync::mpsc;
+
+use crate::event::BeatInfo;
+use crate::monitoring::Metrics;
+use crate::output::{Backoff, OutputError};
+use crate::pipeline::{Batch, Consumer};
+
+use super::config::{KafkaConfig, VerificationMode};
+use super::dlq::{DeadLetter, Entry};
+use super::format::{FormatString, TopicRouter};
+use super::partition::Partitioner;
+use super::KafkaError;
+
+/// librdkafka properties for `cfg`. Secrets go into the config only, never into logs.
+pub fn client_config(cfg: &KafkaConfig) -> Result<ClientConfig, KafkaError> {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", cfg.hosts.join(","))
+        .set("client.id", &cfg.client_id)
+        .set("acks", cfg.required_acks.to_string())
+        // Idempotence needs acks=all; with it librdkafka's retries neither duplicate nor reorder.
+        .set(
+            "enable.idempotence",
+            if cfg.required_acks == -1 {
+                "true"
+            } else {
+                "false"
+            },
+        )
+        .set("compression.type", cfg.compression.as_librdkafka())
+        // 0 = never time a message out locally: retriable failures (broker down) are retried
+        // forever, the bounded queue below is what stops the inputs.
+        .set("message.timeout.ms", "0")
+        .set(
+            "linger.ms",
+            cfg.bulk_flush_frequency.0.as_millis().to_string(),
+        )
+        .set(
+            "queue.buffering.max.kbytes",
+            (cfg.queue.max_bytes.0 / 1024)
+                .clamp(1, 2_147_483_647)
+                .to_string(),
+        )
+        .set(
+            "queue.buffering.max.messages",
+            cfg.queue.max_messages.clamp(1, 2_147_483_647).to_string(),
+        )
+        .set(
+            "message.max.bytes",
+            (cfg.max_message_bytes + 4096).max(1_000_000).to_string(),
+        )
+        .set(
+            "socket.timeout.ms",
+            cfg.timeout.0.as_millis().max(10).to_string(),
+        )
+        .set(
+            "request.timeout.ms",
+            cfg.broker_timeout.0.as_millis().max(1).to_string(),
+        )
+        .set(
+            "reconnect.backoff.ms",
+            cfg.backoff.init.0.as_millis().max(1).to_string(),
+        )
+        .set(
+            "reconnect.backoff.max.ms",
+            cfg.backoff.max.0.as_millis().max(1).to_string(),
+        )
+        .set_log_level(RDKafkaLogLevel::Warning);
+    if let Some(level) = cfg.compression_level {
+        c.set("compression.level", level.to_string());
+    }
+    let ssl = cfg.ssl.as_ref().filter(|s| s.enabled);
+    let sasl_mech = cfg.sasl.as_ref().and_then(|s| s.mechanism);
+    let user = cfg
+        .sasl
+        .as_ref()
+        .and_then(|s| s.username.clone())
+        .or_else(|| cfg.username.clone());
+    let pass = cfg
+        .sasl
+        .as_ref()
+        .and_then(|s| s.password.clone())
+        .or_else(|| cfg.password.clone());
+    let sasl = user.is_some() || sasl_mech.is_some();
+    c.set(
+        "security.protocol",
+        match (ssl.is_some(), sasl) {
+            (false, false) => "plaintext",
+            (true, false) => "ssl",
+            (false, true) => "sasl_plaintext",
+            (true, true) => "sasl_ssl",
+        },
+    );
+    if sasl {
+        c.set(
+            "sasl.mechanism",
+            sasl_mech.map_or("PLAIN", |m| m.as_librdkafka()),
+        );
+        if let Some(u) = user {
+            c.set("sasl.username", u);
+        }
+        if let Some(p) = pass {
+            c.set("sasl.password", p);
+        }
+    }
+    if let Some(s) = ssl {
+        if !s.certificate_authorities.is_empty() {
+            // librdkafka takes one CA location; several files are concatenated into ssl.ca.pem.
+            let mut pem = String::new();
+            for p in &s.certificate_authorities {
+                let text = std::fs::read_to_string(p).map_err(|source| KafkaError::ReadFile {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+                pem.push_str(&text);
+                pem.push('\n');
+            }
+            c.set("ssl.ca.pem", pem);
+        }
+        if let Some(cert) = &s.certificate {
+            c.set("ssl.certificate.location", cert.display().to_string());
+        }
+        if let Some(key) = &s.key {
+            c.set("ssl.key.location", key.display().to_string());
+        }
+        if let Some(pw) = &s.key_passphrase {
+            c.set("ssl.key.password", pw);
+        }
+        let (verify, endpoint) = match s.verification_mode {
+            VerificationMode::Full | VerificationMode::Strict => ("true", "https"),
+            VerificationMode::Certificate => ("true", "none"),
+            VerificationMode::None => ("false", "none"),
+        };
+        c.set("enable.ssl.certificate.verification", verify)
+            .set("ssl.endpoint.identification.algorithm", endpoint);
+    }
+    for (k, v) in &cfg.librdkafka {
+        let v = match v {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        c.set(k, v);
+    }
+    Ok(c)
+}
+
+/// Errors Kafka will not get over by retrying: the event goes to the dead-letter file.
+fn is_permanent(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::MessageSizeTooLarge
+            | C::InvalidMessageSize
+            | C::InvalidMessage
+            | C::InvalidRecord
+            | C::InvalidTopic
+            | C::TopicAuthorizationFailed
+            | C::ClusterAuthorizationFailed
+            | C::UnknownTopic
+            | C::UnknownTopicOrPartition
+            | C::UnknownPartition
+            | C::PolicyViolation
+            | C::MessageBatchTooLarge
+            | C::InvalidRequiredAcks
+    )
+}
+
+fn error_code(e: &RdError) -> Option<RDKafkaErrorCode> {
+    e.rdkafka_error_code()
+}
+
+/// A rejected event waiting for the dead-letter file.
+struct Failed {
+    topic: String,
+    error: String,
+    payload: Vec<u8>,
+}
+
+/// A message whose delivery failed with a retriable error (only with a finite
+/// `message.timeout.ms` set through `[output.kafka.librdkafka]`): the output sends it again.
+struct Retry {
+    flight: Arc<InFlight>,
+    topic: String,
+    partition: i32,
+    key: Option<Vec<u8>>,
+    payload: Vec<u8>,
+    timestamp: Option<i64>,
+}
+
+/// One queue batch in flight: acked when `remaining` reaches zero.
+pub struct InFlight {
+    batch: Mutex<Option<Batch>>,
+    remaining: AtomicUsize,
+    failed: Mutex<Vec<Failed>>,
+}
+
+impl InFlight {
+    /// Count one event as settled (delivered or failed for good); the last one hands the
+    /// batch to the output task.
+    fn settle(self: &Arc<Self>, done: &mpsc::UnboundedSender<Arc<InFlight>>) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let _ = done.send(self.clone());
+        }
+    }
+
+    fn fail(&self, f: Failed) {
+        self.failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(f);
+    }
+}
+
+/// librdkafka callbacks: delivery reports, logs and client errors into tracing.
+pub struct Ctx {
+    done: mpsc::UnboundedSender<Arc<InFlight>>,
+    retry: mpsc::UnboundedSender<Retry>,
+    /// Set on a fatal (idempotence) error: the producer must be recreated.
+    fatal: AtomicBool,
+    /// Client error reasons seen so far (for `oxibeat test output`).
+    last_error: Mutex<Vec<String>>,
+}
+
+impl ClientContext for Ctx {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(facility = fac, "librdkafka: {log_message}")
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(facility = fac, "librdkafka: {log_message}"),
+            _ => tracing::debug!(facility = fac, "librdkafka: {log_message}"),
+        }
+    }
+
+    fn error(&self, error: RdError, reason: &str) {
+        if error_code(&error) == Some(RDKafkaErrorCode::Fatal) {
+            self.fatal.store(true, Ordering::Release);
+            tracing::error!(error = %error, reason, "Kafka producer fatal error; recreating the producer");
+        } else {
+            tracing::warn!(error = %error, reason, "Kafka client error; retrying");
+        }
+        // Keep the first distinct reasons: the root cause (TLS, SASL) comes before the
+        // generic "brokers are down" that follows it.
+        let mut seen = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() < 2 && !seen.iter().any(|r| r == reason) {
+            seen.push(reason.to_string());
+        }
+    }
+}
+
+impl ProducerContext<NoCustomPartitioner> for Ctx {
+    type DeliveryOpaque = Arc<InFlight>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, flight: Arc<InFlight>) {
+        match result {
+            Ok(_) => flight.settle(&self.done),
+            Err((e, msg)) => {
+                let code = error_code(e);
+                if code.is_some_and(is_permanent) {
+                    flight.fail(Failed {
+                        topic: msg.topic().to_string(),
+                        error: e.to_string(),
+                        payload: msg.payload().unwrap_or_default().to_vec(),
+                    });
+                    flight.settle(&self.done);
+                } else {
+                    if code == Some(RDKafkaErrorCode::Fatal) {
+                        self.fatal.store(true, Ordering::Release);
+                    }
+                    let _ = self.retry.send(Retry {
+                        flight,
+                        topic: msg.topic().to_string(),
+                        partition: msg.partition(),
+                        key: msg.key().map(<[u8]>::to_vec),
+                        payload: msg.payload().unwrap_or_default().to_vec(),
+                        timestamp: msg.timestamp().to_millis(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+type Prod = ThreadedProducer<Ctx>;
+
+/// Partition counts per topic, fetched on first use and refreshed every 10 minutes.
+struct TopicCache {
+    known: HashMap<String, (i32, Instant)>,
+    /// Topics the broker said do not exist / are not allowed, with when we asked.
+    bad: HashMap<String, (String, Instant)>,
+}
+
+const METADATA_REFRESH: Duration = Duration::from_secs(600);
+const BAD_TOPIC_RECHECK: Duration = Duration::from_secs(10);
+
+enum Lookup {
+    Partitions(i32),
+    /// The topic cannot be used (unknown, invalid, not authorised): a permanent event error.
+    Bad(String),
+    /// Brokers unreachable or slow: retry later.
+    Unavailable(String),
+}
+
+fn fetch_partitions(p: &Prod, topic: &str, timeout: Duration) -> Lookup {
+    match p.client().fetch_metadata(Some(topic), timeout) {
+        Ok(md) => match md.topics().iter().find(|t| t.name() == topic) {
+            Some(t) => match t.error() {
+                Some(err) => {
+                    let code = RDKafkaErrorCode::from(err);
+                    if is_permanent(code) {
+                        Lookup::Bad(format!(
+                            "topic {topic:?}: {code}; create the topic (this output does not rely on broker auto-creation) or fix the topic settings"
+                        ))
+                    } else {
+                        Lookup::Unavailable(format!("topic {topic:?}: {code}"))
+                    }
+                }
+                None if t.partitions().is_empty() => {
+                    Lookup::Unavailable(format!("topic {topic:?} has no partitions yet"))
+                }
+                None => Lookup::Partitions(t.partitions().len() as i32),
+            },
+            None => Lookup::Unavailable(format!("topic {topic:?} missing from metadata")),
+        },
+        Err(e) => Lookup::Unavailable(e.to_string()),
+    }
+}
+
+struct Runner {
+    cfg: KafkaConfig,
+    beat: Arc<BeatInfo>,
+    metrics: Arc<Metrics>,
+    producer: Arc<Prod>,
+    ctx_done: mpsc::UnboundedSender<Arc<InFlight>>,
+    ctx_retry: mpsc::UnboundedSender<Retry>,
+    router: TopicRouter,
+    key: Option<FormatString>,
+    partitioner: Partitioner,
+    headers: Option<OwnedHeaders>,
+    topics: TopicCache,
+    dlq: DeadLetter,
+    backoff: Backoff,
+    buf: Vec<u8>,
+    /// Error kinds already logged at warn level (then only counted), so a flood of rejected
+    /// events logs one sample per kind.
+    logged: std::collections::HashSet<String>,
+}
+
+fn build_producer(
+    cfg: &KafkaConfig,
+    done: mpsc::UnboundedSender<Arc<InFlight>>,
+    retry: mpsc::UnboundedSender<Retry>,
+) -> Result<Prod, KafkaError> {
+    let ctx = Ctx {
+        done,
+        retry,
+        fatal: AtomicBool::new(false),
+        last_error: Mutex::new(Vec::new()),
+    };
+    client_config(cfg)?
+        .create_with_context(ctx)
+        .map_err(|e| KafkaError::Client(e.to_string()))
+}
+
+impl Runner {
+    /// Partition count of `topic`, waiting (with backoff) while the brokers are unreachable.
+    async fn partitions(&mut self, topic: &str) -> Result<i32, String> {
+        if let Some((n, at)) = self.topics.known.get(topic) {
+            if at.elapsed() < METADATA_REFRESH {
+                return Ok(*n);
+            }
+            // Refresh in passing; keep the old count if the brokers do not answer.
+            let n = *n;
+            let got = self.lookup(topic, Duration::from_secs(5)).await;
+            let n = if let Lookup::Partitions(m) = got {
+                m
+            } else {
+                n
+            };
+            self.topics
+                .known
+                .insert(topic.to_string(), (n, Instant::now()));
+            return Ok(n);
+        }
+        if let Some((why, at)) = self.topics.bad.get(topic) {
+            if at.elapsed() < BAD_TOPIC_RECHECK {
+                return Err(why.clone());
+            }
+        }
+        loop {
+            match self.lookup(topic, Duration::from_secs(10)).await {
+                Lookup::Partitions(n) => {
+                    self.backoff.reset();
+                    self.topics.bad.remove(topic);
+                    self.topics
+                        .known
+                        .insert(topic.to_string(), (n, Instant::now()));
+                    return Ok(n);
+                }
+                Lookup::Bad(why) => {
+                    self.topics
+                        .bad
+                        .insert(topic.to_string(), (why.clone(), Instant::now()));
+                    return Err(why);
+                }
+                Lookup::Unavailable(why) => {
+                    Metrics::add(&self.metrics.counters.output_write_errors, 1);
+                    tracing::warn!(topic, reason = %why, "Kafka metadata unavailable; retrying");
+                    self.backoff.wait().await;
+                }
+            }
+        }
+    }
+
+    async fn lookup(&self, topic: &str, timeout: Duration) -> Lookup {
+        let p = self.producer.clone();
+        let t = topic.to_string();
+        tokio::task::spawn_blocking(move || fetch_partitions(&p, &t, timeout))
+            .await
+            .unwrap_or_else(|e| Lookup::Unavailable(e.to_string()))
+    }
+
+    /// Hand every event of `batch` to librdkafka. Returns when all are queued there (or failed).
+    async fn produce_batch(
+        &mut self,
+        batch: Batch,
+        done_rx: &mut mpsc::UnboundedReceiver<Arc<InFlight>>,
+    ) {
+        let n = batch.len();
+        Metrics::add(&self.metrics.counters.output_batches, 1);
+        Metrics::add(&self.metrics.counters.output_total, n as u64);
+        // +1 guard: the batch cannot complete before every event was handed over.
+        let flight = Arc::new(InFlight {
+            batch: Mutex::new(None),
+            remaining: AtomicUsize::new(n + 1),
+            failed: Mutex::new(Vec::new()),
+        });
+        // Encode while borrowing the batch, then park it in the flight record.
+        for ev in batch.events() {
+            self.buf.clear();
+            ev.write_json(&self.beat, &mut self.buf);
+            let topic = match self.router.topic(ev) {
+                Ok(t) => t.into_owned(),
+                Err(why) => {
+                    flight.fail(Failed {
+                        topic: String::new(),
+                        error: format!("cannot select the topic: {why}"),
+                        payload: self.buf.clone(),
+                    });
+                    flight.settle(&self.ctx_done);
+                    continue;
+                }
+            };
+            if self.buf.len() > self.cfg.max_message_bytes {
+                flight.fail(Failed {
+                    topic,
+                    error: format!(
+                        "message of {} bytes exceeds output.kafka.max_message_bytes = {}",
+                        self.buf.len(),
+                        self.cfg.max_message_bytes
+                    ),
+                    payload: self.buf.clone(),
+                });
+                flight.settle(&self.ctx_done);
+                continue;
+            }
+            // A key that cannot be formatted is left unset, as in Filebeat.
+            let key: Option<Vec<u8>> = self
+                .key
+                .as_ref()
+                .and_then(|k| k.render(ev).ok())
+                .map(|k| k.as_bytes().to_vec());
+            let parts = match self.partitions(&topic).await {
+                Ok(n) => n,
+                Err(why) => {
+                    flight.fail(Failed {
+                        topic,
+                        error: why,
+                        payload: self.buf.clone(),
+                    });
+                    flight.settle(&self.ctx_done);
+                    continue;
+                }
+            };
+            let partition = match self.partitioner.partition(ev, key.as_deref(), parts) {
+                Ok(p) => p,
+                Err(why) => {
+                    flight.fail(Failed {
+                        topic,
+                        error: why,
+                        payload: self.buf.clone(),
+                    });
+                    flight.settle(&self.ctx_done);
+                    continue;
+                }
+            };
+            let payload = std::mem::take(&mut self.buf);
+            self.send(
+                &flight,
+                &topic,
+                partition,
+                key.as_deref(),
+                &payload,
+                Some(ev.timestamp.div_euclid(1_000_000)),
+                done_rx,
+            )
+            .await;
+            self.buf = payload;
+        }
+        *flight.batch.lock().unwrap_or_else(|e| e.into_inner()) = Some(batch);
+        flight.settle(&self.ctx_done);
+    }
+
+    /// Send one message, waiting while librdkafka's queue is full (this is what pauses the
+    /// inputs). Completed batches are acked meanwhile so the registry keeps moving.
+    #[allow(clippy::too_many_arguments)]
+    async fn send(
+        &mut self,
+        flight: &Arc<InFlight>,
+        topic: &str,
+        partition: i32,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        timestamp: Option<i64>,
+        done_rx: &mut mpsc::UnboundedReceiver<Arc<InFlight>>,
+    ) {
+        let mut waited = Duration::ZERO;
+        loop {
+            let mut rec = BaseRecord::with_opaque_to(topic, flight.clone())
+                .payload(payload)
+                .partition(partition);
+            if let Some(k) = key {
+                rec = rec.key(k);
+            }
+            if let Some(ts) = timestamp {
+                rec = rec.timestamp(ts);
+            }
+            if let Some(h) = &self.headers {
+                rec = rec.headers(h.clone());
+            }
+            match self.producer.send(rec) {
+                Ok(()) => {
+                    Metrics::add(
+                        &self.metrics.counters.output_write_bytes,
+                        payload.len() as u64,
+                    );
+                    return;
+                }
+                Err((e, _rec)) => match error_code(&e) {
+                    Some(RDKafkaErrorCode::QueueFull) => {
+                        while let Ok(f) = done_rx.try_recv() {
+                            self.finish(f).await;
+                        }
+                        let step = Duration::from_millis(5);
+                        tokio::time::sleep(step).await;
+                        waited += step;
+                        if waited >= Duration::from_secs(30) {
+                            tracing::warn!("Kafka producer queue full for 30s (brokers slow or down); inputs are paused");
+                            waited = Duration::ZERO;
+                        }
+                    }
+                    Some(code) if is_permanent(code) => {
+                        flight.fail(Failed {
+                            topic: topic.to_string(),
+                            error: e.to_string(),
+                            payload: payload.to_vec(),
+                        });
+                        flight.settle(&self.ctx_done);
+                        return;
+                    }
+                    _ => {
+                        Metrics::add(&self.metrics.counters.output_write_errors, 1);
+                        tracing::warn!(error = %e, topic, "producing to Kafka failed; retrying");
+                        self.backoff.wait().await;
+                    }
+                },
+            }
+        }
+    }
+
+    /// A batch is settled: dead-letter its rejected events (fsynced), then ack it.
+    async fn finish(&mut self, flight: Arc<InFlight>) {
+        let Some(batch) = flight
+            .batch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
+            return;
+        };
+        let failed = std::mem::take(&mut *flight.failed.lock().unwrap_or_else(|e| e.into_inner()));
+        if failed.is_empty() {
+            self.backoff.reset();
+            batch.ack();
+            return;
+        }
+        for f in &failed {
+            let kind = f.error.split(':').next().unwrap_or_default().to_string();
+            if self.logged.insert(kind) {
+                let sample =
+                    String::from_utf8_lossy(&f.payload[..f.payload.len().min(512)]).to_string();
+                tracing::warn!(
+                    topic = %f.topic,
+                    error = %f.error,
+                    sample = %sample,
+                    dead_letter = %self.dlq.dir().display(),
+                    "Kafka rejected an event for good; it goes to the dead-letter file (further events with this error are only counted)"
+                );
+            }
+        }
+        let entries: Vec<Entry<'_>> = failed
+            .iter()
+            .map(|f| Entry {
+                topic: &f.topic,
+                error: &f.error,
+                event: &f.payload,
+            })
+            .collect();
+        let mut backoff = Backoff::new(self.cfg.backoff.init.0, self.cfg.backoff.max.0);
+        while let Err(e) = self.dlq.write(&entries) {
+            tracing::error!(error = %e, dir = %self.dlq.dir().display(), "writing the Kafka dead-letter file failed; retrying (events stay unacked)");
+            backoff.wait().await;
+        }
+        Metrics::add(&self.metrics.counters.output_failed, failed.len() as u64);
+        batch.ack_with_dropped(failed.len());
+    }
+
+    async fn retry(&mut self, r: Retry, done_rx: &mut mpsc::UnboundedReceiver<Arc<InFlight>>) {
+        Metrics::add(&self.metrics.counters.output_write_errors, 1);
+        if self.producer.context().fatal.swap(false, Ordering::AcqRel) {
+            self.recreate().await;
+        }
+        self.send(
+            &r.flight,
+            &r.topic,
+            r.partition,
+            r.key.as_deref(),
+            &r.payload,
+            r.timestamp,
+            done_rx,
+        )
+        .await;
+    }
+
+    /// After a fatal idempotence error librdkafka refuses to produce: start a new producer.
+    /// The old one's queued messages come back as failed deliveries and are sent again.
+    async fn recreate(&mut self) {
+        loop {
+            match build_producer(&self.cfg, self.ctx_done.clone(), self.ctx_retry.clone()) {
+                Ok(p) => {
+                    let old = std::mem::replace(&mut self.producer, Arc::new(p));
+                    old.purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "recreating the Kafka producer failed; retrying");
+                    self.backoff.wait().await;
+                }
+            }
+        }
+    }
+}
+
+/// Where the dead-letter files go: `dead_letter.path`, else `<path.data>/kafka-dlq`.
+pub fn dead_letter_dir(cfg: &KafkaConfig, data: &std::path::Path) -> PathBuf {
+    cfg.dead_letter
+        .path
+        .clone()
+        .unwrap_or_else(|| data.join("kafka-dlq"))
+}
+
+pub async fn run(
+    cfg: KafkaConfig,
+    mut consumer: Consumer,
+    beat: Arc<BeatInfo>,
+) -> Result<(), OutputError> {
+    if cfg.required_acks == 0 {
+        tracing::warn!("output.kafka.required_acks = 0: Kafka confirms nothing, events can be lost without notice");
+    }
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let (retry_tx, mut retry_rx) = mpsc::unbounded_channel();
+    let producer = build_producer(&cfg, done_tx.clone(), retry_tx.clone())?;
+    let router = TopicRouter::new(&cfg).map_err(KafkaError::from)?;
+    let key = match &cfg.key {
+        Some(k) => Some(FormatString::parse(k, "output.kafka.key").map_err(KafkaError::from)?),
+        None => None,
+    };
+    let partitioner = Partitioner::new(cfg.partition.as_ref())?;
+    let headers = (!cfg.headers.is_empty()).then(|| {
+        cfg.headers.iter().fold(OwnedHeaders::new(), |h, kv| {
+            h.insert(RdHeader {
+                key: &kv.key,
+                value: Some(kv.value.as_bytes()),
+            })
+        })
+    });
+    let dlq_dir = cfg
+        .dead_letter
+        .path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("data/kafka-dlq"));
+    let dlq = DeadLetter::new(&cfg.dead_letter, dlq_dir);
+    let bulk = cfg.bulk_max_size.max(1);
+    let backoff = Backoff::new(cfg.backoff.init.0, cfg.backoff.max.0);
+    let mut r = Runner {
+        metrics: consumer.metrics().clone(),
+        beat,
+        producer: Arc::new(producer),
+        ctx_done: done_tx,
+        ctx_retry: retry_tx,
+        router,
+        key,
+        partitioner,
+        headers,
+        topics: TopicCache {
+            known: HashMap::new(),
+            bad: HashMap::new(),
+        },
+        dlq,
+        backoff,
+        buf: Vec::with_capacity(4096),
+        logged: Default::default(),
+        cfg,
+    };
+    tracing::info!(hosts = %r.cfg.hosts.join(","), "Kafka output started");
+    let mut open = true;
+    let mut in_flight = 0usize;
+    loop {
+        if !open && in_flight == 0 {
+            break;
+        }
+        tokio::select! {
+            biased;
+            Some(f) = done_rx.recv() => {
+                in_flight = in_flight.saturating_sub(1);
+                r.finish(f).await;
+            }
+            Some(rt) = retry_rx.recv() => r.retry(rt, &mut done_rx).await,
+            b = consumer.next_batch(bulk), if open => match b {
+                Some(b) => {
+                    in_flight += 1;
+                    r.produce_batch(b, &mut done_rx).await;
+                }
+                None => open = false,
+            },
+        }
+    }
+    // Everything was acked; nothing left in librdkafka's queue.
+    let _ = r.producer.flush(Duration::from_secs(5));
+    Ok(())
+}
+
+/// `oxibeat test output`: connect, fetch metadata, describe brokers and topics.
+pub fn check(cfg: &KafkaConfig) -> Result<String, KafkaError> {
+    let router = TopicRouter::new(cfg)?;
+    if let Some(k) = &cfg.key {
+        FormatString::parse(k, "output.kafka.key")?;
+    }
+    Partitioner::new(cfg.partition.as_ref())?;
+    let (done, _d) = mpsc::unbounded_channel();
+    let (retry, _r) = mpsc::unbounded_channel();
+    let ctx = Ctx {
+        done,
+        retry,
+        fatal: AtomicBool::new(false),
+        last_error: Mutex::new(Vec::new()),
+    };
+    let p: BaseProducer<Ctx> = client_config(cfg)?
+        .create_with_context(ctx)
+        .map_err(|e| KafkaError::Client(e.to_string()))?;
+    let hosts = cfg.hosts.join(",");
+    let md = p
+        .client()
+        .fetch_metadata(None, Duration::from_secs(10))
+        .map_err(|e| {
+            // Client errors (TLS handshake, SASL) arrive as events served by poll().
+            for _ in 0..5 {
+                p.poll(Duration::from_millis(50));
+            }
+            let detail = p
+                .context()
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            KafkaError::Connect {
+                hosts: hosts.clone(),
+                reason: if detail.is_empty() {
+                    e.to_string()
+                } else {
+                    format!("{e} ({})", detail.join("; "))
+                },
+            }
+        })?;
+    let mut out = format!("kafka output: connected to {hosts}\nbrokers:\n");
+    for b in md.brokers() {
+        out.push_str(&format!("  {} {}:{}\n", b.id(), b.host(), b.port()));
+    }
+    let constants = router.constant_topics();
+    let mut missing = Vec::new();
+    out.push_str("topics:\n");
+    for t in &constants {
+        match md.topics().iter().find(|x| x.name() == t) {
+            Some(x) if x.error().is_none() => {
+                out.push_str(&format!("  {t}: {} partitions\n", x.partitions().len()))
+            }
+            Some(x) => {
+                let code = x.error().map(RDKafkaErrorCode::from);
+                out.push_str(&format!("  {t}: error {code:?}\n"));
+                missing.push(t.clone());
+            }
+            None => {
+                out.push_str(&format!("  {t}: not found on the brokers\n"));
+                missing.push(t.clone());
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Err(KafkaError::Connect {
+            hosts,
+            reason: format!(
+                "topic(s) {} do not exist; create them (kafka-topics.sh --create ...) before starting oxibeat",
+                missing.join(", ")
+            ),
+        });
+    }
+    Ok(out.trim_end().to_string())
+}
