@@ -10,5 +10,9 @@ cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
     -r tests/stack/requirements.txt
 
+# A real Kafka-protocol broker for tests/kafka.rs, built once per machine (about 15 min on 2 cores).
+export PATH="$HOME/.cargo/bin:$PATH"
+command -v tansu >/dev/null || cargo install tansu --version 0.6.0 --locked --features dynostore
+
 cargo test --locked "$@"
 python3 -m pytest tests/stack -q -rs
