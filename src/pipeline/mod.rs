@@ -208,14 +208,14 @@ impl Batch {
 
     /// Confirm delivery of every event: advances file cursors and frees queue space.
     pub fn ack(self) {
-        let n = self.len() as u64;
-        ack::ack_events(self.events().filter_map(|e| e.cursor.as_ref()));
-        let m = &self.metrics;
-        Metrics::add(&m.counters.queue_acked, n);
-        Metrics::add(&m.counters.output_acked, n);
-        m.gauges
-            .pipeline_active
-            .fetch_sub(n as i64, Ordering::Relaxed);
+        self.ack_with_dropped(0);
+    }
+
+    /// Acknowledge events that were given up on (counted as dropped, e.g. sent to a
+    /// dead-letter file): the cursor advances because the event is accounted for.
+    pub fn ack_dropped(self) {
+        let n = self.len();
+        self.ack_with_dropped(n);
     }
 
     /// Confirm a batch of which `dropped` events were given up on (e.g. written to a dead-letter
@@ -227,22 +227,10 @@ impl Batch {
         let delivered = n - dropped;
         ack::ack_events(self.events().filter_map(|e| e.cursor.as_ref()));
         let m = &self.metrics;
-        Metrics::add(&m.counters.queue_acked, delivered);
+        Metrics::add(&m.counters.queue_acked, n);
         Metrics::add(&m.counters.output_acked, delivered);
         Metrics::add(&m.counters.output_dropped, dropped);
         m.gauges
-            .pipeline_active
-            .fetch_sub(n as i64, Ordering::Relaxed);
-    }
-
-    /// Acknowledge events that were given up on (counted as dropped, e.g. sent to a
-    /// dead-letter file): the cursor advances because the event is accounted for.
-    pub fn ack_dropped(self) {
-        let n = self.len() as u64;
-        Metrics::add(&self.metrics.counters.output_dropped, n);
-        ack::ack_events(self.events().filter_map(|e| e.cursor.as_ref()));
-        self.metrics
-            .gauges
             .pipeline_active
             .fetch_sub(n as i64, Ordering::Relaxed);
     }
