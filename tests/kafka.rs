@@ -347,12 +347,8 @@ fn every_line_arrives_once_with_beats_json() {
     let dups = assert_complete(got, n, "clean run");
     assert_eq!(dups, 0, "a clean run sends every line once");
     assert_eq!(msgs.len(), n);
-    // Spread over partitions (no key: random).
-    let parts: std::collections::HashSet<i32> = msgs.iter().map(|m| m.partition).collect();
-    assert!(
-        parts.len() > 1,
-        "random partitioning used one partition only"
-    );
+    // No key: librdkafka's sticky partitioner picks among the 3 partitions.
+    assert!(msgs.iter().all(|m| (0..3).contains(&m.partition)));
     let m = msgs
         .iter()
         .find(|m| m.value["message"].as_str().unwrap().contains("seq=0 "))

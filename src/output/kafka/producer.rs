@@ -314,6 +314,8 @@ struct TopicCache {
     known: HashMap<String, (i32, Instant)>,
     /// Topics the broker said do not exist / are not allowed, with when we asked.
     bad: HashMap<String, (String, Instant)>,
+    /// The last topic looked up (topic, partitions, fetched at).
+    last: Option<(String, i32, Instant)>,
 }
 
 const METADATA_REFRESH: Duration = Duration::from_secs(600);
@@ -359,7 +361,7 @@ struct Runner {
     producer: Arc<Prod>,
     ctx_done: mpsc::UnboundedSender<Arc<InFlight>>,
     ctx_retry: mpsc::UnboundedSender<Retry>,
-    router: TopicRouter,
+    router: Arc<TopicRouter>,
     key: Option<FormatString>,
     partitioner: Partitioner,
     headers: Option<OwnedHeaders>,
@@ -391,6 +393,25 @@ fn build_producer(
 impl Runner {
     /// Partition count of `topic`, waiting (with backoff) while the brokers are unreachable.
     async fn partitions(&mut self, topic: &str) -> Result<i32, String> {
+        // Most outputs use one topic: skip the map while it stays the same and fresh.
+        if let Some((t, n, at)) = &self.topics.last {
+            if t == topic && at.elapsed() < METADATA_REFRESH {
+                return Ok(*n);
+            }
+        }
+        let res = self.partitions_slow(topic).await;
+        if let Ok(n) = res {
+            let at = self
+                .topics
+                .known
+                .get(topic)
+                .map_or_else(Instant::now, |k| k.1);
+            self.topics.last = Some((topic.to_string(), n, at));
+        }
+        res
+    }
+
+    async fn partitions_slow(&mut self, topic: &str) -> Result<i32, String> {
         if let Some((n, at)) = self.topics.known.get(topic) {
             if at.elapsed() < METADATA_REFRESH {
                 return Ok(*n);
@@ -461,12 +482,15 @@ impl Runner {
             remaining: AtomicUsize::new(n + 1),
             failed: Mutex::new(Vec::new()),
         });
+        // A local handle, so the topic can borrow it (no copy for constant topics) while
+        // `self` is borrowed mutably below.
+        let router = self.router.clone();
         // Encode while borrowing the batch, then park it in the flight record.
         for ev in batch.events() {
             self.buf.clear();
             ev.write_json(&self.beat, &mut self.buf);
-            let topic = match self.router.topic(ev) {
-                Ok(t) => t.into_owned(),
+            let topic = match router.topic(ev) {
+                Ok(t) => t,
                 Err(why) => {
                     flight.fail(Failed {
                         topic: String::new(),
@@ -479,7 +503,7 @@ impl Runner {
             };
             if self.buf.len() > self.cfg.max_message_bytes {
                 flight.fail(Failed {
-                    topic,
+                    topic: topic.into_owned(),
                     error: format!(
                         "message of {} bytes exceeds output.kafka.max_message_bytes = {}",
                         self.buf.len(),
@@ -500,7 +524,7 @@ impl Runner {
                 Ok(n) => n,
                 Err(why) => {
                     flight.fail(Failed {
-                        topic,
+                        topic: topic.into_owned(),
                         error: why,
                         payload: self.buf.clone(),
                     });
@@ -508,11 +532,16 @@ impl Runner {
                     continue;
                 }
             };
-            let partition = match self.partitioner.partition(ev, key.as_deref(), parts) {
+            let choice = if self.partitioner.client_chooses(key.as_deref()) {
+                Ok(rdkafka::producer::PARTITION_UA)
+            } else {
+                self.partitioner.partition(ev, key.as_deref(), parts)
+            };
+            let partition = match choice {
                 Ok(p) => p,
                 Err(why) => {
                     flight.fail(Failed {
-                        topic,
+                        topic: topic.into_owned(),
                         error: why,
                         payload: self.buf.clone(),
                     });
@@ -734,13 +763,14 @@ pub async fn run(
         producer: Arc::new(producer),
         ctx_done: done_tx,
         ctx_retry: retry_tx,
-        router,
+        router: Arc::new(router),
         key,
         partitioner,
         headers,
         topics: TopicCache {
             known: HashMap::new(),
             bad: HashMap::new(),
+            last: None,
         },
         dlq,
         backoff,
