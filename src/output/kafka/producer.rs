@@ -103,7 +103,8 @@ pub fn client_config(cfg: &KafkaConfig) -> Result<ClientConfig, KafkaError> {
         .sasl
         .as_ref()
         .and_then(|s| s.password.clone())
-        .or_else(|| cfg.password.clone());
+        .or_else(|| cfg.password.clone())
+        .map(|p| p.0);
     let sasl = user.is_some() || sasl_mech.is_some();
     c.set(
         "security.protocol",
@@ -147,7 +148,7 @@ pub fn client_config(cfg: &KafkaConfig) -> Result<ClientConfig, KafkaError> {
             c.set("ssl.key.location", key.display().to_string());
         }
         if let Some(pw) = &s.key_passphrase {
-            c.set("ssl.key.password", pw);
+            c.set("ssl.key.password", &pw.0);
         }
         let (verify, endpoint) = match s.verification_mode {
             VerificationMode::Full | VerificationMode::Strict => ("true", "https"),
