@@ -2,8 +2,11 @@
 //! 200-byte lines, lz4, acks=-1 (idempotent), against a baseline measured in the same run: a
 //! minimal rdkafka producer sending the same pre-read lines with the same settings.
 //!
-//! `cargo bench --bench kafka` (needs `tansu` on PATH or in ~/.cargo/bin; BENCH_LINES=N to size).
-//! Both the agent and the baseline are pinned to core 0, the broker to core 1.
+//! `cargo bench --bench kafka [-- throughput|outage]` (needs `tansu` on PATH or in ~/.cargo/bin).
+//! - throughput (default): BENCH_LINES=N to size. The agent and the baselines are pinned to
+//!   core 0, the broker to core 1.
+//! - outage: the broker goes away under 50,000 lines/s offered for BENCH_OUTAGE_SECS (600);
+//!   reports the agent's RSS growth (the memory bound while Kafka is down).
 
 use std::fs;
 use std::io::Write;
@@ -87,7 +90,132 @@ fn create_topic(port: u16, name: &str, partitions: u32) {
     }
 }
 
+fn rss_kib(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn start_broker(port: u16) -> Broker {
+    let b = Broker(
+        Command::new(tansu())
+            .args(["broker", "--listener-url"])
+            .arg(format!("tcp://127.0.0.1:{port}"))
+            .arg("--advertised-listener-url")
+            .arg(format!("tcp://127.0.0.1:{port}"))
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "tansu did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    b
+}
+
+/// Kafka down for a long time under load: the bounded queues must cap memory.
+fn outage() {
+    let secs: u64 = std::env::var("BENCH_OUTAGE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
+    let rate = 50_000u64;
+    let dir = std::env::temp_dir().join(format!("oxibeat-bench-outage-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(dir.join("logs")).unwrap();
+    let port = free_port();
+    let broker = start_broker(port);
+    create_topic(port, "logs", 3);
+    let cfg = dir.join("oxibeat.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "[path]\ndata = {:?}\n[[inputs]]\ntype = \"filestream\"\nid = \"bench\"\npaths = [{:?}]\n\n[output.kafka]\nhosts = [\"127.0.0.1:{port}\"]\ntopic = \"logs\"\n[logging.metrics]\nenabled = false\n",
+            dir.join("data").display().to_string(),
+            dir.join("logs").join("*.log").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let log = dir.join("logs").join("app.log");
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .unwrap();
+    for i in 0..10_000 {
+        f.write_all(line(i).as_bytes()).unwrap();
+    }
+    let mut agent = Command::new(bin())
+        .args(["run", "-e", "--log-level", "error", "-c"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    let before = rss_kib(agent.id());
+    drop(broker);
+    let start = Instant::now();
+    let mut written = 10_000usize;
+    let mut peak = before;
+    let mut next_report = Duration::from_secs(60);
+    while start.elapsed() < Duration::from_secs(secs) {
+        // Paced by the clock: 50,000 lines/s offered on average.
+        let due = 10_000 + (start.elapsed().as_secs_f64() * rate as f64) as usize;
+        if due > written {
+            let mut buf = String::with_capacity((due - written) * 200);
+            for i in written..due {
+                buf.push_str(&line(i));
+            }
+            f.write_all(buf.as_bytes()).unwrap();
+            written = due;
+        }
+        peak = peak.max(rss_kib(agent.id()));
+        if start.elapsed() >= next_report {
+            println!(
+                "  t={:>4}s written={written} rss={} KiB",
+                start.elapsed().as_secs(),
+                rss_kib(agent.id())
+            );
+            next_report += Duration::from_secs(60);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let end = rss_kib(agent.id());
+    let _ = agent.kill();
+    let _ = agent.wait();
+    println!("outage: Kafka down for {secs} s with {rate} lines/s offered (200 B lines)");
+    println!(
+        "  agent RSS before {before} KiB, at end {end} KiB, peak {peak} KiB, growth {:.1} MiB",
+        (peak.saturating_sub(before)) as f64 / 1024.0
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    if args.iter().any(|a| a == "outage") {
+        outage();
+    }
+    if args.is_empty() || args.iter().any(|a| a == "throughput") {
+        throughput();
+    }
+}
+
+fn throughput() {
     let n: usize = std::env::var("BENCH_LINES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -138,8 +266,8 @@ fn main() {
         .set("compression.type", "lz4")
         .set("linger.ms", "5")
         .set("message.timeout.ms", "0")
-        .set("queue.buffering.max.kbytes", "65536")
-        .set("queue.buffering.max.messages", "200000")
+        .set("queue.buffering.max.kbytes", "32768")
+        .set("queue.buffering.max.messages", "100000")
         .create()
         .expect("baseline producer");
     let t = Instant::now();
@@ -194,8 +322,8 @@ fn main() {
         .set("compression.type", "lz4")
         .set("linger.ms", "5")
         .set("message.timeout.ms", "0")
-        .set("queue.buffering.max.kbytes", "65536")
-        .set("queue.buffering.max.messages", "200000")
+        .set("queue.buffering.max.kbytes", "32768")
+        .set("queue.buffering.max.messages", "100000")
         .create()
         .expect("baseline producer");
     create_topic(port, "baseline-json", 3);

@@ -357,10 +357,10 @@ pub struct ProducerQueue {
 
 impl ProducerQueue {
     fn default_bytes() -> ByteSize {
-        ByteSize(64 * 1024 * 1024)
+        ByteSize(32 * 1024 * 1024)
     }
     fn default_messages() -> usize {
-        200_000
+        100_000
     }
 }
 
