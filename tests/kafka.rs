@@ -459,6 +459,20 @@ fn topic_format_and_rules_route_and_keys_follow_fnv1a() {
 
 #[test]
 fn broker_outage_through_proxy_loses_nothing() {
+    outage_through_proxy("");
+}
+
+/// With a finite local message timeout (set through the librdkafka passthrough), messages fail
+/// with a retriable error during the outage: oxibeat must send them again, not drop them.
+/// Idempotence is off here: with it on and a finite timeout, librdkafka 2.12 against tansu 0.6.0
+/// stalls after the outage (timed-out in-flight messages need an epoch bump), which is why
+/// oxibeat's default has no local timeout at all.
+#[test]
+fn outage_with_local_message_timeouts_resends_failed_messages() {
+    outage_through_proxy("[output.kafka.librdkafka]\n\"message.timeout.ms\" = 1500\n\"enable.idempotence\" = false\n");
+}
+
+fn outage_through_proxy(extra: &str) {
     let _g = serial();
     let w = Workspace::new();
     let proxy_port = free_port();
@@ -470,7 +484,7 @@ fn broker_outage_through_proxy_loses_nothing() {
     append(&log, &seq_lines("o", 0..500));
     let cfg = w.config_with(
         &w.input("app", "*.log", ""),
-        &kafka_output(&bootstrap, "topic = \"logs\""),
+        &kafka_output(&bootstrap, &format!("topic = \"logs\"\n{extra}")),
     );
     let mut agent = w.spawn(&cfg);
     let first = consume(&bootstrap, &["logs"], 500, 60, &[]);
@@ -480,6 +494,11 @@ fn broker_outage_through_proxy_loses_nothing() {
     std::thread::sleep(Duration::from_secs(4));
     proxy.start();
     let all = consume(&bootstrap, &["logs"], 3000, 120, &[]);
+    if all.len() < 3000 {
+        let text = std::fs::read_to_string(&agent.log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(40).collect();
+        eprintln!("agent log tail (newest first):\n{}", tail.join("\n"));
+    }
     let dups = assert_complete(seqs(&values(&all), "o "), 3000, "after the outage");
     eprintln!("outage: {} messages, {dups} duplicates", all.len());
     let (ok, log_text) = agent.stop();

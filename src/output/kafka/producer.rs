@@ -582,6 +582,9 @@ impl Runner {
     ) {
         let mut waited = Duration::ZERO;
         loop {
+            if self.producer.context().fatal.swap(false, Ordering::AcqRel) {
+                self.recreate().await;
+            }
             let mut rec = BaseRecord::with_opaque_to(topic, flight.clone())
                 .payload(payload)
                 .partition(partition);
@@ -603,6 +606,10 @@ impl Runner {
                     return;
                 }
                 Err((e, _rec)) => match error_code(&e) {
+                    Some(RDKafkaErrorCode::Fatal) => {
+                        // Seen before the error callback ran: mark it, recreate on the next turn.
+                        self.producer.context().fatal.store(true, Ordering::Release);
+                    }
                     Some(RDKafkaErrorCode::QueueFull) => {
                         while let Ok(f) = done_rx.try_recv() {
                             self.finish(f).await;
@@ -683,9 +690,6 @@ impl Runner {
 
     async fn retry(&mut self, r: Retry, done_rx: &mut mpsc::UnboundedReceiver<Arc<InFlight>>) {
         Metrics::add(&self.metrics.counters.output_write_errors, 1);
-        if self.producer.context().fatal.swap(false, Ordering::AcqRel) {
-            self.recreate().await;
-        }
         self.send(
             &r.flight,
             &r.topic,
@@ -705,7 +709,18 @@ impl Runner {
             match build_producer(&self.cfg, self.ctx_done.clone(), self.ctx_retry.clone()) {
                 Ok(p) => {
                     let old = std::mem::replace(&mut self.producer, Arc::new(p));
-                    old.purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
+                    let reason = old
+                        .client()
+                        .fatal_error()
+                        .map(|(code, why)| format!("{code:?}: {why}"))
+                        .unwrap_or_default();
+                    tracing::warn!(reason = %reason, "Kafka producer hit a fatal error; started a new one, its unsent messages are sent again");
+                    // Purged messages come back as failed deliveries (retriable) and go to the
+                    // new producer; flushing serves those reports before the old one is dropped.
+                    tokio::task::spawn_blocking(move || {
+                        old.purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
+                        let _ = old.flush(Duration::from_secs(10));
+                    });
                     return;
                 }
                 Err(e) => {
@@ -730,6 +745,16 @@ pub async fn run(
     mut consumer: Consumer,
     beat: Arc<BeatInfo>,
 ) -> Result<(), OutputError> {
+    let finite_timeout = ["message.timeout.ms", "delivery.timeout.ms"]
+        .iter()
+        .any(|k| {
+            cfg.librdkafka
+                .get(*k)
+                .is_some_and(|v| v.to_string().trim_matches('"') != "0")
+        });
+    if finite_timeout && cfg.required_acks == -1 {
+        tracing::warn!("output.kafka.librdkafka sets a finite message timeout with the idempotent producer: timed-out messages are sent again by oxibeat, but an idempotent producer may stall until it can bump its epoch; leave the timeout at 0 (oxibeat's default) unless you need it");
+    }
     if cfg.required_acks == 0 {
         tracing::warn!("output.kafka.required_acks = 0: Kafka confirms nothing, events can be lost without notice");
     }
