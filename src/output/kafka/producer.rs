@@ -908,3 +908,73 @@ pub fn check(cfg: &KafkaConfig) -> Result<String, KafkaError> {
     }
     Ok(out.trim_end().to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(text: &str) -> KafkaConfig {
+        toml::from_str(&format!("hosts = [\"a:9092\", \"b:9092\"]\n{text}")).expect("config")
+    }
+
+    #[test]
+    fn defaults_map_to_librdkafka() {
+        let c = client_config(&cfg("")).unwrap();
+        assert_eq!(c.get("bootstrap.servers"), Some("a:9092,b:9092"));
+        assert_eq!(c.get("acks"), Some("-1"));
+        assert_eq!(c.get("enable.idempotence"), Some("true"));
+        assert_eq!(c.get("compression.type"), Some("lz4"));
+        assert_eq!(c.get("message.timeout.ms"), Some("0"));
+        assert_eq!(c.get("security.protocol"), Some("plaintext"));
+        assert_eq!(c.get("queue.buffering.max.kbytes"), Some("32768"));
+        let c = client_config(&cfg("required_acks = 1\ncompression = \"zstd\"")).unwrap();
+        assert_eq!(c.get("enable.idempotence"), Some("false"));
+        assert_eq!(c.get("compression.type"), Some("zstd"));
+    }
+
+    #[test]
+    fn sasl_tls_and_passthrough() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca1 = dir.path().join("a.pem");
+        let ca2 = dir.path().join("b.pem");
+        std::fs::write(&ca1, "CA-ONE").unwrap();
+        std::fs::write(&ca2, "CA-TWO").unwrap();
+        let c = client_config(&cfg(&format!(
+            "[sasl]\nmechanism = \"SCRAM-SHA-256\"\nusername = \"u\"\npassword = \"p\"\n\
+             [ssl]\ncertificate_authorities = [{:?}, {:?}]\nverification_mode = \"certificate\"\n\
+             [librdkafka]\n\"socket.keepalive.enable\" = true\n",
+            ca1.display().to_string(),
+            ca2.display().to_string()
+        )))
+        .unwrap();
+        assert_eq!(c.get("security.protocol"), Some("sasl_ssl"));
+        assert_eq!(c.get("sasl.mechanism"), Some("SCRAM-SHA-256"));
+        assert_eq!(c.get("sasl.username"), Some("u"));
+        assert_eq!(c.get("sasl.password"), Some("p"));
+        let pem = c.get("ssl.ca.pem").unwrap();
+        assert!(pem.contains("CA-ONE") && pem.contains("CA-TWO"));
+        assert_eq!(c.get("enable.ssl.certificate.verification"), Some("true"));
+        assert_eq!(c.get("ssl.endpoint.identification.algorithm"), Some("none"));
+        assert_eq!(c.get("socket.keepalive.enable"), Some("true"));
+        // Filebeat-style top-level credentials default to PLAIN.
+        let c = client_config(&cfg("username = \"u\"\npassword = \"p\"")).unwrap();
+        assert_eq!(c.get("security.protocol"), Some("sasl_plaintext"));
+        assert_eq!(c.get("sasl.mechanism"), Some("PLAIN"));
+        // A missing CA file names the file.
+        let e = client_config(&cfg(
+            "ssl = { certificate_authorities = [\"/nope/ca.pem\"] }",
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("/nope/ca.pem"), "{e}");
+    }
+
+    #[test]
+    fn permanent_errors() {
+        assert!(is_permanent(RDKafkaErrorCode::MessageSizeTooLarge));
+        assert!(is_permanent(RDKafkaErrorCode::TopicAuthorizationFailed));
+        assert!(is_permanent(RDKafkaErrorCode::UnknownTopicOrPartition));
+        assert!(!is_permanent(RDKafkaErrorCode::MessageTimedOut));
+        assert!(!is_permanent(RDKafkaErrorCode::AllBrokersDown));
+        assert!(!is_permanent(RDKafkaErrorCode::NotLeaderForPartition));
+    }
+}
