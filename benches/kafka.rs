@@ -340,10 +340,15 @@ fn throughput() {
     drop(p);
 
     let cfg = dir.join("oxibeat.toml");
+    // BENCH_QUEUE_EVENTS sets [queue.mem] events (default 4096), which also bounds what is in
+    // flight to Kafka: queue space comes back only on acks.
+    let queue = std::env::var("BENCH_QUEUE_EVENTS")
+        .map(|v| format!("[queue.mem]\nevents = {v}\n"))
+        .unwrap_or_default();
     fs::write(
         &cfg,
         format!(
-            "[path]\ndata = {:?}\n[[inputs]]\ntype = \"filestream\"\nid = \"bench\"\npaths = [{:?}]\n\n[output.kafka]\nhosts = [\"127.0.0.1:{port}\"]\ntopic = \"agent\"\ncompression = \"lz4\"\nrequired_acks = -1\n[logging.metrics]\nenabled = false\n",
+            "[path]\ndata = {:?}\n[[inputs]]\ntype = \"filestream\"\nid = \"bench\"\npaths = [{:?}]\n\n[output.kafka]\nhosts = [\"127.0.0.1:{port}\"]\ntopic = \"agent\"\ncompression = \"lz4\"\nrequired_acks = -1\n{queue}[logging.metrics]\nenabled = false\n",
             dir.join("data").display().to_string(),
             dir.join("logs").join("*.log").display().to_string(),
         ),
