@@ -813,3 +813,50 @@ fn tls_with_a_self_signed_ca_works_and_a_wrong_ca_fails_clearly() {
         "the error should name the TLS failure: {err}"
     );
 }
+
+/// librdkafka's queue bounded to a few messages: `send` waits on a full queue (what pauses the
+/// inputs), batches complete meanwhile, and `--once` still delivers everything and exits.
+#[test]
+fn full_producer_queue_waits_and_delivers_everything() {
+    let _g = serial();
+    let w = Workspace::new();
+    let broker = Tansu::start(w.path(), None, None);
+    broker.create_topic("logs", 2);
+    let log = w.logs().join("app.log");
+    let n = 5000;
+    append(&log, &seq_lines("q", 0..n));
+    let cfg = w.config_with(
+        &format!(
+            "{}\n[queue.mem]\nevents = 65536\n",
+            w.input("app", "*.log", "")
+        ),
+        &kafka_output(
+            &format!("127.0.0.1:{}", broker.port),
+            "topic = \"logs\"\nqueue = { max_messages = 16 }",
+        ),
+    );
+    let mut child = Command::new(bin())
+        .args(["run", "--once", "-e", "-c"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("--once did not finish with a tiny producer queue");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let msgs = consume(&format!("127.0.0.1:{}", broker.port), &["logs"], n, 60, &[]);
+    assert_eq!(
+        assert_complete(seqs(&values(&msgs), "q "), n, "tiny queue"),
+        0
+    );
+}

@@ -370,6 +370,9 @@ struct Runner {
     dlq: DeadLetter,
     backoff: Backoff,
     buf: Vec<u8>,
+    /// Batches handed to librdkafka and not yet finished (acked). Counted here, not in the
+    /// select loop, because `send` also finishes batches while it waits on a full queue.
+    in_flight: usize,
     /// Error kinds already logged at warn level (then only counted), so a flood of rejected
     /// events logs one sample per kind.
     logged: std::collections::HashSet<String>,
@@ -475,6 +478,7 @@ impl Runner {
         done_rx: &mut mpsc::UnboundedReceiver<Arc<InFlight>>,
     ) {
         let n = batch.len();
+        self.in_flight += 1;
         Metrics::add(&self.metrics.counters.output_batches, 1);
         Metrics::add(&self.metrics.counters.output_total, n as u64);
         // +1 guard: the batch cannot complete before every event was handed over.
@@ -651,6 +655,7 @@ impl Runner {
         else {
             return;
         };
+        self.in_flight = self.in_flight.saturating_sub(1);
         let failed = std::mem::take(&mut *flight.failed.lock().unwrap_or_else(|e| e.into_inner()));
         if failed.is_empty() {
             self.backoff.reset();
@@ -802,25 +807,23 @@ pub async fn run(
         backoff,
         buf: Vec::with_capacity(4096),
         logged: Default::default(),
+        in_flight: 0,
         cfg,
     };
     tracing::info!(hosts = %r.cfg.hosts.join(","), "Kafka output started");
     let mut open = true;
-    let mut in_flight = 0usize;
     loop {
-        if !open && in_flight == 0 {
+        if !open && r.in_flight == 0 {
             break;
         }
         tokio::select! {
             biased;
             Some(f) = done_rx.recv() => {
-                in_flight = in_flight.saturating_sub(1);
                 r.finish(f).await;
             }
             Some(rt) = retry_rx.recv() => r.retry(rt, &mut done_rx).await,
             b = consumer.next_batch(bulk), if open => match b {
                 Some(b) => {
-                    in_flight += 1;
                     r.produce_batch(b, &mut done_rx).await;
                 }
                 None => open = false,
