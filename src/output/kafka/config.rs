@@ -16,7 +16,19 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A password or passphrase: deserialised as a plain string, but `Debug` never shows it, so a
+/// stray `{:?}` of the configuration cannot leak it into logs.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaConfig {
     #[serde(default = "yes")]
@@ -65,7 +77,7 @@ pub struct KafkaConfig {
     #[serde(default)]
     pub username: Option<String>,
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     #[serde(default)]
     pub sasl: Option<SaslConfig>,
     #[serde(default)]
@@ -77,8 +89,68 @@ pub struct KafkaConfig {
     #[serde(default)]
     pub dead_letter: DeadLetterConfig,
     /// Raw librdkafka properties applied last, for experts (they override everything above).
+    /// Values are not shown by `Debug`: they may hold credentials (`sasl.password`).
     #[serde(default)]
     pub librdkafka: BTreeMap<String, toml::Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_secrets() {
+        let cfg: KafkaConfig = toml::from_str(
+            "hosts = [\"k:9092\"]\npassword = \"hunter2\"\nsasl = { mechanism = \"SCRAM-SHA-512\", username = \"u\", password = \"hunter3\" }\nssl = { key_passphrase = \"hunter4\" }\nlibrdkafka = { \"sasl.password\" = \"hunter5\" }",
+        )
+        .unwrap();
+        let d = format!("{cfg:?}");
+        for s in ["hunter2", "hunter3", "hunter4", "hunter5"] {
+            assert!(!d.contains(s), "{s} leaked: {d}");
+        }
+        assert_eq!(
+            cfg.sasl.unwrap().mechanism,
+            Some(SaslMechanism::ScramSha512)
+        );
+    }
+
+    #[test]
+    fn defaults_and_unknown_keys() {
+        let cfg: KafkaConfig = toml::from_str("hosts = [\"k:9092\"]").unwrap();
+        assert_eq!(cfg.topic, "oxibeat");
+        assert_eq!(cfg.required_acks, -1);
+        assert_eq!(cfg.compression, Compression::Lz4);
+        assert_eq!(cfg.max_message_bytes, 1_000_000);
+        assert_eq!(cfg.bulk_max_size, 2048);
+        let e = crate::config::typed::<KafkaConfig>(
+            toml::from_str("hosts = [\"k:9092\"]\ncompresion = \"lz4\"").unwrap(),
+            "output.kafka",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("compresion"), "{e:?}");
+    }
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Everything but the values of the librdkafka passthrough (they may be credentials).
+        f.debug_struct("KafkaConfig")
+            .field("hosts", &self.hosts)
+            .field("topic", &self.topic)
+            .field("topics", &self.topics)
+            .field("key", &self.key)
+            .field("partition", &self.partition)
+            .field("required_acks", &self.required_acks)
+            .field("compression", &self.compression)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("client_id", &self.client_id)
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .field("sasl", &self.sasl)
+            .field("ssl", &self.ssl)
+            .field("librdkafka", &self.librdkafka.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl KafkaConfig {
@@ -242,7 +314,7 @@ pub struct SaslConfig {
     #[serde(default)]
     pub username: Option<String>,
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -267,7 +339,7 @@ pub struct SslConfig {
     #[serde(default)]
     pub key: Option<PathBuf>,
     #[serde(default)]
-    pub key_passphrase: Option<String>,
+    pub key_passphrase: Option<Secret>,
     #[serde(default)]
     pub verification_mode: VerificationMode,
 }
@@ -285,10 +357,10 @@ pub struct ProducerQueue {
 
 impl ProducerQueue {
     fn default_bytes() -> ByteSize {
-        ByteSize(64 * 1024 * 1024)
+        ByteSize(32 * 1024 * 1024)
     }
     fn default_messages() -> usize {
-        200_000
+        100_000
     }
 }
 

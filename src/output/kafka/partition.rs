@@ -147,6 +147,13 @@ impl Partitioner {
         })
     }
 
+    /// True when the event has no key under the default strategy: Filebeat then picks a random
+    /// partition, and there is no mapping to keep, so oxibeat leaves the choice to librdkafka's
+    /// sticky partitioner, which fills bigger batches (better compression and throughput).
+    pub fn client_chooses(&self, key: Option<&[u8]>) -> bool {
+        matches!(self.strategy, Strategy::KeyHash) && key.is_none()
+    }
+
     /// The partition of one event among `partitions` (> 0), or an error message for a
     /// permanent failure (a missing hash field with `random = false`).
     pub fn partition(
@@ -370,6 +377,15 @@ mod tests {
             seen.insert(g[0]);
         }
         assert!(seen.len() > 3, "random spreads over partitions");
+    }
+
+    #[test]
+    fn keyless_default_is_left_to_the_client() {
+        let p = Partitioner::new(None).unwrap();
+        assert!(p.client_chooses(None));
+        assert!(!p.client_chooses(Some(b"k")));
+        let cfg: PartitionConfig = toml::from_str("round_robin = {}").unwrap();
+        assert!(!Partitioner::new(Some(&cfg)).unwrap().client_chooses(None));
     }
 
     #[test]

@@ -103,7 +103,8 @@ pub fn client_config(cfg: &KafkaConfig) -> Result<ClientConfig, KafkaError> {
         .sasl
         .as_ref()
         .and_then(|s| s.password.clone())
-        .or_else(|| cfg.password.clone());
+        .or_else(|| cfg.password.clone())
+        .map(|p| p.0);
     let sasl = user.is_some() || sasl_mech.is_some();
     c.set(
         "security.protocol",
@@ -147,7 +148,7 @@ pub fn client_config(cfg: &KafkaConfig) -> Result<ClientConfig, KafkaError> {
             c.set("ssl.key.location", key.display().to_string());
         }
         if let Some(pw) = &s.key_passphrase {
-            c.set("ssl.key.password", pw);
+            c.set("ssl.key.password", &pw.0);
         }
         let (verify, endpoint) = match s.verification_mode {
             VerificationMode::Full | VerificationMode::Strict => ("true", "https"),
@@ -314,6 +315,8 @@ struct TopicCache {
     known: HashMap<String, (i32, Instant)>,
     /// Topics the broker said do not exist / are not allowed, with when we asked.
     bad: HashMap<String, (String, Instant)>,
+    /// The last topic looked up (topic, partitions, fetched at).
+    last: Option<(String, i32, Instant)>,
 }
 
 const METADATA_REFRESH: Duration = Duration::from_secs(600);
@@ -359,7 +362,7 @@ struct Runner {
     producer: Arc<Prod>,
     ctx_done: mpsc::UnboundedSender<Arc<InFlight>>,
     ctx_retry: mpsc::UnboundedSender<Retry>,
-    router: TopicRouter,
+    router: Arc<TopicRouter>,
     key: Option<FormatString>,
     partitioner: Partitioner,
     headers: Option<OwnedHeaders>,
@@ -367,6 +370,9 @@ struct Runner {
     dlq: DeadLetter,
     backoff: Backoff,
     buf: Vec<u8>,
+    /// Batches handed to librdkafka and not yet finished (acked). Counted here, not in the
+    /// select loop, because `send` also finishes batches while it waits on a full queue.
+    in_flight: usize,
     /// Error kinds already logged at warn level (then only counted), so a flood of rejected
     /// events logs one sample per kind.
     logged: std::collections::HashSet<String>,
@@ -391,6 +397,25 @@ fn build_producer(
 impl Runner {
     /// Partition count of `topic`, waiting (with backoff) while the brokers are unreachable.
     async fn partitions(&mut self, topic: &str) -> Result<i32, String> {
+        // Most outputs use one topic: skip the map while it stays the same and fresh.
+        if let Some((t, n, at)) = &self.topics.last {
+            if t == topic && at.elapsed() < METADATA_REFRESH {
+                return Ok(*n);
+            }
+        }
+        let res = self.partitions_slow(topic).await;
+        if let Ok(n) = res {
+            let at = self
+                .topics
+                .known
+                .get(topic)
+                .map_or_else(Instant::now, |k| k.1);
+            self.topics.last = Some((topic.to_string(), n, at));
+        }
+        res
+    }
+
+    async fn partitions_slow(&mut self, topic: &str) -> Result<i32, String> {
         if let Some((n, at)) = self.topics.known.get(topic) {
             if at.elapsed() < METADATA_REFRESH {
                 return Ok(*n);
@@ -453,6 +478,7 @@ impl Runner {
         done_rx: &mut mpsc::UnboundedReceiver<Arc<InFlight>>,
     ) {
         let n = batch.len();
+        self.in_flight += 1;
         Metrics::add(&self.metrics.counters.output_batches, 1);
         Metrics::add(&self.metrics.counters.output_total, n as u64);
         // +1 guard: the batch cannot complete before every event was handed over.
@@ -461,12 +487,15 @@ impl Runner {
             remaining: AtomicUsize::new(n + 1),
             failed: Mutex::new(Vec::new()),
         });
+        // A local handle, so the topic can borrow it (no copy for constant topics) while
+        // `self` is borrowed mutably below.
+        let router = self.router.clone();
         // Encode while borrowing the batch, then park it in the flight record.
         for ev in batch.events() {
             self.buf.clear();
             ev.write_json(&self.beat, &mut self.buf);
-            let topic = match self.router.topic(ev) {
-                Ok(t) => t.into_owned(),
+            let topic = match router.topic(ev) {
+                Ok(t) => t,
                 Err(why) => {
                     flight.fail(Failed {
                         topic: String::new(),
@@ -479,7 +508,7 @@ impl Runner {
             };
             if self.buf.len() > self.cfg.max_message_bytes {
                 flight.fail(Failed {
-                    topic,
+                    topic: topic.into_owned(),
                     error: format!(
                         "message of {} bytes exceeds output.kafka.max_message_bytes = {}",
                         self.buf.len(),
@@ -500,7 +529,7 @@ impl Runner {
                 Ok(n) => n,
                 Err(why) => {
                     flight.fail(Failed {
-                        topic,
+                        topic: topic.into_owned(),
                         error: why,
                         payload: self.buf.clone(),
                     });
@@ -508,11 +537,16 @@ impl Runner {
                     continue;
                 }
             };
-            let partition = match self.partitioner.partition(ev, key.as_deref(), parts) {
+            let choice = if self.partitioner.client_chooses(key.as_deref()) {
+                Ok(rdkafka::producer::PARTITION_UA)
+            } else {
+                self.partitioner.partition(ev, key.as_deref(), parts)
+            };
+            let partition = match choice {
                 Ok(p) => p,
                 Err(why) => {
                     flight.fail(Failed {
-                        topic,
+                        topic: topic.into_owned(),
                         error: why,
                         payload: self.buf.clone(),
                     });
@@ -552,6 +586,9 @@ impl Runner {
     ) {
         let mut waited = Duration::ZERO;
         loop {
+            if self.producer.context().fatal.swap(false, Ordering::AcqRel) {
+                self.recreate().await;
+            }
             let mut rec = BaseRecord::with_opaque_to(topic, flight.clone())
                 .payload(payload)
                 .partition(partition);
@@ -573,6 +610,10 @@ impl Runner {
                     return;
                 }
                 Err((e, _rec)) => match error_code(&e) {
+                    Some(RDKafkaErrorCode::Fatal) => {
+                        // Seen before the error callback ran: mark it, recreate on the next turn.
+                        self.producer.context().fatal.store(true, Ordering::Release);
+                    }
                     Some(RDKafkaErrorCode::QueueFull) => {
                         while let Ok(f) = done_rx.try_recv() {
                             self.finish(f).await;
@@ -614,6 +655,7 @@ impl Runner {
         else {
             return;
         };
+        self.in_flight = self.in_flight.saturating_sub(1);
         let failed = std::mem::take(&mut *flight.failed.lock().unwrap_or_else(|e| e.into_inner()));
         if failed.is_empty() {
             self.backoff.reset();
@@ -653,9 +695,6 @@ impl Runner {
 
     async fn retry(&mut self, r: Retry, done_rx: &mut mpsc::UnboundedReceiver<Arc<InFlight>>) {
         Metrics::add(&self.metrics.counters.output_write_errors, 1);
-        if self.producer.context().fatal.swap(false, Ordering::AcqRel) {
-            self.recreate().await;
-        }
         self.send(
             &r.flight,
             &r.topic,
@@ -675,7 +714,18 @@ impl Runner {
             match build_producer(&self.cfg, self.ctx_done.clone(), self.ctx_retry.clone()) {
                 Ok(p) => {
                     let old = std::mem::replace(&mut self.producer, Arc::new(p));
-                    old.purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
+                    let reason = old
+                        .client()
+                        .fatal_error()
+                        .map(|(code, why)| format!("{code:?}: {why}"))
+                        .unwrap_or_default();
+                    tracing::warn!(reason = %reason, "Kafka producer hit a fatal error; started a new one, its unsent messages are sent again");
+                    // Purged messages come back as failed deliveries (retriable) and go to the
+                    // new producer; flushing serves those reports before the old one is dropped.
+                    tokio::task::spawn_blocking(move || {
+                        old.purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
+                        let _ = old.flush(Duration::from_secs(10));
+                    });
                     return;
                 }
                 Err(e) => {
@@ -700,6 +750,16 @@ pub async fn run(
     mut consumer: Consumer,
     beat: Arc<BeatInfo>,
 ) -> Result<(), OutputError> {
+    let finite_timeout = ["message.timeout.ms", "delivery.timeout.ms"]
+        .iter()
+        .any(|k| {
+            cfg.librdkafka
+                .get(*k)
+                .is_some_and(|v| v.to_string().trim_matches('"') != "0")
+        });
+    if finite_timeout && cfg.required_acks == -1 {
+        tracing::warn!("output.kafka.librdkafka sets a finite message timeout with the idempotent producer: timed-out messages are sent again by oxibeat, but an idempotent producer may stall until it can bump its epoch; leave the timeout at 0 (oxibeat's default) unless you need it");
+    }
     if cfg.required_acks == 0 {
         tracing::warn!("output.kafka.required_acks = 0: Kafka confirms nothing, events can be lost without notice");
     }
@@ -734,37 +794,36 @@ pub async fn run(
         producer: Arc::new(producer),
         ctx_done: done_tx,
         ctx_retry: retry_tx,
-        router,
+        router: Arc::new(router),
         key,
         partitioner,
         headers,
         topics: TopicCache {
             known: HashMap::new(),
             bad: HashMap::new(),
+            last: None,
         },
         dlq,
         backoff,
         buf: Vec::with_capacity(4096),
         logged: Default::default(),
+        in_flight: 0,
         cfg,
     };
     tracing::info!(hosts = %r.cfg.hosts.join(","), "Kafka output started");
     let mut open = true;
-    let mut in_flight = 0usize;
     loop {
-        if !open && in_flight == 0 {
+        if !open && r.in_flight == 0 {
             break;
         }
         tokio::select! {
             biased;
             Some(f) = done_rx.recv() => {
-                in_flight = in_flight.saturating_sub(1);
                 r.finish(f).await;
             }
             Some(rt) = retry_rx.recv() => r.retry(rt, &mut done_rx).await,
             b = consumer.next_batch(bulk), if open => match b {
                 Some(b) => {
-                    in_flight += 1;
                     r.produce_batch(b, &mut done_rx).await;
                 }
                 None => open = false,
@@ -851,4 +910,74 @@ pub fn check(cfg: &KafkaConfig) -> Result<String, KafkaError> {
         });
     }
     Ok(out.trim_end().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(text: &str) -> KafkaConfig {
+        toml::from_str(&format!("hosts = [\"a:9092\", \"b:9092\"]\n{text}")).expect("config")
+    }
+
+    #[test]
+    fn defaults_map_to_librdkafka() {
+        let c = client_config(&cfg("")).unwrap();
+        assert_eq!(c.get("bootstrap.servers"), Some("a:9092,b:9092"));
+        assert_eq!(c.get("acks"), Some("-1"));
+        assert_eq!(c.get("enable.idempotence"), Some("true"));
+        assert_eq!(c.get("compression.type"), Some("lz4"));
+        assert_eq!(c.get("message.timeout.ms"), Some("0"));
+        assert_eq!(c.get("security.protocol"), Some("plaintext"));
+        assert_eq!(c.get("queue.buffering.max.kbytes"), Some("32768"));
+        let c = client_config(&cfg("required_acks = 1\ncompression = \"zstd\"")).unwrap();
+        assert_eq!(c.get("enable.idempotence"), Some("false"));
+        assert_eq!(c.get("compression.type"), Some("zstd"));
+    }
+
+    #[test]
+    fn sasl_tls_and_passthrough() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca1 = dir.path().join("a.pem");
+        let ca2 = dir.path().join("b.pem");
+        std::fs::write(&ca1, "CA-ONE").unwrap();
+        std::fs::write(&ca2, "CA-TWO").unwrap();
+        let c = client_config(&cfg(&format!(
+            "[sasl]\nmechanism = \"SCRAM-SHA-256\"\nusername = \"u\"\npassword = \"p\"\n\
+             [ssl]\ncertificate_authorities = [{:?}, {:?}]\nverification_mode = \"certificate\"\n\
+             [librdkafka]\n\"socket.keepalive.enable\" = true\n",
+            ca1.display().to_string(),
+            ca2.display().to_string()
+        )))
+        .unwrap();
+        assert_eq!(c.get("security.protocol"), Some("sasl_ssl"));
+        assert_eq!(c.get("sasl.mechanism"), Some("SCRAM-SHA-256"));
+        assert_eq!(c.get("sasl.username"), Some("u"));
+        assert_eq!(c.get("sasl.password"), Some("p"));
+        let pem = c.get("ssl.ca.pem").unwrap();
+        assert!(pem.contains("CA-ONE") && pem.contains("CA-TWO"));
+        assert_eq!(c.get("enable.ssl.certificate.verification"), Some("true"));
+        assert_eq!(c.get("ssl.endpoint.identification.algorithm"), Some("none"));
+        assert_eq!(c.get("socket.keepalive.enable"), Some("true"));
+        // Filebeat-style top-level credentials default to PLAIN.
+        let c = client_config(&cfg("username = \"u\"\npassword = \"p\"")).unwrap();
+        assert_eq!(c.get("security.protocol"), Some("sasl_plaintext"));
+        assert_eq!(c.get("sasl.mechanism"), Some("PLAIN"));
+        // A missing CA file names the file.
+        let e = client_config(&cfg(
+            "ssl = { certificate_authorities = [\"/nope/ca.pem\"] }",
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("/nope/ca.pem"), "{e}");
+    }
+
+    #[test]
+    fn permanent_errors() {
+        assert!(is_permanent(RDKafkaErrorCode::MessageSizeTooLarge));
+        assert!(is_permanent(RDKafkaErrorCode::TopicAuthorizationFailed));
+        assert!(is_permanent(RDKafkaErrorCode::UnknownTopicOrPartition));
+        assert!(!is_permanent(RDKafkaErrorCode::MessageTimedOut));
+        assert!(!is_permanent(RDKafkaErrorCode::AllBrokersDown));
+        assert!(!is_permanent(RDKafkaErrorCode::NotLeaderForPartition));
+    }
 }
