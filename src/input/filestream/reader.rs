@@ -65,13 +65,12 @@ impl LineSplitter {
         }
     }
 
-    /// At EOF: give back buffer memory beyond what the pending partial line needs.
+    /// At EOF: give back buffer memory beyond what the pending partial line needs. An idle
+    /// file then costs no buffer at all; the next read allocates one again.
     pub fn shrink_idle(&mut self) {
         self.read_size = MIN_READ;
-        if self.buf.capacity() > 2 * MIN_READ {
-            self.compact();
-            self.buf.shrink_to(self.buf.len().max(MIN_READ));
-        }
+        self.compact();
+        self.buf.shrink_to_fit();
     }
 
     fn compact(&mut self) {
