@@ -15,9 +15,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_oxibeat")
-}
+mod support;
+use support::{bin, line, rss_kib, run_once_pinned};
 
 struct Dir(PathBuf);
 
@@ -47,16 +46,6 @@ impl Drop for Dir {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
     }
-}
-
-/// A 200-byte line (199 bytes + newline) with a sequence number.
-fn line(i: usize) -> String {
-    let head = format!(
-        "2026-11-25T10:00:00.{:03}Z INFO [com.example.Service] request served seq={i} path=/api/items status=200 bytes=512 ",
-        i % 1000
-    );
-    let pad = 199usize.saturating_sub(head.len());
-    format!("{head}{}\n", "x".repeat(pad))
 }
 
 fn cpu_secs_of_children() -> f64 {
@@ -103,25 +92,8 @@ fn throughput() {
     assert_eq!(counted, n);
 
     let cpu0 = cpu_secs_of_children();
-    let t = Instant::now();
-    let st = Command::new("taskset")
-        .args([
-            "-c",
-            "0",
-            bin(),
-            "run",
-            "--once",
-            "-e",
-            "--log-level",
-            "warn",
-            "-c",
-        ])
-        .arg(&cfg)
-        .status()
-        .unwrap();
-    let secs = t.elapsed().as_secs_f64();
+    let secs = run_once_pinned(&cfg).as_secs_f64();
     let cpu = cpu_secs_of_children() - cpu0;
-    assert!(st.success());
     let rate = n as f64 / secs;
     println!("throughput: {n} lines of 200 B, file → discard (Beats JSON encoded), agent pinned to 1 core");
     println!(
@@ -204,17 +176,6 @@ fn stop(child: &mut Child) {
     // SAFETY: sending a signal to our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let _ = child.wait();
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn cpu_ticks(pid: u32) -> u64 {

@@ -14,12 +14,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+use support::{bin, line, rss_kib, run_once_pinned};
+
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_oxibeat")
-}
 
 fn tansu() -> PathBuf {
     let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/tansu"));
@@ -33,15 +32,6 @@ fn tansu() -> PathBuf {
         .expect(
             "tansu not found: cargo install tansu --version 0.6.0 --locked --features dynostore",
         )
-}
-
-fn line(i: usize) -> String {
-    let head = format!(
-        "2026-11-25T10:00:00.{:03}Z INFO [com.example.Service] request served seq={i} path=/api/items status=200 bytes=512 ",
-        i % 1000
-    );
-    let pad = 199usize.saturating_sub(head.len());
-    format!("{head}{}\n", "x".repeat(pad))
 }
 
 struct Broker(Child);
@@ -88,18 +78,6 @@ fn create_topic(port: u16, name: &str, partitions: u32) {
         assert!(Instant::now() < deadline, "cannot create topic {name}");
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn start_broker(port: u16) -> Broker {
@@ -354,24 +332,7 @@ fn throughput() {
         ),
     )
     .unwrap();
-    let t = Instant::now();
-    let st = Command::new("taskset")
-        .args([
-            "-c",
-            "0",
-            bin(),
-            "run",
-            "--once",
-            "-e",
-            "--log-level",
-            "warn",
-            "-c",
-        ])
-        .arg(&cfg)
-        .status()
-        .unwrap();
-    let agent_secs = t.elapsed().as_secs_f64();
-    assert!(st.success());
+    let agent_secs = run_once_pinned(&cfg).as_secs_f64();
     let base_rate = n as f64 / base_secs;
     let agent_rate = n as f64 / agent_secs;
     println!("kafka: {n} lines of 200 B → local tansu, lz4, acks=-1, idempotent; producer pinned to core 0, broker to core 1");

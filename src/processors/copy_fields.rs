@@ -1,23 +1,12 @@
 //! `copy_fields`: copy values to new fields (`fields = [{ from, to }]`). An existing target
 //! is an error; `fail_on_error` (default) restores the event and appends `error.message`.
 
-use serde::Deserialize;
-
 use super::{
-    append_error, has_field, lookup, options, put_field, Backup, FromTo, Outcome, Processor,
+    append_error, has_field, lookup, options, put_field, Backup, FromTo, FromToOpts, Outcome,
+    Processor,
 };
 use crate::config::ConfigError;
 use crate::event::Event;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Opts {
-    fields: Vec<FromTo>,
-    #[serde(default)]
-    ignore_missing: bool,
-    #[serde(default = "crate::config::yes")]
-    fail_on_error: bool,
-}
 
 #[derive(Debug)]
 pub struct CopyFields {
@@ -28,7 +17,7 @@ pub struct CopyFields {
 
 impl CopyFields {
     pub fn new(v: toml::Value, key: &str) -> Result<Self, ConfigError> {
-        let o: Opts = options(v, key)?;
+        let o: FromToOpts = options(v, key)?;
         super::rename::check_pairs(&o.fields, key)?;
         Ok(CopyFields {
             fields: o.fields,

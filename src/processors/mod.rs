@@ -219,6 +219,17 @@ pub(crate) struct FromTo {
     pub to: String,
 }
 
+/// Options of the processors that move values between fields (`rename`, `copy_fields`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FromToOpts {
+    pub fields: Vec<FromTo>,
+    #[serde(default)]
+    pub ignore_missing: bool,
+    #[serde(default = "crate::config::yes")]
+    pub fail_on_error: bool,
+}
+
 /// TOML to JSON; datetimes become their RFC 3339 text.
 pub(crate) fn toml_to_json(v: &toml::Value) -> Value {
     match v {

@@ -2,23 +2,12 @@
 //! (drop it first), as in Beats; with `fail_on_error` (default) the event is restored and
 //! `error.message` appended.
 
-use serde::Deserialize;
-
 use super::{
-    append_error, has_field, options, put_field, remove_field, Backup, FromTo, Outcome, Processor,
+    append_error, has_field, options, put_field, remove_field, Backup, FromTo, FromToOpts, Outcome,
+    Processor,
 };
 use crate::config::ConfigError;
 use crate::event::Event;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Opts {
-    fields: Vec<FromTo>,
-    #[serde(default)]
-    ignore_missing: bool,
-    #[serde(default = "crate::config::yes")]
-    fail_on_error: bool,
-}
 
 #[derive(Debug)]
 pub struct Rename {
@@ -29,7 +18,7 @@ pub struct Rename {
 
 impl Rename {
     pub fn new(v: toml::Value, key: &str) -> Result<Self, ConfigError> {
-        let o: Opts = options(v, key)?;
+        let o: FromToOpts = options(v, key)?;
         check_pairs(&o.fields, key)?;
         Ok(Rename {
             fields: o.fields,

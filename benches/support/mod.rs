@@ -1,0 +1,57 @@
+//! Helpers shared by the benchmarks: the agent binary, the 200-byte benchmark line, process
+//! memory, and a `--once` run pinned to one core.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_oxibeat")
+}
+
+/// A 200-byte line (199 bytes + newline) with a sequence number.
+pub fn line(i: usize) -> String {
+    let head = format!(
+        "2026-11-25T10:00:00.{:03}Z INFO [com.example.Service] request served seq={i} path=/api/items status=200 bytes=512 ",
+        i % 1000
+    );
+    let pad = 199usize.saturating_sub(head.len());
+    format!("{head}{}\n", "x".repeat(pad))
+}
+
+/// Resident memory of a process, in KiB (0 if it is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// `oxibeat run --once` on `cfg`, pinned to core 0; returns the wall time.
+pub fn run_once_pinned(cfg: &Path) -> Duration {
+    let t = Instant::now();
+    let st = Command::new("taskset")
+        .args([
+            "-c",
+            "0",
+            bin(),
+            "run",
+            "--once",
+            "-e",
+            "--log-level",
+            "warn",
+            "-c",
+        ])
+        .arg(cfg)
+        .status()
+        .expect("taskset (util-linux) and the oxibeat binary");
+    assert!(st.success(), "oxibeat --once failed: {st}");
+    t.elapsed()
+}
