@@ -79,6 +79,11 @@ enum Command {
     },
     /// Show the registry: one line per file with its cursor.
     Registry,
+    /// The Kafka output's dead-letter files: count their events, or send them again.
+    Dlq {
+        #[command(subcommand)]
+        what: DlqWhat,
+    },
     /// Print the version.
     Version,
 }
@@ -89,6 +94,22 @@ enum TestWhat {
     Config,
     /// Check that the output can be reached.
     Output,
+}
+
+#[derive(Subcommand)]
+enum DlqWhat {
+    /// Count the dead-lettered events by topic and error.
+    Show,
+    /// Send the dead-lettered events to Kafka again (with the output's settings); those that
+    /// fail again stay in the dead-letter file with their new error.
+    Replay {
+        /// Send to this topic instead of the one each event was meant for.
+        #[arg(long)]
+        topic: Option<String>,
+        /// How long to wait for each delivery before keeping the event (seconds).
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -300,6 +321,32 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 let src = e.meta.as_ref().map(|m| m.source.as_str()).unwrap_or("");
                 let off = e.offset().map_or("-".to_string(), |o| o.to_string());
                 println!("{k}\toffset={off}\tsource={src}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dlq { what } => {
+            let (cfg, _) = load(&g)?;
+            let mut kind = cfg.output.selected()?;
+            oxibeat::output::resolve_paths(&mut kind, &cfg.path.data);
+            let oxibeat::config::OutputKind::Kafka(k) = kind else {
+                anyhow::bail!("oxibeat dlq: the configured output is not output.kafka; dead-letter files belong to the Kafka output");
+            };
+            let dir = oxibeat::output::kafka::producer::dead_letter_dir(&k, &cfg.path.data);
+            use oxibeat::output::kafka::replay;
+            match what {
+                DlqWhat::Show => print!("{}", replay::show(&dir)?.render(&dir, false)),
+                DlqWhat::Replay { topic, timeout } => {
+                    let report = replay::replay(
+                        &k,
+                        &dir,
+                        topic.as_deref(),
+                        std::time::Duration::from_secs(timeout.max(1)),
+                    )?;
+                    print!("{}", report.render(&dir, true));
+                    if report.failed_again > 0 {
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

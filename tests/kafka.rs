@@ -43,7 +43,7 @@ fn tansu_bin() -> PathBuf {
         Some(p) => p,
         None => panic!(
             "the Kafka tests need the `tansu` broker binary and it was not found on PATH or in ~/.cargo/bin.\n\
-             Install it with: cargo install tansu --version 0.6.0 --locked --features dynostore\n\
+             Install it with: cargo install tansu --version 0.6.0 --locked --features dynostore,libsql\n\
              (about 15 minutes on 2 cores; .ci/run does this when it is missing)"
         ),
     }
@@ -77,17 +77,33 @@ struct Tansu {
 impl Tansu {
     /// Listen on a free port; advertise `advertise` (a proxy's port) or the listen port.
     fn start(dir: &Path, advertise: Option<u16>, tls: Option<(&Path, &Path)>) -> Tansu {
+        Tansu::launch(dir, advertise, tls, "memory://tansu/", false)
+    }
+
+    /// A broker on `storage` that requires SASL authentication when `authentication`.
+    fn launch(
+        dir: &Path,
+        advertise: Option<u16>,
+        tls: Option<(&Path, &Path)>,
+        storage: &str,
+        authentication: bool,
+    ) -> Tansu {
         let port = free_port();
         let adv = advertise.unwrap_or(port);
         let log = dir.join(format!("tansu-{port}.log"));
         let mut cmd = Command::new(tansu_bin());
-        cmd.arg("broker")
+        // A sqlite:// storage file is relative to the working directory.
+        cmd.current_dir(dir)
+            .arg("broker")
             .arg("--listener-url")
             .arg(format!("tcp://127.0.0.1:{port}"))
             .arg("--advertised-listener-url")
             .arg(format!("tcp://127.0.0.1:{adv}"))
             .arg("--storage-engine")
-            .arg("memory://tansu/");
+            .arg(storage);
+        if authentication {
+            cmd.arg("--authentication");
+        }
         if let Some((cert, key)) = tls {
             cmd.arg("--cert").arg(cert).arg("--key").arg(key);
         }
@@ -571,6 +587,39 @@ fn too_large_message_goes_to_the_dead_letter_file() {
     w.run_once(&cfg);
     let text2 = std::fs::read_to_string(&dlq).unwrap();
     assert_eq!(text2.lines().count(), 1);
+    // Replay applies the configured limit: still too large, kept with the error...
+    let again = dlq_cmd(&cfg, &["replay"]);
+    assert!(!again.status.success());
+    assert_eq!(std::fs::read_to_string(&dlq).unwrap().lines().count(), 1);
+    // ...and once the limit is raised, the event goes through, to the topic it was meant for.
+    let ok = Command::new(bin())
+        .args([
+            "dlq",
+            "replay",
+            "-E",
+            "output.kafka.max_message_bytes=100000",
+            "-c",
+        ])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let msgs = consume(
+        &format!("127.0.0.1:{}", broker.port),
+        &["logs"],
+        51,
+        60,
+        &[],
+    );
+    assert_eq!(msgs.len(), 51);
+    assert!(values(&msgs)
+        .iter()
+        .any(|v| v["message"].as_str().unwrap_or("").starts_with("BIG ")));
+    assert!(!dlq.exists() || std::fs::read_to_string(&dlq).unwrap().is_empty());
 }
 
 #[test]
@@ -589,6 +638,59 @@ fn unknown_topic_goes_to_the_dead_letter_file() {
     let text = std::fs::read_to_string(&dlq).expect("dead-letter file exists");
     assert_eq!(text.lines().count(), 5, "{text}");
     assert!(text.contains("create the topic"), "{text}");
+
+    // `dlq show` counts them; `dlq replay` while the topic is still missing keeps them all.
+    let show = dlq_cmd(&cfg, &["show"]);
+    assert!(show.status.success());
+    let shown = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        shown.contains("5 entries") && shown.contains("topic nope"),
+        "{shown}"
+    );
+    let again = dlq_cmd(&cfg, &["replay", "--timeout", "5"]);
+    let report = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        !again.status.success(),
+        "events failed again: non-zero exit\n{report}"
+    );
+    assert!(
+        report.contains("replayed 0 event(s); 5 failed again"),
+        "{report}"
+    );
+    let kept = std::fs::read_to_string(&dlq).expect("entries kept");
+    assert_eq!(kept.lines().count(), 5, "{kept}");
+    // Once the topic exists, replay delivers every event, unchanged, and empties the file.
+    broker.create_topic("nope", 2);
+    let ok = dlq_cmd(&cfg, &["replay"]);
+    let report = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        report.contains("replayed 5 event(s); 0 failed again"),
+        "{report}"
+    );
+    let msgs = consume(&format!("127.0.0.1:{}", broker.port), &["nope"], 5, 60, &[]);
+    assert_eq!(msgs.len(), 5);
+    let vals = values(&msgs);
+    assert_complete(seqs(&vals, "u "), 5, "replayed lines");
+    assert_eq!(vals[0]["input"]["type"], "filestream");
+    assert!(vals[0]["log"]["offset"].is_u64());
+    let left = dlq_cmd(&cfg, &["show"]);
+    assert!(String::from_utf8_lossy(&left.stdout).contains("0 entries"));
+}
+
+/// `oxibeat dlq <args>` with `cfg`.
+fn dlq_cmd(cfg: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .arg("dlq")
+        .args(args)
+        .arg("-c")
+        .arg(cfg)
+        .output()
+        .expect("run oxibeat dlq")
 }
 
 #[test]
@@ -859,4 +961,104 @@ fn full_producer_queue_waits_and_delivers_everything() {
         assert_complete(seqs(&values(&msgs), "q "), n, "tiny queue"),
         0
     );
+}
+
+/// SCRAM credentials live in the broker's storage and can only be created through a broker
+/// that does not require authentication yet: create them on an open broker over a SQLite file,
+/// then restart on the same file with `--authentication` (tansu's in-memory storage keeps no
+/// credentials, and its SASL PLAIN is not compiled in).
+fn sasl_broker(dir: &Path, user: &str, password: &str) -> Tansu {
+    let storage = "sqlite://tansu-sasl.db";
+    {
+        let open = Tansu::launch(dir, None, None, storage, false);
+        open.create_topic("logs", 2);
+        let out = Command::new(tansu_bin())
+            .args(["user", "create", user, password, "--mechanism", "scram512"])
+            .args(["--broker", &open.url()])
+            .output()
+            .expect("tansu user create");
+        assert!(
+            out.status.success(),
+            "tansu user create failed (tansu needs the libsql feature: cargo install tansu --version 0.6.0 --locked --features dynostore,libsql): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Tansu::launch(dir, None, None, storage, true)
+}
+
+#[test]
+fn sasl_scram_authenticates_and_a_wrong_password_fails_clearly() {
+    let _g = serial();
+    let w = Workspace::new();
+    let password = "pw-Shh-9f3c";
+    let broker = sasl_broker(w.path(), "alice", password);
+    let bootstrap = format!("127.0.0.1:{}", broker.port);
+    let log = w.logs().join("app.log");
+    append(&log, &seq_lines("a", 0..200));
+    let sasl = |pw: &str| {
+        format!("topic = \"logs\"\n[output.kafka.sasl]\nmechanism = \"SCRAM-SHA-512\"\nusername = \"alice\"\npassword = \"{pw}\"")
+    };
+    let cfg = w.config_with(
+        &w.input("app", "*.log", ""),
+        &kafka_output(&bootstrap, &sasl(password)),
+    );
+    let test = Command::new(bin())
+        .args(["test", "output", "-c"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&test.stdout);
+    assert!(
+        test.status.success(),
+        "{shown}{}",
+        String::from_utf8_lossy(&test.stderr)
+    );
+    assert!(shown.contains("logs: 2 partitions"), "{shown}");
+
+    let out = w.run_once(&cfg);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains(password),
+        "the password must not be logged: {stderr}"
+    );
+    let creds = [
+        ("security.protocol", "sasl_plaintext"),
+        ("sasl.mechanism", "SCRAM-SHA-512"),
+        ("sasl.username", "alice"),
+        ("sasl.password", password),
+    ];
+    let msgs = consume(&bootstrap, &["logs"], 200, 60, &creds);
+    assert_eq!(msgs.len(), 200);
+    assert_complete(seqs(&values(&msgs), "a "), 200, "lines over SASL/SCRAM");
+
+    // A wrong password: `test output` fails, names the cause, and never prints the password.
+    let wrong = "not-the-pw-7d1e";
+    let bad = w.config_with(
+        &w.input("app", "*.log", ""),
+        &kafka_output(&bootstrap, &sasl(wrong)),
+    );
+    let test = Command::new(bin())
+        .args(["test", "output", "-c"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err =
+        String::from_utf8_lossy(&test.stderr).to_string() + &String::from_utf8_lossy(&test.stdout);
+    assert!(!test.status.success(), "{err}");
+    assert!(err.to_lowercase().contains("authentication"), "{err}");
+    assert!(
+        !err.contains(wrong),
+        "the password must not be printed: {err}"
+    );
+    // Without SASL the broker closes the connection: a clear failure too.
+    let none = w.config_with(
+        &w.input("app", "*.log", ""),
+        &kafka_output(&bootstrap, "topic = \"logs\""),
+    );
+    let test = Command::new(bin())
+        .args(["test", "output", "-c"])
+        .arg(&none)
+        .output()
+        .unwrap();
+    assert!(!test.status.success());
 }

@@ -10,9 +10,20 @@ cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
     -r tests/stack/requirements.txt
 
-# A real Kafka-protocol broker for tests/kafka.rs, built once per machine (about 15 min on 2 cores).
+# A real Kafka-protocol broker for tests/kafka.rs, built once per machine (about 20 min on 2 cores).
+# The SASL test needs its SQLite storage (libsql feature): a tansu built without it is replaced.
 export PATH="$HOME/.cargo/bin:$PATH"
-command -v tansu >/dev/null || cargo install tansu --version 0.6.0 --locked --features dynostore
+tansu_ready() {
+    command -v tansu >/dev/null || return 1
+    local probe out
+    probe=$(mktemp -d)
+    # tansu puts the SQLite file under its working directory.
+    out=$(cd "$probe" && timeout 2 tansu broker --listener-url tcp://127.0.0.1:0 \
+        --storage-engine sqlite://probe.db 2>&1 || true)
+    rm -rf "$probe"
+    ! grep -q FeatureNotEnabled <<<"$out"
+}
+tansu_ready || cargo install tansu --version 0.6.0 --locked --force --features dynostore,libsql
 
 cargo test --locked "$@"
 python3 -m pytest tests/stack -q -rs

@@ -208,24 +208,70 @@ impl Batch {
 
     /// Confirm delivery of every event: advances file cursors and frees queue space.
     pub fn ack(self) {
-        self.ack_with_dropped(0);
+        self.into_receipt().ack();
     }
 
     /// Acknowledge events that were given up on (counted as dropped, e.g. sent to a
     /// dead-letter file): the cursor advances because the event is accounted for.
     pub fn ack_dropped(self) {
         let n = self.len();
-        self.ack_with_dropped(n);
+        self.into_receipt().ack_with_dropped(n);
     }
 
     /// Confirm a batch of which `dropped` events were given up on (e.g. written to a dead-letter
     /// file) and the rest delivered. Every cursor advances; the counters split the two kinds.
     /// `dropped` is capped at the batch length.
     pub fn ack_with_dropped(self, dropped: usize) {
-        let n = self.len() as u64;
+        self.into_receipt().ack_with_dropped(dropped);
+    }
+
+    /// Keep only what acking needs and free the events and their queue space now.
+    /// For outputs that hand a copy of each event to a client with its own bounded buffer
+    /// (Kafka): the inputs go on reading while the copies are in flight, and the client's
+    /// bound, not the queue, is what pauses them.
+    pub fn into_receipt(self) -> Receipt {
+        let len = self.len();
+        let cursors = self
+            .chunks
+            .into_iter()
+            .flat_map(|c| c.events.into_iter().filter_map(|e| e.cursor))
+            .collect();
+        Receipt {
+            cursors,
+            len,
+            metrics: self.metrics,
+        }
+    }
+}
+
+/// The acknowledgement half of a batch whose events were already released (`Batch::into_receipt`).
+/// Its events still count as active in the pipeline until it is acked.
+pub struct Receipt {
+    cursors: Vec<ack::Cursor>,
+    len: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl Receipt {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Confirm delivery of every event of the batch.
+    pub fn ack(self) {
+        self.ack_with_dropped(0);
+    }
+
+    /// See `Batch::ack_with_dropped`.
+    pub fn ack_with_dropped(self, dropped: usize) {
+        let n = self.len as u64;
         let dropped = (dropped as u64).min(n);
         let delivered = n - dropped;
-        ack::ack_events(self.events().filter_map(|e| e.cursor.as_ref()));
+        ack::ack_events(self.cursors.iter());
         let m = &self.metrics;
         Metrics::add(&m.counters.queue_acked, n);
         Metrics::add(&m.counters.output_acked, delivered);
@@ -267,6 +313,43 @@ mod tests {
         let c = &metrics.counters;
         assert_eq!(c.output_acked.load(Ordering::Relaxed), 3);
         assert_eq!(c.output_dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(metrics.gauges.pipeline_active.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_receipt_frees_queue_space_before_the_ack() {
+        let metrics = Metrics::new();
+        let (publisher, mut consumer) = queue(
+            QueueLimits {
+                events: 2,
+                max_bytes: 1 << 20,
+            },
+            Arc::new(Chain::default()),
+            metrics.clone(),
+        );
+        let tracker = ack::AckTracker::new(0);
+        let event = |end| {
+            let mut ev = Event::from_map(0, serde_json::Map::new());
+            ev.cursor = Some(tracker.next_cursor(end));
+            ev
+        };
+        publisher.publish(vec![event(10), event(20)]).await.unwrap();
+        let receipt = consumer.next_batch(10).await.unwrap().into_receipt();
+        assert_eq!(receipt.len(), 2);
+        // The queue is empty again although nothing was acked: the next events go in at once.
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            publisher.publish(vec![event(30), event(40)]),
+        )
+        .await
+        .expect("queue space was released")
+        .unwrap();
+        assert_eq!(tracker.acked_offset(), 0, "nothing acked yet");
+        assert_eq!(metrics.gauges.pipeline_active.load(Ordering::Relaxed), 4);
+        receipt.ack();
+        assert_eq!(tracker.acked_offset(), 20);
+        consumer.next_batch(10).await.unwrap().ack();
+        assert_eq!(tracker.acked_offset(), 40);
         assert_eq!(metrics.gauges.pipeline_active.load(Ordering::Relaxed), 0);
     }
 }

@@ -582,13 +582,13 @@ pub(crate) mod testutil {
         extra.insert("fields".into(), json!({"env": "prod"}));
         extra.insert("tags".into(), json!(["web"]));
         let common = Arc::new(InputCommon::new("app", "filestream", &beat(), extra));
-        let source = Arc::new(FileSource {
-            path: "/var/log/app.log".into(),
-            device_id: "1".into(),
-            inode: "2".into(),
-            fingerprint: None,
+        let source = Arc::new(FileSource::new(
+            "/var/log/app.log".into(),
+            "1".into(),
+            "2".into(),
+            None,
             common,
-        });
+        ));
         Event::line(
             1_000_000_000,
             LineFields {

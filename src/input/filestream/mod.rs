@@ -722,13 +722,13 @@ impl Prospector {
         if once {
             self.once_started.insert(key.to_string());
         }
-        let source = Arc::new(FileSource {
-            path: k.info.path.display().to_string(),
-            device_id: k.info.dev.to_string(),
-            inode: k.info.ino.to_string(),
-            fingerprint: k.identity.fingerprint.clone(),
-            common: self.settings.common.clone(),
-        });
+        let source = Arc::new(FileSource::new(
+            k.info.path.display().to_string(),
+            k.info.dev.to_string(),
+            k.info.ino.to_string(),
+            k.identity.fingerprint.clone(),
+            self.settings.common.clone(),
+        ));
         let h = Harvester {
             file,
             offset: k.read_offset,

@@ -4,6 +4,10 @@
 //! The active file is `<dir>/kafka-dlq.ndjson`; when it exceeds `rotate_every` it is renamed to
 //! `.1` (older ones shift up, beyond `number_of_files` they are deleted). Each write is fsynced
 //! before the events are acked, so a crash cannot lose an event that was counted as dead-lettered.
+//!
+//! `oxibeat dlq replay` (replay.rs) rewrites these files while an agent may be writing them:
+//! both sides take an exclusive `flock` on `<dir>/kafka-dlq.lock`, and the writer opens the
+//! file for each write (writes are rare), so it never appends to a file replay replaced.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -14,13 +18,60 @@ use crate::event::{format_timestamp, now_nanos, write_json_str};
 use super::config::DeadLetterConfig;
 
 pub const FILE_NAME: &str = "kafka-dlq.ndjson";
+const LOCK_NAME: &str = "kafka-dlq.lock";
 
 pub struct DeadLetter {
     dir: PathBuf,
     rotate_every: u64,
     number_of_files: usize,
-    file: Option<File>,
-    written: u64,
+}
+
+/// An exclusive lock on a dead-letter directory, released when the file is closed on drop.
+pub struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    /// Wait for the lock of `dir` (created if missing).
+    pub fn acquire(dir: &Path) -> std::io::Result<DirLock> {
+        use std::os::fd::AsRawFd;
+        fs::create_dir_all(dir)?;
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_NAME))?;
+        // SAFETY: flock on a descriptor we own; it is released when the file is closed.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(DirLock { _file: f })
+    }
+}
+
+/// The dead-letter files of `dir`, oldest first (`.N` … `.1`, then the active file).
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut rotated: Vec<(u32, PathBuf)> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let n = name
+                .strip_prefix(FILE_NAME)?
+                .strip_prefix('.')?
+                .parse()
+                .ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
+    let mut out: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
+    let active = dir.join(FILE_NAME);
+    if active.is_file() {
+        out.push(active);
+    }
+    out
 }
 
 /// One rejected event.
@@ -37,8 +88,6 @@ impl DeadLetter {
             dir,
             rotate_every: cfg.rotate_every.0.max(1024),
             number_of_files: cfg.number_of_files.max(1),
-            file: None,
-            written: 0,
         }
     }
 
@@ -50,25 +99,14 @@ impl DeadLetter {
         self.dir.join(FILE_NAME)
     }
 
-    fn open(&mut self) -> std::io::Result<()> {
-        fs::create_dir_all(&self.dir)?;
-        let path = self.active();
-        let f = OpenOptions::new().create(true).append(true).open(&path)?;
-        self.written = f.metadata()?.len();
-        self.file = Some(f);
-        Ok(())
-    }
-
-    fn rotate(&mut self) -> std::io::Result<()> {
-        self.file = None;
+    fn rotate(&self) -> std::io::Result<()> {
         let n = self.number_of_files;
         let name = |i: usize| self.dir.join(format!("{FILE_NAME}.{i}"));
         let _ = fs::remove_file(name(n));
         for i in (1..n).rev() {
             let _ = fs::rename(name(i), name(i + 1));
         }
-        fs::rename(self.active(), name(1))?;
-        self.open()
+        fs::rename(self.active(), name(1))
     }
 
     /// Append entries and fsync. On error nothing may be acked: the caller retries.
@@ -76,41 +114,45 @@ impl DeadLetter {
         if entries.is_empty() {
             return Ok(());
         }
-        if self.file.is_none() {
-            self.open()?;
-        }
-        if self.written >= self.rotate_every {
-            self.rotate()?;
-        }
         let mut buf = Vec::new();
         let ts = format_timestamp(now_nanos());
         for e in entries {
-            buf.extend_from_slice(b"{\"@timestamp\":");
-            write_json_str(&ts, &mut buf);
-            buf.extend_from_slice(b",\"topic\":");
-            write_json_str(e.topic, &mut buf);
-            buf.extend_from_slice(b",\"error\":");
-            write_json_str(e.error, &mut buf);
-            buf.extend_from_slice(b",\"event\":");
-            // The value is our own serialisation, so it is one JSON object; keep a fallback
-            // anyway so a corrupt value still yields a parsable line.
-            if serde_json::from_slice::<serde::de::IgnoredAny>(e.event).is_ok() {
-                buf.extend_from_slice(e.event);
-            } else {
-                write_json_str(&String::from_utf8_lossy(e.event), &mut buf);
-            }
-            buf.extend_from_slice(b"}\n");
+            write_line(&mut buf, &ts, e);
         }
-        let f = self.file.as_mut().expect("opened above");
-        let res = f.write_all(&buf).and_then(|_| f.sync_data());
-        if res.is_err() {
-            // Reopen next time: a partial line is ended by the reader skipping invalid JSON.
-            self.file = None;
+        let _lock = DirLock::acquire(&self.dir)?;
+        let size = fs::metadata(self.active()).map_or(0, |m| m.len());
+        if size >= self.rotate_every {
+            self.rotate()?;
         }
-        res?;
-        self.written += buf.len() as u64;
-        Ok(())
+        append_synced(&self.active(), &buf)
     }
+}
+
+/// Append `buf` to `path` and fsync it. A failed write may leave a partial line, which
+/// readers skip as invalid JSON.
+pub fn append_synced(path: &Path, buf: &[u8]) -> std::io::Result<()> {
+    let mut f = OpenOptions::new().create(true).append(true).open(path)?;
+    f.write_all(buf)?;
+    f.sync_data()
+}
+
+/// One dead-letter line for `e`, dead-lettered at `ts`.
+pub fn write_line(buf: &mut Vec<u8>, ts: &str, e: &Entry<'_>) {
+    buf.extend_from_slice(b"{\"@timestamp\":");
+    write_json_str(ts, buf);
+    buf.extend_from_slice(b",\"topic\":");
+    write_json_str(e.topic, buf);
+    buf.extend_from_slice(b",\"error\":");
+    write_json_str(e.error, buf);
+    buf.extend_from_slice(b",\"event\":");
+    // The value is our own serialisation, so it is one JSON object; keep a fallback
+    // anyway so a corrupt value still yields a parsable line.
+    if serde_json::from_slice::<serde::de::IgnoredAny>(e.event).is_ok() {
+        buf.extend_from_slice(e.event);
+    } else {
+        write_json_str(&String::from_utf8_lossy(e.event), buf);
+    }
+    buf.extend_from_slice(b"}\n");
 }
 
 #[cfg(test)]

@@ -7,12 +7,14 @@
 //! - format.rs: `%{[field]}` / `%{+yyyy.MM.dd}` format strings and topic rules.
 //! - producer.rs: librdkafka settings, the produce loop, delivery tracking, `test output`.
 //! - dlq.rs: the dead-letter NDJSON file.
+//! - replay.rs: `oxibeat dlq show|replay`, sending dead-lettered events again.
 
 pub mod config;
 pub mod dlq;
 pub mod format;
 pub mod partition;
 pub mod producer;
+pub mod replay;
 
 pub use config::KafkaConfig;
 pub use producer::{check, run};

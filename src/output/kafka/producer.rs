@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use crate::event::BeatInfo;
 use crate::monitoring::Metrics;
 use crate::output::{Backoff, OutputError};
-use crate::pipeline::{Batch, Consumer};
+use crate::pipeline::{Batch, Consumer, Receipt};
 
 use super::config::{KafkaConfig, VerificationMode};
 use super::dlq::{DeadLetter, Entry};
@@ -211,9 +211,10 @@ struct Retry {
     timestamp: Option<i64>,
 }
 
-/// One queue batch in flight: acked when `remaining` reaches zero.
+/// One queue batch in flight: acked when `remaining` reaches zero. Only its receipt is kept:
+/// librdkafka holds copies of the events, and its bounded queue is what pauses the inputs.
 pub struct InFlight {
-    batch: Mutex<Option<Batch>>,
+    batch: Mutex<Option<Receipt>>,
     remaining: AtomicUsize,
     failed: Mutex<Vec<Failed>>,
 }
@@ -247,6 +248,11 @@ pub struct Ctx {
 
 impl ClientContext for Ctx {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        // Connection failures come to `error` below as well: log them once, there.
+        if fac == "FAIL" {
+            tracing::debug!(facility = fac, "librdkafka: {log_message}");
+            return;
+        }
         match level {
             RDKafkaLogLevel::Emerg
             | RDKafkaLogLevel::Alert
@@ -396,10 +402,11 @@ fn build_producer(
 
 impl Runner {
     /// Partition count of `topic`, waiting (with backoff) while the brokers are unreachable.
-    async fn partitions(&mut self, topic: &str) -> Result<i32, String> {
+    /// `now` is taken once per batch: reading the clock per event costs more than the lookup.
+    async fn partitions(&mut self, topic: &str, now: Instant) -> Result<i32, String> {
         // Most outputs use one topic: skip the map while it stays the same and fresh.
         if let Some((t, n, at)) = &self.topics.last {
-            if t == topic && at.elapsed() < METADATA_REFRESH {
+            if t == topic && now.saturating_duration_since(*at) < METADATA_REFRESH {
                 return Ok(*n);
             }
         }
@@ -490,6 +497,7 @@ impl Runner {
         // A local handle, so the topic can borrow it (no copy for constant topics) while
         // `self` is borrowed mutably below.
         let router = self.router.clone();
+        let batch_start = Instant::now();
         // Encode while borrowing the batch, then park it in the flight record.
         for ev in batch.events() {
             self.buf.clear();
@@ -525,7 +533,7 @@ impl Runner {
                 .as_ref()
                 .and_then(|k| k.render(ev).ok())
                 .map(|k| k.as_bytes().to_vec());
-            let parts = match self.partitions(&topic).await {
+            let parts = match self.partitions(&topic, batch_start).await {
                 Ok(n) => n,
                 Err(why) => {
                     flight.fail(Failed {
@@ -567,7 +575,7 @@ impl Runner {
             .await;
             self.buf = payload;
         }
-        *flight.batch.lock().unwrap_or_else(|e| e.into_inner()) = Some(batch);
+        *flight.batch.lock().unwrap_or_else(|e| e.into_inner()) = Some(batch.into_receipt());
         flight.settle(&self.ctx_done);
     }
 

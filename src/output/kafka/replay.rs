@@ -1,0 +1,477 @@
+//! `oxibeat dlq show` and `oxibeat dlq replay`: inspect the dead-letter files and send their
+//! events to Kafka again (after the cause was fixed: topic created, `message.max.bytes` raised,
+//! ACL granted).
+//!
+//! Replay first claims every dead-letter file under the directory lock, renaming them to
+//! `kafka-dlq.replaying.<n>.ndjson` in age order (a running agent then starts a new active
+//! file). Then, one claimed file at a time, it sends every entry with the output's settings,
+//! waits for the delivery reports, appends what failed again, with the new error, to the
+//! active file, and deletes the claimed file. A crash in between leaves claimed files, which the
+//! next replay takes first: entries are delivered at least once and none is lost. Lines that are not valid dead-letter entries (a
+//! torn write) are kept as they are and counted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, NoCustomPartitioner, Producer, ProducerContext, ThreadedProducer,
+    PARTITION_UA,
+};
+use rdkafka::ClientContext;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::event::Event;
+
+use super::config::KafkaConfig;
+use super::dlq::{self, append_synced, DirLock, Entry};
+use super::format::FormatString;
+use super::partition::Partitioner;
+use super::producer::client_config;
+use super::KafkaError;
+
+const CLAIMED_PREFIX: &str = "kafka-dlq.replaying.";
+
+/// Files claimed by a replay (possibly an interrupted one), in order.
+fn claimed_files(dir: &Path) -> Vec<(u64, PathBuf)> {
+    let mut out: Vec<(u64, PathBuf)> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let n = name
+                .strip_prefix(CLAIMED_PREFIX)?
+                .strip_suffix(".ndjson")?
+                .parse()
+                .ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Rename every dead-letter file to a claimed name, after those an interrupted replay left.
+fn claim_all(dir: &Path) -> Result<Vec<PathBuf>, KafkaError> {
+    let _lock = DirLock::acquire(dir).map_err(|e| io_error(dir, e))?;
+    let mut claimed = claimed_files(dir);
+    let first = claimed.last().map_or(0, |(n, _)| n + 1);
+    for (n, f) in (first..).zip(dlq::files(dir)) {
+        let to = dir.join(format!("{CLAIMED_PREFIX}{n}.ndjson"));
+        fs::rename(&f, &to).map_err(|e| io_error(&f, e))?;
+        claimed.push((n, to));
+    }
+    Ok(claimed.into_iter().map(|(_, p)| p).collect())
+}
+
+#[derive(Deserialize)]
+struct Line<'a> {
+    #[serde(rename = "@timestamp", default)]
+    timestamp: String,
+    #[serde(default)]
+    topic: String,
+    #[serde(default)]
+    error: String,
+    #[serde(borrow)]
+    event: &'a RawValue,
+}
+
+impl Line<'_> {
+    /// The Kafka message value: the event JSON, or the text of a value that was not JSON.
+    fn payload(&self) -> Vec<u8> {
+        let raw = self.event.get();
+        if raw.starts_with('"') {
+            if let Ok(s) = serde_json::from_str::<String>(raw) {
+                return s.into_bytes();
+            }
+        }
+        raw.as_bytes().to_vec()
+    }
+}
+
+/// What `show` or `replay` found and did.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub files: usize,
+    /// Entries per (topic, error).
+    pub by_cause: BTreeMap<(String, String), usize>,
+    pub replayed: usize,
+    pub failed_again: usize,
+    /// Lines that are not dead-letter entries, kept as they were.
+    pub unreadable: usize,
+    /// A sample error of the entries that failed again.
+    pub sample_error: Option<String>,
+}
+
+impl Report {
+    pub fn entries(&self) -> usize {
+        self.by_cause.values().sum()
+    }
+
+    pub fn render(&self, dir: &Path, replay: bool) -> String {
+        let mut out = format!(
+            "dead-letter directory {}: {} file(s), {} entr{}, {} unreadable line(s)\n",
+            dir.display(),
+            self.files,
+            self.entries(),
+            if self.entries() == 1 { "y" } else { "ies" },
+            self.unreadable
+        );
+        for ((topic, error), n) in &self.by_cause {
+            let topic = if topic.is_empty() { "(none)" } else { topic };
+            out.push_str(&format!("  {n:>8}  topic {topic}: {error}\n"));
+        }
+        if replay {
+            out.push_str(&format!(
+                "replayed {} event(s); {} failed again and were kept in the dead-letter file",
+                self.replayed, self.failed_again
+            ));
+            if let Some(e) = &self.sample_error {
+                out.push_str(&format!(" (for example: {e})"));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Count the dead-letter entries of `dir` by topic and error, without changing anything.
+pub fn show(dir: &Path) -> Result<Report, KafkaError> {
+    let mut report = Report::default();
+    let files: Vec<PathBuf> = claimed_files(dir)
+        .into_iter()
+        .map(|(_, p)| p)
+        .chain(dlq::files(dir))
+        .collect();
+    for path in &files {
+        let text = read(path)?;
+        report.files += 1;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            match serde_json::from_str::<Line<'_>>(line) {
+                Ok(l) => *report.by_cause.entry((l.topic, l.error)).or_default() += 1,
+                Err(_) => report.unreadable += 1,
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn read(path: &Path) -> Result<String, KafkaError> {
+    let bytes = fs::read(path).map_err(|source| KafkaError::ReadFile {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> KafkaError {
+    KafkaError::ReadFile {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Delivery reports by entry index: `None` delivered, `Some(error)` failed.
+struct ReplayCtx {
+    results: Mutex<HashMap<usize, Option<String>>>,
+    client_errors: Mutex<Vec<String>>,
+}
+
+impl ClientContext for ReplayCtx {
+    fn error(&self, error: RdError, reason: &str) {
+        let mut e = self.client_errors.lock().unwrap_or_else(|e| e.into_inner());
+        if e.len() < 3 {
+            e.push(format!("{error}: {reason}"));
+        }
+    }
+}
+
+impl ProducerContext<NoCustomPartitioner> for ReplayCtx {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, idx: usize) {
+        let outcome = result.as_ref().err().map(|(e, _)| e.to_string());
+        self.results
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(idx, outcome);
+    }
+}
+
+/// Send every dead-letter entry of `dir` to Kafka again. `topic` replaces the recorded topic;
+/// `timeout` bounds each delivery (an unreachable broker fails the entries, which are kept).
+pub fn replay(
+    cfg: &KafkaConfig,
+    dir: &Path,
+    topic: Option<&str>,
+    timeout: Duration,
+) -> Result<Report, KafkaError> {
+    let key = match &cfg.key {
+        Some(k) => Some(FormatString::parse(k, "output.kafka.key")?),
+        None => None,
+    };
+    let mut partitioner = Partitioner::new(cfg.partition.as_ref())?;
+    let ctx = ReplayCtx {
+        results: Mutex::new(HashMap::new()),
+        client_errors: Mutex::new(Vec::new()),
+    };
+    let mut conf = client_config(cfg)?;
+    conf.set("message.timeout.ms", timeout.as_millis().max(1).to_string());
+    let producer: ThreadedProducer<ReplayCtx> = conf
+        .create_with_context(ctx)
+        .map_err(|e| KafkaError::Client(e.to_string()))?;
+    let mut partitions: HashMap<String, Result<i32, String>> = HashMap::new();
+    let mut report = Report::default();
+    if !dir.is_dir() {
+        return Ok(report);
+    }
+    for claimed in claim_all(dir)? {
+        report.files += 1;
+        let text = read(&claimed)?;
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let mut parsed: Vec<Option<Line<'_>>> = Vec::with_capacity(lines.len());
+        let mut failed: HashMap<usize, String> = HashMap::new();
+        for (i, raw) in lines.iter().enumerate() {
+            let Ok(line) = serde_json::from_str::<Line<'_>>(raw) else {
+                report.unreadable += 1;
+                parsed.push(None);
+                continue;
+            };
+            *report
+                .by_cause
+                .entry((line.topic.clone(), line.error.clone()))
+                .or_default() += 1;
+            let dest = topic.unwrap_or(&line.topic).to_string();
+            if let Err(why) = send(
+                &producer,
+                &mut partitions,
+                &mut partitioner,
+                key.as_ref(),
+                &dest,
+                &line,
+                i,
+                timeout,
+                cfg.max_message_bytes,
+            ) {
+                failed.insert(i, why);
+            }
+            parsed.push(Some(line));
+        }
+        let _ = producer.flush(timeout + Duration::from_secs(10));
+        let results = std::mem::take(
+            &mut *producer
+                .context()
+                .results
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        // Whatever did not arrive goes back, with its new error.
+        let mut keep = Vec::new();
+        let ts_now = crate::event::format_timestamp(crate::event::now_nanos());
+        for (i, line) in parsed.iter().enumerate() {
+            let Some(line) = line else {
+                keep.extend_from_slice(lines[i].as_bytes());
+                keep.push(b'\n');
+                continue;
+            };
+            let error = match (failed.get(&i), results.get(&i)) {
+                (Some(why), _) => Some(why.clone()),
+                (None, Some(None)) => None,
+                (None, Some(Some(why))) => Some(why.clone()),
+                (None, None) => Some("no delivery report before the replay timeout".into()),
+            };
+            match error {
+                None => report.replayed += 1,
+                Some(why) => {
+                    report.failed_again += 1;
+                    report.sample_error.get_or_insert_with(|| why.clone());
+                    let payload = line.payload();
+                    let ts = if line.timestamp.is_empty() {
+                        &ts_now
+                    } else {
+                        &line.timestamp
+                    };
+                    dlq::write_line(
+                        &mut keep,
+                        ts,
+                        &Entry {
+                            topic: &line.topic,
+                            error: &why,
+                            event: &payload,
+                        },
+                    );
+                }
+            }
+        }
+        {
+            let _lock = DirLock::acquire(dir).map_err(|e| io_error(dir, e))?;
+            if !keep.is_empty() {
+                let active = dir.join(dlq::FILE_NAME);
+                append_synced(&active, &keep).map_err(|e| io_error(&active, e))?;
+            }
+            fs::remove_file(&claimed).map_err(|e| io_error(&claimed, e))?;
+        }
+    }
+    if report.failed_again > 0 && report.replayed == 0 {
+        let errors = producer
+            .context()
+            .client_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if !errors.is_empty() {
+            report.sample_error = Some(format!(
+                "{} ({})",
+                report.sample_error.unwrap_or_default(),
+                errors.join("; ")
+            ));
+        }
+    }
+    Ok(report)
+}
+
+/// Hand one entry to librdkafka, with the output's key and partitioner. `Err` is a failure
+/// known before sending (no topic, unknown topic, unusable partition key).
+#[allow(clippy::too_many_arguments)]
+fn send(
+    producer: &ThreadedProducer<ReplayCtx>,
+    partitions: &mut HashMap<String, Result<i32, String>>,
+    partitioner: &mut Partitioner,
+    key: Option<&FormatString>,
+    topic: &str,
+    line: &Line<'_>,
+    idx: usize,
+    timeout: Duration,
+    max_bytes: usize,
+) -> Result<(), String> {
+    if topic.is_empty() {
+        return Err("no topic was recorded for this event; replay it with --topic".into());
+    }
+    let payload = line.payload();
+    if payload.len() > max_bytes {
+        return Err(format!(
+            "message of {} bytes exceeds output.kafka.max_message_bytes = {max_bytes}",
+            payload.len()
+        ));
+    }
+    let event = match serde_json::from_slice::<serde_json::Value>(&payload) {
+        Ok(serde_json::Value::Object(map)) => Some(Event::from_map(0, map)),
+        _ => None,
+    };
+    let key: Option<Vec<u8>> = match (key, &event) {
+        (Some(k), Some(ev)) => k.render(ev).ok().map(|k| k.as_bytes().to_vec()),
+        _ => None,
+    };
+    let partition = if partitioner.client_chooses(key.as_deref()) {
+        PARTITION_UA
+    } else {
+        let n = partitions
+            .entry(topic.to_string())
+            .or_insert_with(|| partition_count(producer, topic, timeout))
+            .clone()?;
+        match &event {
+            Some(ev) => partitioner.partition(ev, key.as_deref(), n)?,
+            None => PARTITION_UA,
+        }
+    };
+    loop {
+        let mut rec = BaseRecord::with_opaque_to(topic, idx)
+            .payload(&payload)
+            .partition(partition);
+        if let Some(k) = &key {
+            rec = rec.key(k);
+        }
+        match producer.send(rec) {
+            Ok(()) => return Ok(()),
+            Err((e, _)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err((e, _)) => return Err(e.to_string()),
+        }
+    }
+}
+
+fn partition_count(
+    p: &ThreadedProducer<ReplayCtx>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<i32, String> {
+    let md = p
+        .client()
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| format!("cannot fetch metadata of topic {topic:?}: {e}"))?;
+    match md.topics().iter().find(|t| t.name() == topic) {
+        Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+            Ok(t.partitions().len() as i32)
+        }
+        Some(t) => Err(format!(
+            "topic {topic:?}: {:?}",
+            t.error().map(RDKafkaErrorCode::from)
+        )),
+        None => Err(format!("topic {topic:?} is not known to the brokers")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn show_counts_entries_by_cause_and_unreadable_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = super::super::config::DeadLetterConfig {
+            path: None,
+            rotate_every: crate::config::units::ByteSize(1 << 20),
+            number_of_files: 3,
+        };
+        let mut d = dlq::DeadLetter::new(&cfg, dir.path().to_path_buf());
+        let ev = br#"{"message":"a"}"#;
+        d.write(&[
+            Entry {
+                topic: "logs",
+                error: "too large",
+                event: ev,
+            },
+            Entry {
+                topic: "logs",
+                error: "too large",
+                event: ev,
+            },
+            Entry {
+                topic: "",
+                error: "cannot select the topic",
+                event: b"not json",
+            },
+        ])
+        .unwrap();
+        append_synced(&dir.path().join(dlq::FILE_NAME), b"{\"torn\":").unwrap();
+        let r = show(dir.path()).unwrap();
+        assert_eq!(r.files, 1);
+        assert_eq!(r.entries(), 3);
+        assert_eq!(r.unreadable, 1);
+        assert_eq!(
+            r.by_cause[&("logs".to_string(), "too large".to_string())],
+            2
+        );
+        let text = r.render(dir.path(), false);
+        assert!(
+            text.contains("topic (none): cannot select the topic"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_payload_that_was_not_json_is_replayed_as_its_text() {
+        let line: Line<'_> =
+            serde_json::from_str(r#"{"topic":"t","error":"e","event":"plain \"text\""}"#).unwrap();
+        assert_eq!(line.payload(), b"plain \"text\"");
+        let line: Line<'_> =
+            serde_json::from_str(r#"{"topic":"t","error":"e","event":{"a":1}}"#).unwrap();
+        assert_eq!(line.payload(), br#"{"a":1}"#);
+    }
+}
