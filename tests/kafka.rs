@@ -916,6 +916,133 @@ fn tls_with_a_self_signed_ca_works_and_a_wrong_ca_fails_clearly() {
     );
 }
 
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, both signed by the CA,
+/// and a server TLS config that requires a client certificate from that CA (mutual TLS).
+/// Returns (CA PEM path, client certificate PEM path, client key PEM path, server config).
+fn mtls_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf, Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "oxibeat test mTLS CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
+        .expect("CA certificate");
+    let server_key = KeyPair::generate().expect("server key");
+    let server = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .expect("server params")
+        .signed_by(&server_key, &ca)
+        .expect("server certificate");
+    let client_key = KeyPair::generate().expect("client key");
+    let mut client_params = CertificateParams::new(Vec::<String>::new()).expect("client params");
+    client_params
+        .distinguished_name
+        .push(DnType::CommonName, "oxibeat-agent");
+    let client = client_params
+        .signed_by(&client_key, &ca)
+        .expect("client certificate");
+    let ca_path = dir.join("mtls-ca.pem");
+    let cert_path = dir.join("mtls-client.pem");
+    let key_path = dir.join("mtls-client.key");
+    std::fs::write(&ca_path, ca.pem()).unwrap();
+    std::fs::write(&cert_path, client.pem()).unwrap();
+    std::fs::write(&key_path, client_key.serialize_pem()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der().clone()).expect("CA as a trust anchor");
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .expect("client verifier");
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![server.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into()),
+        )
+        .expect("server TLS config");
+    (ca_path, cert_path, key_path, Arc::new(config))
+}
+
+#[test]
+fn mutual_tls_with_a_client_certificate_works_and_without_one_fails() {
+    let _g = serial();
+    let w = Workspace::new();
+    let (ca, cert, key, server) = mtls_pki(w.path());
+    let tls_port = free_port();
+    let broker = Tansu::start(w.path(), Some(tls_port), None);
+    broker.create_topic("mtls", 1);
+    start_tls_proxy(tls_port, broker.port, server);
+    let bootstrap = format!("127.0.0.1:{tls_port}");
+    append(&w.logs().join("app.log"), &seq_lines("m", 0..100));
+    let ssl = |client: bool| {
+        let mut s = format!(
+            "topic = \"mtls\"\n[output.kafka.ssl]\ncertificate_authorities = [{:?}]\n",
+            ca.display().to_string()
+        );
+        if client {
+            s.push_str(&format!(
+                "certificate = {:?}\nkey = {:?}\n",
+                cert.display().to_string(),
+                key.display().to_string()
+            ));
+        }
+        s
+    };
+    let cfg = w.config_with(
+        &w.input("app", "*.log", ""),
+        &kafka_output(&bootstrap, &ssl(true)),
+    );
+    let out = w.run_once(&cfg);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (ca_s, cert_s, key_s) = (
+        ca.display().to_string(),
+        cert.display().to_string(),
+        key.display().to_string(),
+    );
+    let msgs = consume(
+        &bootstrap,
+        &["mtls"],
+        100,
+        60,
+        &[
+            ("security.protocol", "ssl"),
+            ("ssl.ca.location", &ca_s),
+            ("ssl.certificate.location", &cert_s),
+            ("ssl.key.location", &key_s),
+        ],
+    );
+    assert_complete(seqs(&values(&msgs), "m "), 100, "over mutual TLS");
+    // The same broker refuses a client without a certificate; `test output` says so.
+    let cfg = w.config_with(
+        &w.input("app", "*.log", ""),
+        &kafka_output(&bootstrap, &ssl(false)),
+    );
+    let out = Command::new(bin())
+        .args(["test", "output", "-c"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    eprintln!("no client certificate: {err}");
+    assert!(
+        !out.status.success(),
+        "no client certificate must fail: {err}"
+    );
+    assert!(
+        err.contains("certificate required"),
+        "the error should name the missing client certificate: {err}"
+    );
+}
+
 /// librdkafka's queue bounded to a few messages: `send` waits on a full queue (what pauses the
 /// inputs), batches complete meanwhile, and `--once` still delivers everything and exits.
 #[test]
