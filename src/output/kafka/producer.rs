@@ -244,6 +244,62 @@ pub struct Ctx {
     fatal: AtomicBool,
     /// Client error reasons seen so far (for `oxibeat test output`).
     last_error: Mutex<Vec<String>>,
+    /// Errors logged recently: when, and how many identical ones were held back since.
+    previous: Mutex<HashMap<String, (Instant, u64)>>,
+}
+
+impl Ctx {
+    fn new(
+        done: mpsc::UnboundedSender<Arc<InFlight>>,
+        retry: mpsc::UnboundedSender<Retry>,
+    ) -> Self {
+        Ctx {
+            done,
+            retry,
+            fatal: AtomicBool::new(false),
+            last_error: Mutex::new(Vec::new()),
+            previous: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// True when the same error was logged less than 30 s ago: librdkafka reports a down
+    /// broker every reconnect backoff, and rdkafka 0.38's producer poll even hands each error
+    /// event to `error` twice in a row. The next report after the pause says how many were
+    /// held back.
+    fn repeated(&self, error: &RdError, reason: &str) -> Option<u64> {
+        const PAUSE: Duration = Duration::from_secs(30);
+        // Same error = same code and reason, ignoring counts and the "(after 0ms in state …,
+        // 1 identical error(s) suppressed)" tail librdkafka varies.
+        let stable: String = reason
+            .split(" (after")
+            .next()
+            .unwrap_or(reason)
+            .chars()
+            .filter(|c| !c.is_ascii_digit())
+            .collect();
+        let key = format!("{error}\u{0}{stable}");
+        let mut seen = self.previous.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if seen.len() > 64 {
+            seen.retain(|_, (at, _)| now.duration_since(*at) < PAUSE);
+        }
+        match seen.get_mut(&key) {
+            Some((at, held)) if now.duration_since(*at) < PAUSE => {
+                *held += 1;
+                None
+            }
+            Some((at, held)) => {
+                let n = *held;
+                *at = now;
+                *held = 0;
+                Some(n)
+            }
+            None => {
+                seen.insert(key, (now, 0));
+                Some(0)
+            }
+        }
+    }
 }
 
 impl ClientContext for Ctx {
@@ -268,9 +324,14 @@ impl ClientContext for Ctx {
     fn error(&self, error: RdError, reason: &str) {
         if error_code(&error) == Some(RDKafkaErrorCode::Fatal) {
             self.fatal.store(true, Ordering::Release);
+        }
+        let Some(held_back) = self.repeated(&error, reason) else {
+            return;
+        };
+        if error_code(&error) == Some(RDKafkaErrorCode::Fatal) {
             tracing::error!(error = %error, reason, "Kafka producer fatal error; recreating the producer");
         } else {
-            tracing::warn!(error = %error, reason, "Kafka client error; retrying");
+            tracing::warn!(error = %error, reason, held_back, "Kafka client error; retrying (the same error is logged again after 30s at most, with the count held back)");
         }
         // Keep the first distinct reasons: the root cause (TLS, SASL) comes before the
         // generic "brokers are down" that follows it.
@@ -389,14 +450,8 @@ fn build_producer(
     done: mpsc::UnboundedSender<Arc<InFlight>>,
     retry: mpsc::UnboundedSender<Retry>,
 ) -> Result<Prod, KafkaError> {
-    let ctx = Ctx {
-        done,
-        retry,
-        fatal: AtomicBool::new(false),
-        last_error: Mutex::new(Vec::new()),
-    };
     client_config(cfg)?
-        .create_with_context(ctx)
+        .create_with_context(Ctx::new(done, retry))
         .map_err(|e| KafkaError::Client(e.to_string()))
 }
 
@@ -852,14 +907,8 @@ pub fn check(cfg: &KafkaConfig) -> Result<String, KafkaError> {
     Partitioner::new(cfg.partition.as_ref())?;
     let (done, _d) = mpsc::unbounded_channel();
     let (retry, _r) = mpsc::unbounded_channel();
-    let ctx = Ctx {
-        done,
-        retry,
-        fatal: AtomicBool::new(false),
-        last_error: Mutex::new(Vec::new()),
-    };
     let p: BaseProducer<Ctx> = client_config(cfg)?
-        .create_with_context(ctx)
+        .create_with_context(Ctx::new(done, retry))
         .map_err(|e| KafkaError::Client(e.to_string()))?;
     let hosts = cfg.hosts.join(",");
     let md = p
@@ -977,6 +1026,33 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.to_string().contains("/nope/ca.pem"), "{e}");
+    }
+
+    #[test]
+    fn repeated_client_errors_are_held_back() {
+        let (done, _d) = mpsc::unbounded_channel();
+        let (retry, _r) = mpsc::unbounded_channel();
+        let ctx = Ctx::new(done, retry);
+        let down = RdError::Global(RDKafkaErrorCode::AllBrokersDown);
+        assert_eq!(ctx.repeated(&down, "1/1 brokers are down"), Some(0));
+        // rdkafka's duplicate call, and librdkafka's next report with other counts.
+        assert_eq!(ctx.repeated(&down, "1/1 brokers are down"), None);
+        assert_eq!(ctx.repeated(&down, "0/1 brokers are down"), None);
+        let refused = RdError::Global(RDKafkaErrorCode::BrokerTransportFailure);
+        let reason = "b:9092/bootstrap: Connect to ipv4#10.0.0.1:9092 failed: Connection refused";
+        assert_eq!(ctx.repeated(&refused, reason), Some(0));
+        assert_eq!(
+            ctx.repeated(
+                &refused,
+                &format!("{reason} (after 0ms in state CONNECT, 3 identical error(s) suppressed)")
+            ),
+            None
+        );
+        assert_eq!(
+            ctx.repeated(&refused, "b:9092/bootstrap: SSL handshake failed"),
+            Some(0),
+            "another cause is logged at once"
+        );
     }
 
     #[test]
