@@ -682,6 +682,15 @@ fn unknown_topic_goes_to_the_dead_letter_file() {
     assert!(String::from_utf8_lossy(&left.stdout).contains("0 entries"));
 }
 
+/// `oxibeat test output -c <cfg>`.
+fn test_output(cfg: &Path) -> std::process::Output {
+    Command::new(bin())
+        .args(["test", "output", "-c"])
+        .arg(cfg)
+        .output()
+        .expect("run oxibeat test output")
+}
+
 /// `oxibeat dlq <args>` with `cfg`.
 fn dlq_cmd(cfg: &Path, args: &[&str]) -> std::process::Output {
     Command::new(bin())
@@ -734,11 +743,7 @@ fn test_output_reports_brokers_and_partitions_or_fails_clearly() {
         &w.input("app", "*.log", ""),
         &kafka_output(&format!("127.0.0.1:{}", broker.port), "topic = \"logs\""),
     );
-    let out = Command::new(bin())
-        .args(["test", "output", "-c"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = test_output(&cfg);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -756,11 +761,7 @@ fn test_output_reports_brokers_and_partitions_or_fails_clearly() {
         &w.input("app", "*.log", ""),
         &kafka_output(&format!("127.0.0.1:{dead}"), "topic = \"logs\""),
     );
-    let out = Command::new(bin())
-        .args(["test", "output", "-c"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = test_output(&cfg);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -876,11 +877,7 @@ fn tls_with_a_self_signed_ca_works_and_a_wrong_ca_fails_clearly() {
         &w.input("app", "*.log", ""),
         &kafka_output(&bootstrap, &ssl(&ca)),
     );
-    let out = Command::new(bin())
-        .args(["test", "output", "-c"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = test_output(&cfg);
     assert!(
         out.status.success(),
         "{}{}",
@@ -902,11 +899,7 @@ fn tls_with_a_self_signed_ca_works_and_a_wrong_ca_fails_clearly() {
         &w.input("app", "*.log", ""),
         &kafka_output(&bootstrap, &ssl(&wrong_ca)),
     );
-    let out = Command::new(bin())
-        .args(["test", "output", "-c"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = test_output(&cfg);
     let err = String::from_utf8_lossy(&out.stderr);
     eprintln!("wrong CA: {err}");
     assert!(!out.status.success(), "a wrong CA must fail");
@@ -1026,11 +1019,7 @@ fn mutual_tls_with_a_client_certificate_works_and_without_one_fails() {
         &w.input("app", "*.log", ""),
         &kafka_output(&bootstrap, &ssl(false)),
     );
-    let out = Command::new(bin())
-        .args(["test", "output", "-c"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = test_output(&cfg);
     let err = String::from_utf8_lossy(&out.stderr);
     eprintln!("no client certificate: {err}");
     assert!(
@@ -1129,11 +1118,7 @@ fn sasl_scram_authenticates_and_a_wrong_password_fails_clearly() {
         &w.input("app", "*.log", ""),
         &kafka_output(&bootstrap, &sasl(password)),
     );
-    let test = Command::new(bin())
-        .args(["test", "output", "-c"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let test = test_output(&cfg);
     let shown = String::from_utf8_lossy(&test.stdout);
     assert!(
         test.status.success(),
@@ -1164,11 +1149,7 @@ fn sasl_scram_authenticates_and_a_wrong_password_fails_clearly() {
         &w.input("app", "*.log", ""),
         &kafka_output(&bootstrap, &sasl(wrong)),
     );
-    let test = Command::new(bin())
-        .args(["test", "output", "-c"])
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let test = test_output(&bad);
     let err =
         String::from_utf8_lossy(&test.stderr).to_string() + &String::from_utf8_lossy(&test.stdout);
     assert!(!test.status.success(), "{err}");
@@ -1182,10 +1163,6 @@ fn sasl_scram_authenticates_and_a_wrong_password_fails_clearly() {
         &w.input("app", "*.log", ""),
         &kafka_output(&bootstrap, "topic = \"logs\""),
     );
-    let test = Command::new(bin())
-        .args(["test", "output", "-c"])
-        .arg(&none)
-        .output()
-        .unwrap();
+    let test = test_output(&none);
     assert!(!test.status.success());
 }

@@ -51,26 +51,30 @@ impl DirLock {
 
 /// The dead-letter files of `dir`, oldest first (`.N` … `.1`, then the active file).
 pub fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut rotated: Vec<(u32, PathBuf)> = fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let n = name
-                .strip_prefix(FILE_NAME)?
-                .strip_prefix('.')?
-                .parse()
-                .ok()?;
-            Some((n, e.path()))
-        })
-        .collect();
-    rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
+    let mut rotated = numbered(dir, |name| {
+        name.strip_prefix(FILE_NAME)?
+            .strip_prefix('.')?
+            .parse()
+            .ok()
+    });
+    rotated.reverse();
     let mut out: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
     let active = dir.join(FILE_NAME);
     if active.is_file() {
         out.push(active);
     }
+    out
+}
+
+/// Entries of `dir` whose name `number` maps to a number, in ascending order.
+pub fn numbered(dir: &Path, number: impl Fn(&str) -> Option<u64>) -> Vec<(u64, PathBuf)> {
+    let mut out: Vec<(u64, PathBuf)> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((number(&e.file_name().to_string_lossy())?, e.path())))
+        .collect();
+    out.sort();
     out
 }
 
@@ -158,6 +162,40 @@ pub fn write_line(buf: &mut Vec<u8>, ts: &str, e: &Entry<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_are_listed_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "kafka-dlq.ndjson",
+            ".1",
+            ".2",
+            ".10",
+            ".x",
+            ".replaying.0.ndjson",
+        ] {
+            let name = if name.starts_with('.') {
+                format!("{FILE_NAME}{name}")
+            } else {
+                name.to_string()
+            };
+            fs::write(dir.path().join(name), "").unwrap();
+        }
+        let names: Vec<String> = files(dir.path())
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "kafka-dlq.ndjson.10",
+                "kafka-dlq.ndjson.2",
+                "kafka-dlq.ndjson.1",
+                "kafka-dlq.ndjson"
+            ]
+        );
+        assert!(files(&dir.path().join("missing")).is_empty());
+    }
 
     #[test]
     fn writes_and_rotates() {

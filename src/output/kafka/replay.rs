@@ -38,22 +38,12 @@ const CLAIMED_PREFIX: &str = "kafka-dlq.replaying.";
 
 /// Files claimed by a replay (possibly an interrupted one), in order.
 fn claimed_files(dir: &Path) -> Vec<(u64, PathBuf)> {
-    let mut out: Vec<(u64, PathBuf)> = fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let n = name
-                .strip_prefix(CLAIMED_PREFIX)?
-                .strip_suffix(".ndjson")?
-                .parse()
-                .ok()?;
-            Some((n, e.path()))
-        })
-        .collect();
-    out.sort();
-    out
+    dlq::numbered(dir, |name| {
+        name.strip_prefix(CLAIMED_PREFIX)?
+            .strip_suffix(".ndjson")?
+            .parse()
+            .ok()
+    })
 }
 
 /// Rename every dead-letter file to a claimed name, after those an interrupted replay left.
