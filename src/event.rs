@@ -118,7 +118,8 @@ pub struct FileSource {
     /// Only with fingerprint identity, like Filebeat.
     pub fingerprint: Option<String>,
     pub common: Arc<InputCommon>,
-    /// `{"path":..,"device_id":..}`, serialised once: it is the same for every line.
+    /// The `log.file` object (`path`, `device_id`, `inode`, `fingerprint`), serialised once:
+    /// it is the same for every line of the file.
     file_json: Box<[u8]>,
 }
 

@@ -631,7 +631,10 @@ fn unknown_topic_goes_to_the_dead_letter_file() {
     append(&log, &seq_lines("u", 0..5));
     let cfg = w.config_with(
         &w.input("app", "*.log", ""),
-        &kafka_output(&format!("127.0.0.1:{}", broker.port), "topic = \"nope\""),
+        &kafka_output(
+            &format!("127.0.0.1:{}", broker.port),
+            "topic = \"nope\"\nheaders = [{ key = \"source\", value = \"oxibeat\" }]",
+        ),
     );
     w.run_once(&cfg);
     let dlq = w.data().join("kafka-dlq").join("kafka-dlq.ndjson");
@@ -678,6 +681,12 @@ fn unknown_topic_goes_to_the_dead_letter_file() {
     assert_complete(seqs(&vals, "u "), 5, "replayed lines");
     assert_eq!(vals[0]["input"]["type"], "filestream");
     assert!(vals[0]["log"]["offset"].is_u64());
+    // As the output would have sent them: the configured headers, the event's time.
+    for m in &msgs {
+        assert_eq!(m.headers, [("source".to_string(), "oxibeat".to_string())]);
+        let ts = oxibeat::event::parse_timestamp(m.value["@timestamp"].as_str().unwrap()).unwrap();
+        assert_eq!(m.timestamp, Some(ts / 1_000_000));
+    }
     let left = dlq_cmd(&cfg, &["show"]);
     assert!(String::from_utf8_lossy(&left.stdout).contains("0 entries"));
 }

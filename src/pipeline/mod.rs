@@ -3,8 +3,10 @@
 //!
 //! Data flows one way: `Publisher::publish` (input side) → queue → `Consumer::next_batch`
 //! (output side). Acks flow back: `Batch::ack` → `AckTracker` per file → registry.
-//! Queue space is returned only when a batch is acked or dropped, so a stalled output pauses
-//! the inputs instead of growing memory.
+//! Queue space is returned when a batch is acked or dropped, so a stalled output pauses the
+//! inputs instead of growing memory. An output that hands copies of the events to a client
+//! with its own bounded buffer (Kafka) returns it earlier with `Batch::into_receipt`; that
+//! client's bound then pauses the inputs.
 
 pub mod ack;
 

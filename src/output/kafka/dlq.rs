@@ -133,11 +133,42 @@ impl DeadLetter {
 }
 
 /// Append `buf` to `path` and fsync it. A failed write may leave a partial line, which
-/// readers skip as invalid JSON.
+/// readers skip as invalid JSON; the next append ends that line first, so it cannot swallow
+/// the entry that follows.
 pub fn append_synced(path: &Path, buf: &[u8]) -> std::io::Result<()> {
-    let mut f = OpenOptions::new().create(true).append(true).open(path)?;
+    use std::os::unix::fs::FileExt;
+    let mut f = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)?;
+    let len = f.metadata()?.len();
+    let mut last = [0u8];
+    if len > 0 && f.read_at(&mut last, len - 1)? == 1 && last[0] != b'\n' {
+        f.write_all(b"\n")?;
+    }
     f.write_all(buf)?;
     f.sync_data()
+}
+
+/// A non-blocking exclusive lock on `path`, or `None` when another process holds it.
+pub fn try_lock(path: &Path) -> std::io::Result<Option<File>> {
+    use std::os::fd::AsRawFd;
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    // SAFETY: flock on a descriptor we own; it is released when the file is closed.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            Ok(None)
+        } else {
+            Err(e)
+        };
+    }
+    Ok(Some(f))
 }
 
 /// One dead-letter line for `e`, dead-lettered at `ts`.
@@ -162,6 +193,19 @@ pub fn write_line(buf: &mut Vec<u8>, ts: &str, e: &Entry<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_append_after_a_torn_line_starts_on_a_new_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        fs::write(&path, "{\"torn\":").unwrap();
+        append_synced(&path, b"{\"a\":1}\n").unwrap();
+        append_synced(&path, b"{\"b\":2}\n").unwrap();
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "{\"torn\":\n{\"a\":1}\n{\"b\":2}\n"
+        );
+    }
 
     #[test]
     fn files_are_listed_oldest_first() {

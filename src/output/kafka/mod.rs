@@ -33,4 +33,13 @@ pub enum KafkaError {
         #[source]
         source: std::io::Error,
     },
+    #[error("output.kafka dead letters: cannot {action} {path}: {source}")]
+    DeadLetter {
+        action: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("output.kafka dead letters: another `oxibeat dlq replay` is running on {0}")]
+    ReplayRunning(String),
 }

@@ -168,6 +168,18 @@ pub fn client_config(cfg: &KafkaConfig) -> Result<ClientConfig, KafkaError> {
     Ok(c)
 }
 
+/// The configured `headers`, added to every message.
+pub fn headers(cfg: &KafkaConfig) -> Option<OwnedHeaders> {
+    (!cfg.headers.is_empty()).then(|| {
+        cfg.headers.iter().fold(OwnedHeaders::new(), |h, kv| {
+            h.insert(RdHeader {
+                key: &kv.key,
+                value: Some(kv.value.as_bytes()),
+            })
+        })
+    })
+}
+
 /// Errors Kafka will not get over by retrying: the event goes to the dead-letter file.
 fn is_permanent(code: RDKafkaErrorCode) -> bool {
     use RDKafkaErrorCode as C;
@@ -268,15 +280,14 @@ impl Ctx {
     /// held back.
     fn repeated(&self, error: &RdError, reason: &str) -> Option<u64> {
         const PAUSE: Duration = Duration::from_secs(30);
-        // Same error = same code and reason, ignoring counts and the "(after 0ms in state …,
-        // 1 identical error(s) suppressed)" tail librdkafka varies.
-        let stable: String = reason
-            .split(" (after")
-            .next()
-            .unwrap_or(reason)
-            .chars()
-            .filter(|c| !c.is_ascii_digit())
-            .collect();
+        // Same error = same code and reason, ignoring the "(after 0ms in state …, 1 identical
+        // error(s) suppressed)" tail and the "1/3 brokers are down" counts librdkafka varies.
+        let head = reason.split(" (after").next().unwrap_or(reason);
+        let stable: String = if head.ends_with("brokers are down") {
+            head.chars().filter(|c| !c.is_ascii_digit()).collect()
+        } else {
+            head.to_string()
+        };
         let key = format!("{error}\u{0}{stable}");
         let mut seen = self.previous.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
@@ -835,14 +846,7 @@ pub async fn run(
         None => None,
     };
     let partitioner = Partitioner::new(cfg.partition.as_ref())?;
-    let headers = (!cfg.headers.is_empty()).then(|| {
-        cfg.headers.iter().fold(OwnedHeaders::new(), |h, kv| {
-            h.insert(RdHeader {
-                key: &kv.key,
-                value: Some(kv.value.as_bytes()),
-            })
-        })
-    });
+    let headers = headers(&cfg);
     let dlq_dir = cfg
         .dead_letter
         .path
@@ -1052,6 +1056,14 @@ mod tests {
             ctx.repeated(&refused, "b:9092/bootstrap: SSL handshake failed"),
             Some(0),
             "another cause is logged at once"
+        );
+        assert_eq!(
+            ctx.repeated(
+                &refused,
+                "c:9092/bootstrap: Connect to ipv4#10.0.0.2:9092 failed: Connection refused"
+            ),
+            Some(0),
+            "another broker is logged at once"
         );
     }
 

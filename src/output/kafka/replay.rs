@@ -4,11 +4,14 @@
 //!
 //! Replay first claims every dead-letter file under the directory lock, renaming them to
 //! `kafka-dlq.replaying.<n>.ndjson` in age order (a running agent then starts a new active
-//! file). Then, one claimed file at a time, it sends every entry with the output's settings,
-//! waits for the delivery reports, appends what failed again, with the new error, to the
-//! active file, and deletes the claimed file. A crash in between leaves claimed files, which the
-//! next replay takes first: entries are delivered at least once and none is lost. Lines that are not valid dead-letter entries (a
-//! torn write) are kept as they are and counted.
+//! file). Then, one claimed file at a time, it sends every entry with the output's settings
+//! (key, partitioner, headers, and the event's `@timestamp` as the message timestamp), waits
+//! for the delivery reports, appends what failed again, with the new error, to the active file,
+//! and deletes the claimed file. A crash in between leaves claimed files, which the next replay
+//! takes first: entries are delivered at least once and none is lost (a crash after the append
+//! and before the delete repeats that file's entries). One replay runs at a time
+//! (`kafka-dlq.replay.lock`). Lines that are not valid dead-letter entries (a torn write) are
+//! kept byte for byte and counted.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -25,16 +28,18 @@ use rdkafka::ClientContext;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::event::Event;
+use crate::event::{parse_timestamp, Event};
 
 use super::config::KafkaConfig;
 use super::dlq::{self, append_synced, DirLock, Entry};
 use super::format::FormatString;
 use super::partition::Partitioner;
-use super::producer::client_config;
+use super::producer::{client_config, headers};
 use super::KafkaError;
 
 const CLAIMED_PREFIX: &str = "kafka-dlq.replaying.";
+/// Held for the whole replay: a second replay would take over files the first is sending.
+const REPLAY_LOCK: &str = "kafka-dlq.replay.lock";
 
 /// Files claimed by a replay (possibly an interrupted one), in order.
 fn claimed_files(dir: &Path) -> Vec<(u64, PathBuf)> {
@@ -48,12 +53,12 @@ fn claimed_files(dir: &Path) -> Vec<(u64, PathBuf)> {
 
 /// Rename every dead-letter file to a claimed name, after those an interrupted replay left.
 fn claim_all(dir: &Path) -> Result<Vec<PathBuf>, KafkaError> {
-    let _lock = DirLock::acquire(dir).map_err(|e| io_error(dir, e))?;
+    let _lock = DirLock::acquire(dir).map_err(|e| io_error("lock", dir, e))?;
     let mut claimed = claimed_files(dir);
     let first = claimed.last().map_or(0, |(n, _)| n + 1);
     for (n, f) in (first..).zip(dlq::files(dir)) {
         let to = dir.join(format!("{CLAIMED_PREFIX}{n}.ndjson"));
-        fs::rename(&f, &to).map_err(|e| io_error(&f, e))?;
+        fs::rename(&f, &to).map_err(|e| io_error("claim", &f, e))?;
         claimed.push((n, to));
     }
     Ok(claimed.into_iter().map(|(_, p)| p).collect())
@@ -133,40 +138,49 @@ impl Report {
 /// Count the dead-letter entries of `dir` by topic and error, without changing anything.
 pub fn show(dir: &Path) -> Result<Report, KafkaError> {
     let mut report = Report::default();
+    if !dir.is_dir() {
+        return Ok(report);
+    }
+    // Under the lock: no rotation or replay step moves a file while it is counted.
+    let _lock = DirLock::acquire(dir).map_err(|e| io_error("lock", dir, e))?;
     let files: Vec<PathBuf> = claimed_files(dir)
         .into_iter()
         .map(|(_, p)| p)
         .chain(dlq::files(dir))
         .collect();
     for path in &files {
-        let text = read(path)?;
+        let bytes = fs::read(path).map_err(|e| io_error("read", path, e))?;
         report.files += 1;
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            match serde_json::from_str::<Line<'_>>(line) {
-                Ok(l) => *report.by_cause.entry((l.topic, l.error)).or_default() += 1,
-                Err(_) => report.unreadable += 1,
+        for raw in lines(&bytes) {
+            match parse(raw) {
+                Some(l) => *report.by_cause.entry((l.topic, l.error)).or_default() += 1,
+                None => report.unreadable += 1,
             }
         }
     }
     Ok(report)
 }
 
-fn read(path: &Path) -> Result<String, KafkaError> {
-    let bytes = fs::read(path).map_err(|source| KafkaError::ReadFile {
-        path: path.display().to_string(),
-        source,
-    })?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+/// The non-empty lines of a dead-letter file, as bytes (a torn line may not be UTF-8).
+fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
 }
 
-fn io_error(path: &Path, source: std::io::Error) -> KafkaError {
-    KafkaError::ReadFile {
+fn parse(raw: &[u8]) -> Option<Line<'_>> {
+    serde_json::from_slice(raw).ok()
+}
+
+fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> KafkaError {
+    KafkaError::DeadLetter {
+        action,
         path: path.display().to_string(),
         source,
     }
 }
 
-/// Delivery reports by entry index: `None` delivered, `Some(error)` failed.
+/// Delivery reports by message id: `None` delivered, `Some(error)` failed.
 struct ReplayCtx {
     results: Mutex<HashMap<usize, Option<String>>>,
     client_errors: Mutex<Vec<String>>,
@@ -174,9 +188,11 @@ struct ReplayCtx {
 
 impl ClientContext for ReplayCtx {
     fn error(&self, error: RdError, reason: &str) {
+        let text = format!("{error}: {reason}");
         let mut e = self.client_errors.lock().unwrap_or_else(|e| e.into_inner());
-        if e.len() < 3 {
-            e.push(format!("{error}: {reason}"));
+        // rdkafka 0.38 reports each producer error twice.
+        if e.len() < 3 && !e.contains(&text) {
+            e.push(text);
         }
     }
 }
@@ -184,13 +200,27 @@ impl ClientContext for ReplayCtx {
 impl ProducerContext<NoCustomPartitioner> for ReplayCtx {
     type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, idx: usize) {
+    fn delivery(&self, result: &DeliveryResult<'_>, id: usize) {
         let outcome = result.as_ref().err().map(|(e, _)| e.to_string());
         self.results
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(idx, outcome);
+            .insert(id, outcome);
     }
+}
+
+/// What a replayed message is built with, from the output's configuration.
+struct Sender<'a> {
+    cfg: &'a KafkaConfig,
+    producer: ThreadedProducer<ReplayCtx>,
+    key: Option<FormatString>,
+    partitioner: Partitioner,
+    headers: Option<rdkafka::message::OwnedHeaders>,
+    partitions: HashMap<String, Result<i32, String>>,
+    timeout: Duration,
+    /// Message ids are unique over the whole replay, so a late report cannot be credited to
+    /// an entry of another file.
+    next_id: usize,
 }
 
 /// Send every dead-letter entry of `dir` to Kafka again. `topic` replaces the recorded topic;
@@ -201,114 +231,44 @@ pub fn replay(
     topic: Option<&str>,
     timeout: Duration,
 ) -> Result<Report, KafkaError> {
-    let key = match &cfg.key {
-        Some(k) => Some(FormatString::parse(k, "output.kafka.key")?),
-        None => None,
+    let mut report = Report::default();
+    if !dir.is_dir() {
+        return Ok(report);
+    }
+    let lock_path = dir.join(REPLAY_LOCK);
+    let Some(_replay_lock) =
+        dlq::try_lock(&lock_path).map_err(|e| io_error("lock", &lock_path, e))?
+    else {
+        return Err(KafkaError::ReplayRunning(dir.display().to_string()));
     };
-    let mut partitioner = Partitioner::new(cfg.partition.as_ref())?;
     let ctx = ReplayCtx {
         results: Mutex::new(HashMap::new()),
         client_errors: Mutex::new(Vec::new()),
     };
     let mut conf = client_config(cfg)?;
     conf.set("message.timeout.ms", timeout.as_millis().max(1).to_string());
-    let producer: ThreadedProducer<ReplayCtx> = conf
-        .create_with_context(ctx)
-        .map_err(|e| KafkaError::Client(e.to_string()))?;
-    let mut partitions: HashMap<String, Result<i32, String>> = HashMap::new();
-    let mut report = Report::default();
-    if !dir.is_dir() {
-        return Ok(report);
-    }
+    let mut sender = Sender {
+        cfg,
+        producer: conf
+            .create_with_context(ctx)
+            .map_err(|e| KafkaError::Client(e.to_string()))?,
+        key: match &cfg.key {
+            Some(k) => Some(FormatString::parse(k, "output.kafka.key")?),
+            None => None,
+        },
+        partitioner: Partitioner::new(cfg.partition.as_ref())?,
+        headers: headers(cfg),
+        partitions: HashMap::new(),
+        timeout,
+        next_id: 0,
+    };
     for claimed in claim_all(dir)? {
         report.files += 1;
-        let text = read(&claimed)?;
-        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-        let mut parsed: Vec<Option<Line<'_>>> = Vec::with_capacity(lines.len());
-        let mut failed: HashMap<usize, String> = HashMap::new();
-        for (i, raw) in lines.iter().enumerate() {
-            let Ok(line) = serde_json::from_str::<Line<'_>>(raw) else {
-                report.unreadable += 1;
-                parsed.push(None);
-                continue;
-            };
-            *report
-                .by_cause
-                .entry((line.topic.clone(), line.error.clone()))
-                .or_default() += 1;
-            let dest = topic.unwrap_or(&line.topic).to_string();
-            if let Err(why) = send(
-                &producer,
-                &mut partitions,
-                &mut partitioner,
-                key.as_ref(),
-                &dest,
-                &line,
-                i,
-                timeout,
-                cfg.max_message_bytes,
-            ) {
-                failed.insert(i, why);
-            }
-            parsed.push(Some(line));
-        }
-        let _ = producer.flush(timeout + Duration::from_secs(10));
-        let results = std::mem::take(
-            &mut *producer
-                .context()
-                .results
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
-        // Whatever did not arrive goes back, with its new error.
-        let mut keep = Vec::new();
-        let ts_now = crate::event::format_timestamp(crate::event::now_nanos());
-        for (i, line) in parsed.iter().enumerate() {
-            let Some(line) = line else {
-                keep.extend_from_slice(lines[i].as_bytes());
-                keep.push(b'\n');
-                continue;
-            };
-            let error = match (failed.get(&i), results.get(&i)) {
-                (Some(why), _) => Some(why.clone()),
-                (None, Some(None)) => None,
-                (None, Some(Some(why))) => Some(why.clone()),
-                (None, None) => Some("no delivery report before the replay timeout".into()),
-            };
-            match error {
-                None => report.replayed += 1,
-                Some(why) => {
-                    report.failed_again += 1;
-                    report.sample_error.get_or_insert_with(|| why.clone());
-                    let payload = line.payload();
-                    let ts = if line.timestamp.is_empty() {
-                        &ts_now
-                    } else {
-                        &line.timestamp
-                    };
-                    dlq::write_line(
-                        &mut keep,
-                        ts,
-                        &Entry {
-                            topic: &line.topic,
-                            error: &why,
-                            event: &payload,
-                        },
-                    );
-                }
-            }
-        }
-        {
-            let _lock = DirLock::acquire(dir).map_err(|e| io_error(dir, e))?;
-            if !keep.is_empty() {
-                let active = dir.join(dlq::FILE_NAME);
-                append_synced(&active, &keep).map_err(|e| io_error(&active, e))?;
-            }
-            fs::remove_file(&claimed).map_err(|e| io_error(&claimed, e))?;
-        }
+        replay_file(&mut sender, dir, &claimed, topic, &mut report)?;
     }
     if report.failed_again > 0 && report.replayed == 0 {
-        let errors = producer
+        let errors = sender
+            .producer
             .context()
             .client_errors
             .lock()
@@ -325,63 +285,166 @@ pub fn replay(
     Ok(report)
 }
 
-/// Hand one entry to librdkafka, with the output's key and partitioner. `Err` is a failure
-/// known before sending (no topic, unknown topic, unusable partition key).
-#[allow(clippy::too_many_arguments)]
-fn send(
-    producer: &ThreadedProducer<ReplayCtx>,
-    partitions: &mut HashMap<String, Result<i32, String>>,
-    partitioner: &mut Partitioner,
-    key: Option<&FormatString>,
-    topic: &str,
-    line: &Line<'_>,
-    idx: usize,
-    timeout: Duration,
-    max_bytes: usize,
-) -> Result<(), String> {
-    if topic.is_empty() {
-        return Err("no topic was recorded for this event; replay it with --topic".into());
-    }
-    let payload = line.payload();
-    if payload.len() > max_bytes {
-        return Err(format!(
-            "message of {} bytes exceeds output.kafka.max_message_bytes = {max_bytes}",
-            payload.len()
-        ));
-    }
-    let event = match serde_json::from_slice::<serde_json::Value>(&payload) {
-        Ok(serde_json::Value::Object(map)) => Some(Event::from_map(0, map)),
-        _ => None,
-    };
-    let key: Option<Vec<u8>> = match (key, &event) {
-        (Some(k), Some(ev)) => k.render(ev).ok().map(|k| k.as_bytes().to_vec()),
-        _ => None,
-    };
-    let partition = if partitioner.client_chooses(key.as_deref()) {
-        PARTITION_UA
-    } else {
-        let n = partitions
-            .entry(topic.to_string())
-            .or_insert_with(|| partition_count(producer, topic, timeout))
-            .clone()?;
-        match &event {
-            Some(ev) => partitioner.partition(ev, key.as_deref(), n)?,
-            None => PARTITION_UA,
+/// Send the entries of one claimed file, wait for their reports, put back what failed and
+/// delete the file.
+fn replay_file(
+    sender: &mut Sender<'_>,
+    dir: &Path,
+    claimed: &Path,
+    topic: Option<&str>,
+    report: &mut Report,
+) -> Result<(), KafkaError> {
+    let bytes = fs::read(claimed).map_err(|e| io_error("read", claimed, e))?;
+    let raws: Vec<&[u8]> = lines(&bytes).collect();
+    let first_id = sender.next_id;
+    let mut parsed: Vec<Option<Line<'_>>> = Vec::with_capacity(raws.len());
+    let mut failed: HashMap<usize, String> = HashMap::new();
+    for (i, raw) in raws.iter().enumerate() {
+        let Some(line) = parse(raw) else {
+            report.unreadable += 1;
+            parsed.push(None);
+            continue;
+        };
+        *report
+            .by_cause
+            .entry((line.topic.clone(), line.error.clone()))
+            .or_default() += 1;
+        let dest = topic.unwrap_or(&line.topic).to_string();
+        if let Err(why) = sender.send(&dest, &line, first_id + i) {
+            failed.insert(i, why);
         }
-    };
-    loop {
-        let mut rec = BaseRecord::with_opaque_to(topic, idx)
-            .payload(&payload)
-            .partition(partition);
-        if let Some(k) = &key {
-            rec = rec.key(k);
+        parsed.push(Some(line));
+    }
+    sender.next_id = first_id + raws.len();
+    let producer = &sender.producer;
+    if producer
+        .flush(sender.timeout + Duration::from_secs(10))
+        .is_err()
+    {
+        // Give up on what is still queued or in flight: purged messages report as failed,
+        // so nothing counts as delivered that might not have been.
+        producer.purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
+        let _ = producer.flush(Duration::from_secs(10));
+    }
+    let results = std::mem::take(
+        &mut *producer
+            .context()
+            .results
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()),
+    );
+    // Whatever did not arrive goes back, with its new error.
+    let mut keep = Vec::new();
+    let ts_now = crate::event::format_timestamp(crate::event::now_nanos());
+    for (i, line) in parsed.iter().enumerate() {
+        let Some(line) = line else {
+            keep.extend_from_slice(raws[i]);
+            keep.push(b'\n');
+            continue;
+        };
+        let error = match (failed.get(&i), results.get(&(first_id + i))) {
+            (Some(why), _) => Some(why.clone()),
+            (None, Some(None)) => None,
+            (None, Some(Some(why))) => Some(why.clone()),
+            (None, None) => Some("no delivery report before the replay timeout".into()),
+        };
+        let Some(why) = error else {
+            report.replayed += 1;
+            continue;
+        };
+        report.failed_again += 1;
+        report.sample_error.get_or_insert_with(|| why.clone());
+        let payload = line.payload();
+        let ts = if line.timestamp.is_empty() {
+            &ts_now
+        } else {
+            &line.timestamp
+        };
+        let entry = Entry {
+            topic: &line.topic,
+            error: &why,
+            event: &payload,
+        };
+        dlq::write_line(&mut keep, ts, &entry);
+    }
+    let _lock = DirLock::acquire(dir).map_err(|e| io_error("lock", dir, e))?;
+    if !keep.is_empty() {
+        let active = dir.join(dlq::FILE_NAME);
+        append_synced(&active, &keep).map_err(|e| io_error("append to", &active, e))?;
+    }
+    fs::remove_file(claimed).map_err(|e| io_error("remove", claimed, e))
+}
+
+impl Sender<'_> {
+    /// Hand one entry to librdkafka with the output's key, partitioner and headers, and the
+    /// event's `@timestamp`. `Err` is a failure known before sending (no topic, unknown
+    /// topic, too large, unusable partition key).
+    fn send(&mut self, topic: &str, line: &Line<'_>, id: usize) -> Result<(), String> {
+        if topic.is_empty() {
+            return Err("no topic was recorded for this event; replay it with --topic".into());
         }
-        match producer.send(rec) {
-            Ok(()) => return Ok(()),
-            Err((e, _)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
-                std::thread::sleep(Duration::from_millis(10));
+        let payload = line.payload();
+        let max = self.cfg.max_message_bytes;
+        if payload.len() > max {
+            return Err(format!(
+                "message of {} bytes exceeds output.kafka.max_message_bytes = {max}",
+                payload.len()
+            ));
+        }
+        let event = match serde_json::from_slice::<serde_json::Value>(&payload) {
+            Ok(serde_json::Value::Object(map)) => {
+                let ts = map
+                    .get("@timestamp")
+                    .and_then(serde_json::Value::as_str)
+                    .and_then(parse_timestamp);
+                Some((ts, Event::from_map(ts.unwrap_or(0), map)))
             }
-            Err((e, _)) => return Err(e.to_string()),
+            _ => None,
+        };
+        let key: Option<Vec<u8>> = match (&self.key, &event) {
+            (Some(k), Some((_, ev))) => k.render(ev).ok().map(|k| k.as_bytes().to_vec()),
+            _ => None,
+        };
+        let partition = if self.partitioner.client_chooses(key.as_deref()) {
+            PARTITION_UA
+        } else {
+            let n = match self.partitions.get(topic) {
+                Some(n) => n.clone(),
+                None => {
+                    let n = partition_count(&self.producer, topic, self.timeout);
+                    self.partitions.insert(topic.to_string(), n.clone());
+                    n
+                }
+            }?;
+            match &event {
+                Some((_, ev)) => self.partitioner.partition(ev, key.as_deref(), n)?,
+                None => PARTITION_UA,
+            }
+        };
+        let timestamp = event
+            .as_ref()
+            .and_then(|(ts, _)| *ts)
+            .map(|ns| ns.div_euclid(1_000_000));
+        loop {
+            let mut rec = BaseRecord::with_opaque_to(topic, id)
+                .payload(&payload)
+                .partition(partition);
+            if let Some(k) = &key {
+                rec = rec.key(k);
+            }
+            if let Some(ms) = timestamp {
+                rec = rec.timestamp(ms);
+            }
+            if let Some(h) = &self.headers {
+                rec = rec.headers(h.clone());
+            }
+            match self.producer.send(rec) {
+                Ok(()) => return Ok(()),
+                Err((e, _)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err((e, _)) => return Err(e.to_string()),
+            }
         }
     }
 }
@@ -453,6 +516,34 @@ mod tests {
             text.contains("topic (none): cannot select the topic"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_second_replay_is_refused_while_one_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg: KafkaConfig = toml::from_str("hosts = [\"127.0.0.1:1\"]").unwrap();
+        let held = dlq::try_lock(&dir.path().join(REPLAY_LOCK))
+            .unwrap()
+            .expect("free");
+        let err = replay(&cfg, dir.path(), None, Duration::from_secs(1)).unwrap_err();
+        assert!(matches!(err, KafkaError::ReplayRunning(_)), "{err}");
+        drop(held);
+        // Nothing to replay in a missing directory, and nothing is created.
+        let missing = dir.path().join("none");
+        let r = replay(&cfg, &missing, None, Duration::from_secs(1)).unwrap();
+        assert_eq!((r.files, r.replayed), (0, 0));
+        assert_eq!(show(&missing).unwrap().files, 0);
+        assert!(!missing.exists());
+    }
+
+    #[test]
+    fn lines_keep_invalid_utf8_as_unreadable_bytes() {
+        let bytes = b"{\"topic\":\"t\",\"error\":\"e\",\"event\":{}}\n\xff\xfe torn\n\n";
+        let all: Vec<&[u8]> = lines(bytes).collect();
+        assert_eq!(all.len(), 2);
+        assert!(parse(all[0]).is_some());
+        assert!(parse(all[1]).is_none());
+        assert_eq!(all[1], b"\xff\xfe torn");
     }
 
     #[test]
