@@ -535,6 +535,60 @@ fn outage_through_proxy(extra: &str) {
     );
 }
 
+/// SIGTERM while Kafka is down: the agent stops within `shutdown_timeout` (no hang on
+/// librdkafka's queued messages), logs the outage once rather than every reconnect, and
+/// the events it never delivered are sent, once each, by the next run.
+#[test]
+fn sigterm_during_an_outage_stops_in_time_and_loses_nothing() {
+    let _g = serial();
+    let w = Workspace::new();
+    let proxy_port = free_port();
+    let broker = Tansu::start(w.path(), Some(proxy_port), None);
+    broker.create_topic("logs", 2);
+    let mut proxy = Proxy::new(proxy_port, broker.port);
+    proxy.stop();
+    let bootstrap = format!("127.0.0.1:{proxy_port}");
+    append(&w.logs().join("app.log"), &seq_lines("g", 0..300));
+    let cfg = w.config_with(
+        &w.input("app", "*.log", ""),
+        &kafka_output(&bootstrap, "topic = \"logs\""),
+    );
+    // A top-level key must come before the first table.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("shutdown_timeout = \"2s\"\n{text}")).unwrap();
+    let mut agent = w.spawn(&cfg);
+    std::thread::sleep(Duration::from_secs(4));
+    let t = Instant::now();
+    let (ok, log_text) = agent.stop();
+    let took = t.elapsed();
+    assert!(ok, "agent failed: {log_text}");
+    assert!(
+        took < Duration::from_secs(10),
+        "stopping took {took:?} with shutdown_timeout = 2s:\n{log_text}"
+    );
+    assert!(log_text.contains("shutdown_timeout reached"), "{log_text}");
+    // librdkafka reports the down broker every reconnect (about 2 per second here): logged
+    // once per distinct error, then held back.
+    let errors = log_text
+        .lines()
+        .filter(|l| l.contains("Kafka client error"))
+        .count();
+    assert!(
+        (1..=4).contains(&errors),
+        "{errors} client error lines in 4s:\n{log_text}"
+    );
+    proxy.start();
+    let out = w.run_once(&cfg);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let msgs = consume(&bootstrap, &["logs"], 300, 60, &[]);
+    assert_eq!(msgs.len(), 300, "each event once");
+    assert_complete(seqs(&values(&msgs), "g "), 300, "after the restart");
+}
+
 #[test]
 fn too_large_message_goes_to_the_dead_letter_file() {
     let _g = serial();
