@@ -699,3 +699,59 @@ fn event_has_exactly_the_fields_of_a_filebeat_9_2_event() {
         );
     }
 }
+
+/// More matching files than the process may open: harvesters stop at the open-file budget
+/// (the limit minus a reserve), the registry and output keep working, the rest wait for a
+/// harvester to close, and every line arrives. Nothing fails with "too many open files".
+#[test]
+fn more_files_than_the_open_file_limit_all_arrive() {
+    use std::os::unix::process::CommandExt;
+    let w = Workspace::new();
+    for i in 0..250 {
+        append(
+            &w.logs().join(format!("f{i:03}.log")),
+            &[format!("file {i} line a"), format!("file {i} line b")],
+        );
+    }
+    let cfg = w.config(&w.input("many", "*.log", "close.on_state_change.inactive = \"1s\""));
+    let log = w.path().join("agent-limited.log");
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args(["run", "-e", "-c"])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    // SAFETY: setrlimit only, between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 160,
+                rlim_max: 160,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut agent = Agent {
+        child: Some(cmd.spawn().expect("spawn oxibeat")),
+        log,
+    };
+    let events = w.wait_events(500, 60);
+    let (ok, text) = agent.stop();
+    assert!(ok, "{text}");
+    assert_eq!(events.len(), 500, "every line once");
+    let mut lines: Vec<String> = events
+        .iter()
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect();
+    lines.sort();
+    lines.dedup();
+    assert_eq!(lines.len(), 500);
+    assert!(
+        text.contains("open-file budget used up"),
+        "the wait is reported: {text}"
+    );
+    assert!(!text.contains("Too many open files"), "{text}");
+    assert!(!text.contains("ERROR"), "{text}");
+}

@@ -147,6 +147,33 @@ struct Prospector {
     recheck: bool,
     /// Harvesters ended since freed memory was last handed back to the OS.
     closed_since_trim: usize,
+    /// A file waited because the process's open-file budget was used up: start waiting
+    /// files when harvesters end, as with `harvester_limit`.
+    fd_limited: bool,
+    /// The open-file budget was reported (once per input).
+    fd_warned: bool,
+}
+
+/// How many files all harvesters together may hold open: the open-file limit
+/// (RLIMIT_NOFILE, raised to its hard limit at start) minus a reserve for the registry,
+/// outputs, sockets, logs and fingerprint reads, so those never fail with "too many open
+/// files" however many files match.
+fn open_file_budget() -> (usize, usize) {
+    static BUDGET: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
+    *BUDGET.get_or_init(|| {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit only writes the struct passed in.
+        let limit = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+            usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX)
+        } else {
+            1024
+        };
+        let reserve = (limit / 20).clamp(64, 1024);
+        (limit.saturating_sub(reserve).max(1), limit)
+    })
 }
 
 /// Hand freed heap pages back to the OS. After a burst of harvesters (thousands of files
@@ -206,6 +233,8 @@ impl Prospector {
             settling: HashMap::new(),
             recheck: false,
             closed_since_trim: 0,
+            fd_limited: false,
+            fd_warned: false,
         }
     }
 
@@ -366,8 +395,8 @@ impl Prospector {
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "scan done"
         );
-        // harvester_limit: start files that waited for a slot.
-        if self.cfg().harvester_limit > 0 {
+        // harvester_limit or the open-file budget: start files that waited for a slot.
+        if self.cfg().harvester_limit > 0 || std::mem::take(&mut self.fd_limited) {
             let waiting: Vec<String> = self
                 .known
                 .iter()
@@ -699,6 +728,19 @@ impl Prospector {
         if limit > 0 && running >= limit {
             return;
         }
+        let (budget, nofile) = open_file_budget();
+        let open = self.ctx.metrics.gauges.open_files.load(Ordering::Relaxed);
+        if usize::try_from(open).unwrap_or(0) >= budget {
+            if !std::mem::replace(&mut self.fd_warned, true) {
+                tracing::warn!(
+                    open,
+                    limit = nofile,
+                    "open-file budget used up: more matching files wait for a harvester to close (the rest of the open-file limit is kept for the registry, outputs and logs); raise LimitNOFILE, or lower close.on_state_change.inactive or set harvester_limit"
+                );
+            }
+            self.fd_limited = true;
+            return;
+        }
         let file = match File::open(&k.info.path) {
             Ok(f) => f,
             Err(e) => {
@@ -834,7 +876,7 @@ impl Prospector {
         if self.matches(&path) || self.ctx.once {
             self.consider(&path);
         }
-        if self.ctx.once || self.cfg().harvester_limit > 0 {
+        if self.ctx.once || self.cfg().harvester_limit > 0 || self.fd_limited {
             // A slot is free: start a file that waited for one (or failed to open).
             let waiting: Vec<String> = self
                 .known
