@@ -80,10 +80,18 @@ fn create_topic(port: u16, name: &str, partitions: u32) {
     }
 }
 
-fn start_broker(port: u16) -> Broker {
+/// tansu on `port` (in memory), pinned to `core` when given; returns once it listens.
+fn start_broker(port: u16, core: Option<u32>) -> Broker {
+    let mut cmd = match core {
+        Some(c) => {
+            let mut t = Command::new("taskset");
+            t.args(["-c", &c.to_string()]).arg(tansu());
+            t
+        }
+        None => Command::new(tansu()),
+    };
     let b = Broker(
-        Command::new(tansu())
-            .args(["broker", "--listener-url"])
+        cmd.args(["broker", "--listener-url"])
             .arg(format!("tcp://127.0.0.1:{port}"))
             .arg("--advertised-listener-url")
             .arg(format!("tcp://127.0.0.1:{port}"))
@@ -112,7 +120,7 @@ fn outage() {
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(dir.join("logs")).unwrap();
     let port = free_port();
-    let broker = start_broker(port);
+    let broker = start_broker(port, None);
     create_topic(port, "logs", 3);
     let cfg = dir.join("oxibeat.toml");
     fs::write(
@@ -202,25 +210,7 @@ fn throughput() {
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(dir.join("logs")).unwrap();
     let port = free_port();
-    let _broker = Broker(
-        Command::new("taskset")
-            .args(["-c", "1"])
-            .arg(tansu())
-            .args(["broker", "--listener-url"])
-            .arg(format!("tcp://127.0.0.1:{port}"))
-            .arg("--advertised-listener-url")
-            .arg(format!("tcp://127.0.0.1:{port}"))
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tansu"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "tansu did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let _broker = start_broker(port, Some(1));
     create_topic(port, "baseline", 3);
     create_topic(port, "baseline-json", 3);
     create_topic(port, "agent", 3);

@@ -835,7 +835,16 @@ fn test_output_reports_brokers_and_partitions_or_fails_clearly() {
 
 /// A fresh CA and a server certificate for 127.0.0.1. Returns the CA certificate's path (PEM,
 /// written to `dir`) and a rustls server configuration with the server certificate.
-fn test_ca(dir: &Path, name: &str) -> (PathBuf, Arc<rustls::ServerConfig>) {
+/// A self-signed test CA (its PEM written to `<dir>/<name>-ca.pem`) and a server certificate
+/// for 127.0.0.1 and localhost signed by it.
+struct TestPki {
+    ca: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    ca_path: PathBuf,
+    server: rcgen::Certificate,
+    server_key: rcgen::KeyPair,
+}
+
+fn test_pki(dir: &Path, name: &str) -> TestPki {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -844,23 +853,56 @@ fn test_ca(dir: &Path, name: &str) -> (PathBuf, Arc<rustls::ServerConfig>) {
         .push(DnType::CommonName, format!("oxibeat test CA {name}"));
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
         .expect("CA certificate");
-    let key = KeyPair::generate().expect("server key");
-    let params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .expect("server params");
-    let cert = params.signed_by(&key, &ca).expect("server certificate");
+    let server_key = KeyPair::generate().expect("server key");
+    let server = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .expect("server params")
+        .signed_by(&server_key, &ca)
+        .expect("server certificate");
     let ca_path = dir.join(format!("{name}-ca.pem"));
     std::fs::write(&ca_path, ca.pem()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    TestPki {
+        ca,
+        ca_path,
+        server,
+        server_key,
+    }
+}
+
+impl TestPki {
+    /// The server side of TLS; with `client_auth`, a client certificate from this CA is required.
+    fn server_config(&self, client_auth: bool) -> Arc<rustls::ServerConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions");
+        let builder = if client_auth {
+            let mut roots = rustls::RootCertStore::empty();
+            roots
+                .add(self.ca.der().clone())
+                .expect("CA as a trust anchor");
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .expect("client verifier");
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(self.server_key.serialize_der().into());
+        Arc::new(
+            builder
+                .with_single_cert(vec![self.server.der().clone()], key)
+                .expect("server TLS config"),
         )
-        .expect("server TLS config");
-    (ca_path, Arc::new(config))
+    }
+}
+
+fn test_ca(dir: &Path, name: &str) -> (PathBuf, Arc<rustls::ServerConfig>) {
+    let pki = test_pki(dir, name);
+    let config = pki.server_config(false);
+    (pki.ca_path, config)
 }
 
 /// A TLS-terminating proxy in front of a plain broker. tansu 0.6.0 has `--cert` and `--key`,
@@ -976,52 +1018,22 @@ fn tls_with_a_self_signed_ca_works_and_a_wrong_ca_fails_clearly() {
 /// and a server TLS config that requires a client certificate from that CA (mutual TLS).
 /// Returns (CA PEM path, client certificate PEM path, client key PEM path, server config).
 fn mtls_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf, Arc<rustls::ServerConfig>) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "oxibeat test mTLS CA");
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
-        .expect("CA certificate");
-    let server_key = KeyPair::generate().expect("server key");
-    let server = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .expect("server params")
-        .signed_by(&server_key, &ca)
-        .expect("server certificate");
+    use rcgen::{CertificateParams, DnType, KeyPair};
+    let pki = test_pki(dir, "mtls");
     let client_key = KeyPair::generate().expect("client key");
     let mut client_params = CertificateParams::new(Vec::<String>::new()).expect("client params");
     client_params
         .distinguished_name
         .push(DnType::CommonName, "oxibeat-agent");
     let client = client_params
-        .signed_by(&client_key, &ca)
+        .signed_by(&client_key, &pki.ca)
         .expect("client certificate");
-    let ca_path = dir.join("mtls-ca.pem");
     let cert_path = dir.join("mtls-client.pem");
     let key_path = dir.join("mtls-client.key");
-    std::fs::write(&ca_path, ca.pem()).unwrap();
     std::fs::write(&cert_path, client.pem()).unwrap();
     std::fs::write(&key_path, client_key.serialize_pem()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.der().clone()).expect("CA as a trust anchor");
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .build()
-    .expect("client verifier");
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(
-            vec![server.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into()),
-        )
-        .expect("server TLS config");
-    (ca_path, cert_path, key_path, Arc::new(config))
+    let config = pki.server_config(true);
+    (pki.ca_path, cert_path, key_path, config)
 }
 
 #[test]

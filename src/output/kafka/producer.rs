@@ -8,6 +8,7 @@
 //! acks the batch. When librdkafka's bounded queue is full, `send` says so and this loop waits
 //! instead of taking more from oxibeat's queue, so the inputs pause.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -24,7 +25,7 @@ use rdkafka::producer::{
 use rdkafka::{ClientConfig, ClientContext};
 use tokio::sync::mpsc;
 
-use crate::event::BeatInfo;
+use crate::event::{BeatInfo, Event};
 use crate::monitoring::Metrics;
 use crate::output::{Backoff, OutputError};
 use crate::pipeline::{Batch, Consumer, Receipt};
@@ -166,6 +167,11 @@ pub fn client_config(cfg: &KafkaConfig) -> Result<ClientConfig, KafkaError> {
         c.set(k, v);
     }
     Ok(c)
+}
+
+/// The error of an event bigger than `output.kafka.max_message_bytes`.
+pub fn oversize(len: usize, max: usize) -> String {
+    format!("message of {len} bytes exceeds output.kafka.max_message_bytes = {max}")
 }
 
 /// The configured `headers`, added to every message.
@@ -400,7 +406,7 @@ struct TopicCache {
 const METADATA_REFRESH: Duration = Duration::from_secs(600);
 const BAD_TOPIC_RECHECK: Duration = Duration::from_secs(10);
 
-enum Lookup {
+pub(super) enum Lookup {
     Partitions(i32),
     /// The topic cannot be used (unknown, invalid, not authorised): a permanent event error.
     Bad(String),
@@ -408,8 +414,13 @@ enum Lookup {
     Unavailable(String),
 }
 
-fn fetch_partitions(p: &Prod, topic: &str, timeout: Duration) -> Lookup {
-    match p.client().fetch_metadata(Some(topic), timeout) {
+/// The partition count of `topic` from the brokers' metadata.
+pub(super) fn fetch_partitions<C: ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    topic: &str,
+    timeout: Duration,
+) -> Lookup {
+    match client.fetch_metadata(Some(topic), timeout) {
         Ok(md) => match md.topics().iter().find(|t| t.name() == topic) {
             Some(t) => match t.error() {
                 Some(err) => {
@@ -539,9 +550,46 @@ impl Runner {
     async fn lookup(&self, topic: &str, timeout: Duration) -> Lookup {
         let p = self.producer.clone();
         let t = topic.to_string();
-        tokio::task::spawn_blocking(move || fetch_partitions(&p, &t, timeout))
+        tokio::task::spawn_blocking(move || fetch_partitions(p.client(), &t, timeout))
             .await
             .unwrap_or_else(|e| Lookup::Unavailable(e.to_string()))
+    }
+
+    /// Topic, key and partition for an event already encoded in `self.buf`, or the topic and
+    /// reason it can never be sent (it goes to the dead-letter file).
+    async fn route<'r>(
+        &mut self,
+        router: &'r TopicRouter,
+        ev: &Event,
+        now: Instant,
+    ) -> Result<(Cow<'r, str>, Option<Vec<u8>>, i32), (String, String)> {
+        let topic = router
+            .topic(ev)
+            .map_err(|why| (String::new(), format!("cannot select the topic: {why}")))?;
+        if self.buf.len() > self.cfg.max_message_bytes {
+            let why = oversize(self.buf.len(), self.cfg.max_message_bytes);
+            return Err((topic.into_owned(), why));
+        }
+        // A key that cannot be formatted is left unset, as in Filebeat.
+        let key: Option<Vec<u8>> = self
+            .key
+            .as_ref()
+            .and_then(|k| k.render(ev).ok())
+            .map(|k| k.as_bytes().to_vec());
+        // Also for keyless events: an unusable topic is found here, not at delivery.
+        let parts = match self.partitions(&topic, now).await {
+            Ok(n) => n,
+            Err(why) => return Err((topic.into_owned(), why)),
+        };
+        let partition = if self.partitioner.client_chooses(key.as_deref()) {
+            Ok(rdkafka::producer::PARTITION_UA)
+        } else {
+            self.partitioner.partition(ev, key.as_deref(), parts)
+        };
+        match partition {
+            Ok(p) => Ok((topic, key, p)),
+            Err(why) => Err((topic.into_owned(), why)),
+        }
     }
 
     /// Hand every event of `batch` to librdkafka. Returns when all are queued there (or failed).
@@ -568,60 +616,12 @@ impl Runner {
         for ev in batch.events() {
             self.buf.clear();
             ev.write_json(&self.beat, &mut self.buf);
-            let topic = match router.topic(ev) {
-                Ok(t) => t,
-                Err(why) => {
+            let (topic, key, partition) = match self.route(&router, ev, batch_start).await {
+                Ok(r) => r,
+                Err((topic, error)) => {
                     flight.fail(Failed {
-                        topic: String::new(),
-                        error: format!("cannot select the topic: {why}"),
-                        payload: self.buf.clone(),
-                    });
-                    flight.settle(&self.ctx_done);
-                    continue;
-                }
-            };
-            if self.buf.len() > self.cfg.max_message_bytes {
-                flight.fail(Failed {
-                    topic: topic.into_owned(),
-                    error: format!(
-                        "message of {} bytes exceeds output.kafka.max_message_bytes = {}",
-                        self.buf.len(),
-                        self.cfg.max_message_bytes
-                    ),
-                    payload: self.buf.clone(),
-                });
-                flight.settle(&self.ctx_done);
-                continue;
-            }
-            // A key that cannot be formatted is left unset, as in Filebeat.
-            let key: Option<Vec<u8>> = self
-                .key
-                .as_ref()
-                .and_then(|k| k.render(ev).ok())
-                .map(|k| k.as_bytes().to_vec());
-            let parts = match self.partitions(&topic, batch_start).await {
-                Ok(n) => n,
-                Err(why) => {
-                    flight.fail(Failed {
-                        topic: topic.into_owned(),
-                        error: why,
-                        payload: self.buf.clone(),
-                    });
-                    flight.settle(&self.ctx_done);
-                    continue;
-                }
-            };
-            let choice = if self.partitioner.client_chooses(key.as_deref()) {
-                Ok(rdkafka::producer::PARTITION_UA)
-            } else {
-                self.partitioner.partition(ev, key.as_deref(), parts)
-            };
-            let partition = match choice {
-                Ok(p) => p,
-                Err(why) => {
-                    flight.fail(Failed {
-                        topic: topic.into_owned(),
-                        error: why,
+                        topic,
+                        error,
                         payload: self.buf.clone(),
                     });
                     flight.settle(&self.ctx_done);

@@ -34,7 +34,7 @@ use super::config::KafkaConfig;
 use super::dlq::{self, append_synced, DirLock, Entry};
 use super::format::FormatString;
 use super::partition::Partitioner;
-use super::producer::{client_config, headers};
+use super::producer::{client_config, fetch_partitions, headers, oversize, Lookup};
 use super::KafkaError;
 
 const CLAIMED_PREFIX: &str = "kafka-dlq.replaying.";
@@ -386,10 +386,7 @@ impl Sender<'_> {
         let payload = line.payload();
         let max = self.cfg.max_message_bytes;
         if payload.len() > max {
-            return Err(format!(
-                "message of {} bytes exceeds output.kafka.max_message_bytes = {max}",
-                payload.len()
-            ));
+            return Err(oversize(payload.len(), max));
         }
         let event = match serde_json::from_slice::<serde_json::Value>(&payload) {
             Ok(serde_json::Value::Object(map)) => {
@@ -454,19 +451,9 @@ fn partition_count(
     topic: &str,
     timeout: Duration,
 ) -> Result<i32, String> {
-    let md = p
-        .client()
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(|e| format!("cannot fetch metadata of topic {topic:?}: {e}"))?;
-    match md.topics().iter().find(|t| t.name() == topic) {
-        Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
-            Ok(t.partitions().len() as i32)
-        }
-        Some(t) => Err(format!(
-            "topic {topic:?}: {:?}",
-            t.error().map(RDKafkaErrorCode::from)
-        )),
-        None => Err(format!("topic {topic:?} is not known to the brokers")),
+    match fetch_partitions(p.client(), topic, timeout) {
+        Lookup::Partitions(n) => Ok(n),
+        Lookup::Bad(why) | Lookup::Unavailable(why) => Err(why),
     }
 }
 
