@@ -177,49 +177,53 @@ impl Bound {
     ) {
         tracing::info!(address = %self.local_addr(), "monitoring endpoint listening");
         let state = Arc::new(State { metrics, beat });
-        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         match self {
-            Bound::Tcp(l) => loop {
-                let Some(slot) = take_slot(&slots, &shutdown).await else {
-                    break;
-                };
-                let accepted = tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    a = l.accept() => a,
-                };
-                match accepted {
-                    Ok((stream, _)) => {
-                        let st = state.clone();
-                        tokio::spawn(async move {
-                            handle(stream, st).await;
-                            drop(slot);
-                        });
-                    }
-                    Err(e) => accept_error(e).await,
-                }
-            },
+            Bound::Tcp(l) => {
+                accept_loop(
+                    || async { l.accept().await.map(|(s, _)| s) },
+                    state,
+                    &shutdown,
+                )
+                .await
+            }
             Bound::Unix(l, path) => {
-                loop {
-                    let Some(slot) = take_slot(&slots, &shutdown).await else {
-                        break;
-                    };
-                    let accepted = tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        a = l.accept() => a,
-                    };
-                    match accepted {
-                        Ok((stream, _)) => {
-                            let st = state.clone();
-                            tokio::spawn(async move {
-                                handle(stream, st).await;
-                                drop(slot);
-                            });
-                        }
-                        Err(e) => accept_error(e).await,
-                    }
-                }
+                accept_loop(
+                    || async { l.accept().await.map(|(s, _)| s) },
+                    state,
+                    &shutdown,
+                )
+                .await;
                 let _ = std::fs::remove_file(&path);
             }
+        }
+    }
+}
+
+/// Accept connections until `shutdown`, at most `MAX_CONNECTIONS` served at once.
+async fn accept_loop<S, F, Fut>(mut accept: F, state: Arc<State>, shutdown: &CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<S>>,
+{
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Some(slot) = take_slot(&slots, shutdown).await else {
+            break;
+        };
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            a = accept() => a,
+        };
+        match accepted {
+            Ok(stream) => {
+                let st = state.clone();
+                tokio::spawn(async move {
+                    handle(stream, st).await;
+                    drop(slot);
+                });
+            }
+            Err(e) => accept_error(e).await,
         }
     }
 }
