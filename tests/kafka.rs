@@ -49,13 +49,6 @@ fn tansu_bin() -> PathBuf {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 fn wait_port(port: u16, secs: u64) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {

@@ -10,6 +10,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// A TCP port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_oxibeat")
 }
