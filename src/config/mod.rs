@@ -4,6 +4,7 @@
 //! structs (serde, unknown keys rejected) with the failing key path in every error.
 
 pub mod filestream;
+pub mod secret;
 pub mod source;
 pub mod units;
 
@@ -13,6 +14,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 pub use filestream::FilestreamConfig;
+pub use secret::Secret;
 use units::{ByteSize, Dur};
 
 /// A configuration error: the key path that is wrong and what to do about it.

@@ -1,17 +1,24 @@
 //! Outputs: take batches from the queue, deliver them, and ack only what the destination
 //! confirmed. Retriable failures are retried with capped exponential backoff, forever.
+//!
+//! Shared by the outputs: `backoff` (retry pacing), `tls` (`ssl.*` settings and the rustls
+//! client), `format` (format strings and rule lists).
 
+pub mod backoff;
 pub mod console;
 pub mod discard;
 pub mod file;
+pub mod format;
 pub mod kafka;
+pub mod tls;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::config::OutputKind;
 use crate::event::BeatInfo;
 use crate::pipeline::Consumer;
+
+pub use backoff::Backoff;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
@@ -57,32 +64,6 @@ pub fn resolve_paths(kind: &mut OutputKind, data: &std::path::Path) {
         if k.dead_letter.path.is_none() {
             k.dead_letter.path = Some(kafka::producer::dead_letter_dir(k, data));
         }
-    }
-}
-
-/// Capped exponential backoff for retries (1s doubling up to 60s, as Beats).
-pub struct Backoff {
-    next: Duration,
-    max: Duration,
-    init: Duration,
-}
-
-impl Backoff {
-    pub fn new(init: Duration, max: Duration) -> Self {
-        Backoff {
-            next: init,
-            max,
-            init,
-        }
-    }
-
-    pub async fn wait(&mut self) {
-        tokio::time::sleep(self.next).await;
-        self.next = self.next.saturating_mul(2).min(self.max);
-    }
-
-    pub fn reset(&mut self) {
-        self.next = self.init;
     }
 }
 

@@ -2,7 +2,6 @@
 //! their resolution into the connections `oxibeat setup` uses, with `cloud.id` applied as Beats'
 //! `OverwriteSettings` does.
 
-use std::fmt;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -10,43 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::cloudid;
 use crate::config::{typed, Config, ConfigError};
 
-/// A secret string: deserialised like a string, never shown by `Debug` or `Display`.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"***\"")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-/// `ssl.*` (the subset setup honours).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct SslConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enabled: Option<bool>,
-    /// PEM files with the CAs to trust (in addition to the system's).
-    #[serde(default)]
-    pub certificate_authorities: Vec<PathBuf>,
-    /// `full` (default) or `none`. `certificate` (chain without host name) is refused: the TLS
-    /// stack used here cannot check one without the other.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verification_mode: Option<String>,
-}
+pub use crate::config::Secret;
+pub use crate::output::tls::{SslConfig, VerificationMode};
 
 fn yes() -> bool {
     true
@@ -250,16 +214,12 @@ fn parse_url(
 }
 
 fn verify(ssl: &SslConfig, key: &str) -> Result<Verify, ConfigError> {
-    match ssl.verification_mode.as_deref() {
-        None | Some("full") | Some("strict") => Ok(Verify::Full),
-        Some("none") => Ok(Verify::None),
-        Some("certificate") => Err(ConfigError::new(
+    match ssl.verification_mode {
+        VerificationMode::Full | VerificationMode::Strict => Ok(Verify::Full),
+        VerificationMode::None => Ok(Verify::None),
+        VerificationMode::Certificate => Err(ConfigError::new(
             format!("{key}.ssl.verification_mode"),
             "\"certificate\" is not supported by oxibeat setup; use \"full\" (add the CA to ssl.certificate_authorities) or \"none\"",
-        )),
-        Some(other) => Err(ConfigError::new(
-            format!("{key}.ssl.verification_mode"),
-            format!("unknown mode {other:?}; use \"full\", \"strict\" or \"none\""),
         )),
     }
 }

@@ -16,17 +16,9 @@ fn yes() -> bool {
     true
 }
 
-/// A password or passphrase: deserialised as a plain string, but `Debug` never shows it, so a
-/// stray `{:?}` of the configuration cannot leak it into logs.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("\"***\"")
-    }
-}
+pub use crate::config::Secret;
+pub use crate::output::backoff::BackoffConfig;
+pub use crate::output::tls::{SslConfig, VerificationMode};
 
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -154,6 +146,20 @@ impl std::fmt::Debug for KafkaConfig {
 }
 
 impl KafkaConfig {
+    /// The topic for each event: the `topics` rules (first match wins), then `topic`.
+    pub fn topic_router(
+        &self,
+    ) -> Result<crate::output::format::Router, crate::config::ConfigError> {
+        crate::output::format::Router::new(
+            self.topics
+                .iter()
+                .map(|r| (r.topic.as_str(), r.when.as_ref())),
+            "output.kafka.topics",
+            "topic",
+            Some((&self.topic, "output.kafka.topic")),
+        )
+    }
+
     fn default_topic() -> String {
         "oxibeat".into()
     }
@@ -259,33 +265,6 @@ impl Compression {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BackoffConfig {
-    #[serde(default = "BackoffConfig::default_init")]
-    pub init: Dur,
-    #[serde(default = "BackoffConfig::default_max")]
-    pub max: Dur,
-}
-
-impl BackoffConfig {
-    fn default_init() -> Dur {
-        Dur(std::time::Duration::from_secs(1))
-    }
-    fn default_max() -> Dur {
-        Dur(std::time::Duration::from_secs(60))
-    }
-}
-
-impl Default for BackoffConfig {
-    fn default() -> Self {
-        BackoffConfig {
-            init: Self::default_init(),
-            max: Self::default_max(),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SaslMechanism {
     #[serde(rename = "PLAIN")]
@@ -315,33 +294,6 @@ pub struct SaslConfig {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<Secret>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum VerificationMode {
-    #[default]
-    Full,
-    Strict,
-    Certificate,
-    None,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SslConfig {
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    #[serde(default)]
-    pub certificate_authorities: Vec<PathBuf>,
-    #[serde(default)]
-    pub certificate: Option<PathBuf>,
-    #[serde(default)]
-    pub key: Option<PathBuf>,
-    #[serde(default)]
-    pub key_passphrase: Option<Secret>,
-    #[serde(default)]
-    pub verification_mode: VerificationMode,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -2,16 +2,15 @@
 //! (rdkafka crate). An event is acked to the pipeline only on its delivery report, or after it
 //! was written to the dead-letter file when Kafka rejected it for good.
 //!
-//! - config.rs: options (Filebeat names) and documented defaults.
+//! - config.rs: options (Filebeat names), documented defaults and the topic router (format
+//!   strings and rules from `crate::output::format`; TLS settings from `crate::output::tls`).
 //! - partition.rs: Filebeat-compatible partitioners (FNV-1a hash, round_robin, random).
-//! - format.rs: `%{[field]}` / `%{+yyyy.MM.dd}` format strings and topic rules.
 //! - producer.rs: librdkafka settings, the produce loop, delivery tracking, `test output`.
 //! - dlq.rs: the dead-letter NDJSON file.
 //! - replay.rs: `oxibeat dlq show|replay`, sending dead-lettered events again.
 
 pub mod config;
 pub mod dlq;
-pub mod format;
 pub mod partition;
 pub mod producer;
 pub mod replay;

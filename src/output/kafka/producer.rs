@@ -32,9 +32,9 @@ use crate::pipeline::{Batch, Consumer, Receipt};
 
 use super::config::{KafkaConfig, VerificationMode};
 use super::dlq::{DeadLetter, Entry};
-use super::format::{FormatString, TopicRouter};
 use super::partition::Partitioner;
 use super::KafkaError;
+use crate::output::format::{FormatString, Router};
 
 /// librdkafka properties for `cfg`. Secrets go into the config only, never into logs.
 pub fn client_config(cfg: &KafkaConfig) -> Result<ClientConfig, KafkaError> {
@@ -451,7 +451,7 @@ struct Runner {
     producer: Arc<Prod>,
     ctx_done: mpsc::UnboundedSender<Arc<InFlight>>,
     ctx_retry: mpsc::UnboundedSender<Retry>,
-    router: Arc<TopicRouter>,
+    router: Arc<Router>,
     key: Option<FormatString>,
     partitioner: Partitioner,
     headers: Option<OwnedHeaders>,
@@ -559,12 +559,12 @@ impl Runner {
     /// reason it can never be sent (it goes to the dead-letter file).
     async fn route<'r>(
         &mut self,
-        router: &'r TopicRouter,
+        router: &'r Router,
         ev: &Event,
         now: Instant,
     ) -> Result<(Cow<'r, str>, Option<Vec<u8>>, i32), (String, String)> {
         let topic = router
-            .topic(ev)
+            .route(ev)
             .map_err(|why| (String::new(), format!("cannot select the topic: {why}")))?;
         if self.buf.len() > self.cfg.max_message_bytes {
             let why = oversize(self.buf.len(), self.cfg.max_message_bytes);
@@ -840,7 +840,7 @@ pub async fn run(
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let (retry_tx, mut retry_rx) = mpsc::unbounded_channel();
     let producer = build_producer(&cfg, done_tx.clone(), retry_tx.clone())?;
-    let router = TopicRouter::new(&cfg).map_err(KafkaError::from)?;
+    let router = cfg.topic_router().map_err(KafkaError::from)?;
     let key = match &cfg.key {
         Some(k) => Some(FormatString::parse(k, "output.kafka.key").map_err(KafkaError::from)?),
         None => None,
@@ -904,7 +904,7 @@ pub async fn run(
 
 /// `oxibeat test output`: connect, fetch metadata, describe brokers and topics.
 pub fn check(cfg: &KafkaConfig) -> Result<String, KafkaError> {
-    let router = TopicRouter::new(cfg)?;
+    let router = cfg.topic_router()?;
     if let Some(k) = &cfg.key {
         FormatString::parse(k, "output.kafka.key")?;
     }
@@ -942,7 +942,7 @@ pub fn check(cfg: &KafkaConfig) -> Result<String, KafkaError> {
     for b in md.brokers() {
         out.push_str(&format!("  {} {}:{}\n", b.id(), b.host(), b.port()));
     }
-    let constants = router.constant_topics();
+    let constants = router.constants();
     let mut missing = Vec::new();
     out.push_str("topics:\n");
     for t in &constants {

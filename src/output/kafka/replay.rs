@@ -32,10 +32,10 @@ use crate::event::{parse_timestamp, Event};
 
 use super::config::KafkaConfig;
 use super::dlq::{self, append_synced, DirLock, Entry};
-use super::format::FormatString;
 use super::partition::Partitioner;
 use super::producer::{client_config, fetch_partitions, headers, oversize, Lookup};
 use super::KafkaError;
+use crate::output::format::FormatString;
 
 const CLAIMED_PREFIX: &str = "kafka-dlq.replaying.";
 /// Held for the whole replay: a second replay would take over files the first is sending.

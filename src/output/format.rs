@@ -1,6 +1,7 @@
-//! Filebeat format strings for the topic and the key: `%{[field.path]}` (with an optional
-//! `:default` after the brackets) and `%{+yyyy.MM.dd}` (the event's @timestamp in UTC, Joda-style
-//! letters), plus topic rules with `when` conditions (first match wins).
+//! Filebeat format strings, shared by the outputs (Kafka topic and key, Elasticsearch index and
+//! pipeline, ...): `%{[field.path]}` (with an optional `:default` after the brackets) and
+//! `%{+yyyy.MM.dd}` (the event's @timestamp in UTC, Joda-style letters), plus rule lists with
+//! `when` conditions, first match wins (Filebeat's `topics`, `indices`, `pipelines`).
 
 use std::borrow::Cow;
 
@@ -10,8 +11,6 @@ use crate::config::ConfigError;
 use crate::event::{civil_from_days, Event};
 use crate::processors::conditions::Condition;
 use crate::processors::lookup;
-
-use super::config::KafkaConfig;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Part {
@@ -199,45 +198,67 @@ fn write_time(nanos: i64, toks: &[TimeTok], out: &mut String) {
     }
 }
 
-/// Topic selection: rules first (first match wins), then `topic`.
+/// Rules first (first match wins), then the default, as Filebeat's `topics` / `indices` /
+/// `pipelines` lists with `topic` / `index` / `pipeline`.
 #[derive(Debug)]
-pub struct TopicRouter {
+pub struct Router {
     rules: Vec<(FormatString, Option<Condition>)>,
-    default: FormatString,
+    default: Option<FormatString>,
 }
 
-impl TopicRouter {
-    pub fn new(cfg: &KafkaConfig) -> Result<Self, ConfigError> {
-        let mut rules = Vec::new();
-        for (i, r) in cfg.topics.iter().enumerate() {
-            let key = format!("output.kafka.topics[{i}]");
-            let f = FormatString::parse(&r.topic, &format!("{key}.topic"))?;
-            let when = match &r.when {
+impl Router {
+    /// `rules` are (format string, optional `when`) pairs from the list at `rules_key`, whose
+    /// format string is in the key `field`; `default` is (format string, its key path).
+    pub fn new<'a>(
+        rules: impl IntoIterator<Item = (&'a str, Option<&'a toml::Value>)>,
+        rules_key: &str,
+        field: &str,
+        default: Option<(&str, &str)>,
+    ) -> Result<Self, ConfigError> {
+        let mut parsed = Vec::new();
+        for (i, (fmt, when)) in rules.into_iter().enumerate() {
+            let key = format!("{rules_key}[{i}]");
+            let f = FormatString::parse(fmt, &format!("{key}.{field}"))?;
+            let when = match when {
                 Some(w) => Some(Condition::parse(w, &format!("{key}.when"))?),
                 None => None,
             };
-            rules.push((f, when));
+            parsed.push((f, when));
         }
-        let default = FormatString::parse(&cfg.topic, "output.kafka.topic")?;
-        Ok(TopicRouter { rules, default })
+        let default = match default {
+            Some((fmt, key)) => Some(FormatString::parse(fmt, key)?),
+            None => None,
+        };
+        Ok(Router {
+            rules: parsed,
+            default,
+        })
     }
 
-    pub fn topic<'a>(&'a self, ev: &Event) -> Result<Cow<'a, str>, String> {
+    /// The value for `ev`: `None` when no rule matches and there is no default; `Err` names a
+    /// field the selected format string needs and the event lacks.
+    pub fn select<'a>(&'a self, ev: &Event) -> Option<Result<Cow<'a, str>, String>> {
         for (f, when) in &self.rules {
             if when.as_ref().map_or(true, |c| c.check(ev)) {
-                return f.render(ev);
+                return Some(f.render(ev));
             }
         }
-        self.default.render(ev)
+        self.default.as_ref().map(|d| d.render(ev))
     }
 
-    /// Topics known without an event (for `oxibeat test output`).
-    pub fn constant_topics(&self) -> Vec<String> {
+    /// Like `select`, for routers that must always produce a value.
+    pub fn route<'a>(&'a self, ev: &Event) -> Result<Cow<'a, str>, String> {
+        self.select(ev)
+            .unwrap_or_else(|| Err("no rule matched and no default is set".into()))
+    }
+
+    /// Values known without an event (for `oxibeat test output`).
+    pub fn constants(&self) -> Vec<String> {
         let mut v: Vec<String> = self
             .rules
             .iter()
             .map(|(f, _)| &f.constant)
-            .chain(std::iter::once(&self.default.constant))
+            .chain(self.default.iter().map(|d| &d.constant))
             .filter_map(|c| c.clone())
             .collect();
         v.dedup();
@@ -288,9 +309,13 @@ mod tests {
         );
     }
 
+    fn kafka_router(cfg: &crate::output::kafka::KafkaConfig) -> Result<Router, ConfigError> {
+        cfg.topic_router()
+    }
+
     #[test]
     fn rules_first_match_wins() {
-        let cfg: KafkaConfig = toml::from_str(
+        let cfg: crate::output::kafka::KafkaConfig = toml::from_str(
             r#"
             hosts = ["x:1"]
             topic = "logs-%{[fields.env]}"
@@ -303,15 +328,29 @@ mod tests {
             "#,
         )
         .unwrap();
-        let r = TopicRouter::new(&cfg).unwrap();
-        assert_eq!(r.topic(&line("a FATAL ERR")).unwrap(), "critical");
-        assert_eq!(r.topic(&line("an ERR")).unwrap(), "errors");
-        assert_eq!(r.topic(&line("fine")).unwrap(), "logs-prod");
+        let r = kafka_router(&cfg).unwrap();
+        assert_eq!(r.route(&line("a FATAL ERR")).unwrap(), "critical");
+        assert_eq!(r.route(&line("an ERR")).unwrap(), "errors");
+        assert_eq!(r.route(&line("fine")).unwrap(), "logs-prod");
+        let none = Router::new(
+            [(
+                "x",
+                Some(&toml::Value::Table(
+                    toml::from_str("contains = { message = \"ERR\" }").unwrap(),
+                )),
+            )],
+            "output.x.rules",
+            "value",
+            None,
+        )
+        .unwrap();
+        assert!(none.select(&line("fine")).is_none());
+        assert_eq!(none.select(&line("ERR")).unwrap().unwrap(), "x");
     }
 
     #[test]
     fn bad_condition_names_key_path() {
-        let cfg: KafkaConfig = toml::from_str(
+        let cfg: crate::output::kafka::KafkaConfig = toml::from_str(
             r#"
             hosts = ["x:1"]
             [[topics]]
@@ -320,7 +359,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        let e = TopicRouter::new(&cfg).unwrap_err();
+        let e = kafka_router(&cfg).unwrap_err();
         assert!(e.key.starts_with("output.kafka.topics[0].when"), "{e:?}");
     }
 }
