@@ -35,7 +35,6 @@ public class EngineNode {
             .put("transport.port", "0")
             .put("discovery.type", "single-node")
             .put("cluster.routing.allocation.disk.threshold_enabled", false)
-            .put("action.auto_create_index", false)
             .build();
         LogConfigurator.registerErrorListener();
         LogConfigurator.configureWithoutConfig(settings);
