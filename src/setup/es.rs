@@ -671,7 +671,7 @@ impl Es {
             ));
         }
         let again = "run oxibeat setup --ml again once data arrives";
-        if r.body["indices"].as_array().is_none_or(|l| l.is_empty()) {
+        if r.body["indices"].as_array().map_or(true, |l| l.is_empty()) {
             return Ok(Some(format!(
                 "start pending: no data yet (nothing matches {target}); {again}"
             )));
