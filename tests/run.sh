@@ -25,5 +25,10 @@ tansu_ready() {
 }
 tansu_ready || cargo install tansu --version 0.6.0 --locked --force --features dynostore,libsql
 
+# A real search engine for tests/stack/test_engine.py: OpenSearch 2.19 server and modules from
+# Maven Central (about 60 MB once, cached in ~/.m2), as a classpath file.
+mvn -q -B -f tests/stack/engine/pom.xml dependency:build-classpath \
+    -Dmdep.outputFile="$PWD/target/engine-classpath.txt"
+
 cargo test --locked "$@"
 python3 -m pytest tests/stack -q -rs

@@ -12,10 +12,6 @@ use crate::config::{typed, Config, ConfigError};
 pub use crate::config::Secret;
 pub use crate::output::tls::{SslConfig, VerificationMode};
 
-fn yes() -> bool {
-    true
-}
-
 /// `[output.elasticsearch]`. Setup reads the connection keys; the others belong to the
 /// Elasticsearch output and are accepted here so one file serves both.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -102,6 +98,27 @@ pub struct KibanaSpace {
 pub struct SetupConfig {
     #[serde(default)]
     pub kibana: KibanaConfig,
+    #[serde(default)]
+    pub semantic: SemanticConfig,
+}
+
+/// `[setup.semantic]`: the ELSER `semantic_text` component template.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SemanticConfig {
+    /// Load it (when the licence allows inference and the endpoint exists). Default true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+impl Default for SemanticConfig {
+    fn default() -> Self {
+        SemanticConfig { enabled: true }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `[cloud]`.
@@ -166,6 +183,8 @@ pub fn redact(u: &url::Url) -> String {
 pub struct Connections {
     pub elasticsearch: Endpoint,
     pub kibana: Endpoint,
+    /// `setup.semantic.enabled`: whether the semantic component template is wanted at all.
+    pub semantic: bool,
 }
 
 fn parse_url(
@@ -392,6 +411,7 @@ impl Connections {
         Ok(Connections {
             elasticsearch,
             kibana,
+            semantic: setup.semantic.enabled,
         })
     }
 }
