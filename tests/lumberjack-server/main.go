@@ -24,6 +24,28 @@ import (
 	v2 "github.com/elastic/go-lumber/server/v2"
 )
 
+// handshakingListener completes the TLS handshake in Accept: go-lumber reads the connection
+// state when it creates its reader, which would otherwise be before the handshake.
+type handshakingListener struct{ net.Listener }
+
+func (l handshakingListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		tc := c.(*tls.Conn)
+		_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			log.Printf("TLS handshake with %s failed: %v", c.RemoteAddr(), err)
+			_ = c.Close()
+			continue
+		}
+		_ = tc.SetDeadline(time.Time{})
+		return tc, nil
+	}
+}
+
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "host:port to listen on")
 	cert := flag.String("cert", "", "PEM server certificate (enables TLS)")
@@ -55,7 +77,7 @@ func main() {
 			cfg.ClientCAs = pool
 			cfg.ClientAuth = tls.RequireAndVerifyClientCert
 		}
-		l = tls.NewListener(l, cfg)
+		l = handshakingListener{tls.NewListener(l, cfg)}
 	}
 	s, err := v2.NewWithListener(l, v2.Keepalive(*keepalive))
 	if err != nil {

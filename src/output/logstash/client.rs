@@ -39,12 +39,13 @@ use super::protocol::{AckReader, Framer, Frames};
 use super::transport::{Connected, Connector};
 use super::window::Window;
 
-/// A batch taken from the queue, encoded, with what was sent and ACKed of it so far.
+/// Part of a batch taken from the queue (at most `bulk_max_size` events), encoded, with what
+/// was sent and ACKed of it so far.
 pub struct Job {
     frames: Frames,
-    /// Per event, for acking a partially ACKed job's prefix.
+    /// Per event, for acking a part or a partially ACKed prefix before the whole batch.
     cursors: Vec<Option<Cursor>>,
-    receipt: Option<Receipt>,
+    batch: Arc<BatchAck>,
     /// Events framed into windows on the current connection.
     sent: usize,
     /// Events Logstash ACKed.
@@ -55,6 +56,13 @@ impl Job {
     fn len(&self) -> usize {
         self.frames.len()
     }
+}
+
+/// The queue's batch behind one or more jobs: acked once every part was ACKed.
+struct BatchAck {
+    receipt: Mutex<Option<Receipt>>,
+    parts: usize,
+    left: AtomicUsize,
 }
 
 /// What every slot shares: the queue, the retry queue, and when everything is done.
@@ -93,7 +101,8 @@ impl Shared {
         }
     }
 
-    /// The next job: one given back by a failed connection first, else a new batch.
+    /// The next job: one given back by a failed connection first, else the parts of a new
+    /// batch (the first, with the others queued for whichever slot is free next).
     /// `None` once the queue is closed and every job was ACKed. Cancel-safe.
     async fn take(&self) -> Option<Job> {
         loop {
@@ -119,7 +128,17 @@ impl Shared {
             tokio::select! {
                 _ = &mut notified => continue,
                 b = async { self.consumer.lock().await.next_batch(bulk).await } => match b {
-                    Some(batch) => return Some(self.encode(batch)),
+                    Some(batch) => {
+                        let mut jobs = self.encode(batch);
+                        let first = jobs.pop_front();
+                        if !jobs.is_empty() {
+                            let mut q = self.retry.lock().unwrap_or_else(|e| e.into_inner());
+                            q.extend(jobs);
+                            drop(q);
+                            self.notify.notify_waiters();
+                        }
+                        return first;
+                    }
                     None => {
                         self.closed.store(true, Ordering::Release);
                         self.check_done();
@@ -129,26 +148,47 @@ impl Shared {
         }
     }
 
-    fn encode(&self, batch: Batch) -> Job {
+    /// Encode a batch once, as jobs of at most `bulk_max_size` events (the queue hands out
+    /// whole chunks, so a batch may be bigger), of nearly equal size.
+    fn encode(&self, batch: Batch) -> VecDeque<Job> {
         let n = batch.len();
-        let mut frames = Frames::with_capacity(n, n * 1024);
-        let mut cursors = Vec::with_capacity(n);
+        let bulk = self.cfg.bulk_max_size.max(1);
+        let parts = n.div_ceil(bulk).max(1);
+        let per = n.div_ceil(parts).max(1);
         let escape = self.cfg.escape_html;
-        for ev in batch.events() {
-            frames.push(escape, |b| ev.write_json(&self.beat, b));
-            cursors.push(ev.cursor.clone());
+        let mut parts_data = Vec::with_capacity(parts);
+        let mut events = batch.events().peekable();
+        while events.peek().is_some() {
+            let mut frames = Frames::with_capacity(per, per * 1024);
+            let mut cursors = Vec::with_capacity(per);
+            for ev in events.by_ref().take(per) {
+                frames.push(escape, |b| ev.write_json(&self.beat, b));
+                cursors.push(ev.cursor.clone());
+            }
+            parts_data.push((frames, cursors));
         }
+        drop(events);
+        let made = parts_data.len();
+        let share = Arc::new(BatchAck {
+            receipt: Mutex::new(Some(batch.into_receipt())),
+            parts: made,
+            left: AtomicUsize::new(made),
+        });
+        let jobs: VecDeque<Job> = parts_data
+            .into_iter()
+            .map(|(frames, cursors)| Job {
+                frames,
+                cursors,
+                batch: share.clone(),
+                sent: 0,
+                acked: 0,
+            })
+            .collect();
         let c = &self.metrics.counters;
-        Metrics::add(&c.output_batches, 1);
+        Metrics::add(&c.output_batches, made as u64);
         Metrics::add(&c.output_total, n as u64);
         self.outstanding.fetch_add(1, Ordering::AcqRel);
-        Job {
-            frames,
-            cursors,
-            receipt: Some(batch.into_receipt()),
-            sent: 0,
-            acked: 0,
-        }
+        jobs
     }
 
     /// Jobs of a failed connection go back, in order, ahead of everything else.
@@ -499,11 +539,19 @@ fn on_ack(
         window.grow(job.len());
     }
     if job.acked == job.len() {
-        if let Some(mut job) = jobs.pop_front() {
-            if let Some(r) = job.receipt.take() {
-                r.ack();
+        if let Some(job) = jobs.pop_front() {
+            let b = &job.batch;
+            if b.parts > 1 {
+                // One part of a bigger batch: its events are delivered, advance them now.
+                ack::ack_events(job.cursors[prev..].iter().flatten());
             }
-            shared.job_done();
+            if b.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                let receipt = b.receipt.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(r) = receipt {
+                    r.ack();
+                }
+                shared.job_done();
+            }
         }
     } else {
         // Partially ACKed job: its prefix is delivered, advance those cursors now.
