@@ -22,8 +22,8 @@ use serde_json::Value;
 use support::*;
 
 /// `[output.logstash]` for `hosts` with a quick backoff, plus `extra` lines.
-fn ls_output(hosts: &[String], extra: &str) -> String {
-    let hosts: Vec<String> = hosts.iter().map(|h| format!("{h:?}")).collect();
+fn ls_output<S: AsRef<str>>(hosts: &[S], extra: &str) -> String {
+    let hosts: Vec<String> = hosts.iter().map(|h| format!("{:?}", h.as_ref())).collect();
     format!(
         "[output.logstash]\nhosts = [{}]\nbackoff.init = \"100ms\"\nbackoff.max = \"500ms\"\n{extra}\n",
         hosts.join(", ")
@@ -137,7 +137,7 @@ fn reference_server_gets_every_line_once_compressed_and_not() {
         let cfg = w.config_with(
             &w.input("app", "*.log", ""),
             &ls_output(
-                &[srv.addr.clone()],
+                &[&srv.addr],
                 &format!("compression_level = {level}\nbulk_max_size = 700\nindex = \"Logs-App\""),
             ),
         );
@@ -222,10 +222,7 @@ fn reference_server_over_tls_and_mutual_tls_and_test_output() {
         "[output.logstash.ssl]\ncertificate_authorities = [{:?}]\n",
         s(&ca)
     );
-    let cfg = w.config_with(
-        &w.input("app", "*.log", ""),
-        &ls_output(&[host.clone()], &ssl),
-    );
+    let cfg = w.config_with(&w.input("app", "*.log", ""), &ls_output(&[&host], &ssl));
     let out = Command::new(bin())
         .args(["test", "output", "-c"])
         .arg(&cfg)
@@ -254,7 +251,7 @@ fn reference_server_over_tls_and_mutual_tls_and_test_output() {
     let bad = w.config_with(
         &w.input("app", "*.log", ""),
         &ls_output(
-            &[host.clone()],
+            &[&host],
             &format!(
                 "[output.logstash.ssl]\ncertificate_authorities = [{:?}]\n",
                 s(&other[0])
@@ -298,7 +295,7 @@ fn reference_server_over_tls_and_mutual_tls_and_test_output() {
     );
     let cfg = w2.config_with(
         &w2.input("app", "*.log", ""),
-        &ls_output(&[srv.addr.clone()], &ssl),
+        &ls_output(&[&srv.addr], &ssl),
     );
     w2.run_once(&cfg);
     assert_once(&srv.events(), "mtls", 200, "mutual TLS");
@@ -323,7 +320,7 @@ fn reference_server_keepalives_hold_back_the_timeout() {
     write_lines(&w, "app.log", "held", 100);
     let cfg = w.config_with(
         &w.input("app", "*.log", ""),
-        &ls_output(&[srv.addr.clone()], "timeout = \"2s\""),
+        &ls_output(&[&srv.addr], "timeout = \"2s\""),
     );
     let out = w.run_once(&cfg);
     assert_once(&srv.events(), "held", 100, "held by go-lumber");
@@ -368,7 +365,7 @@ fn ferro_lumberjack_reads_our_frames() {
         write_lines(&w, "app.log", "ferro", 3000);
         let cfg = w.config_with(
             &w.input("app", "*.log", ""),
-            &ls_output(&[addr.clone()], &format!("compression_level = {level}")),
+            &ls_output(&[&addr], &format!("compression_level = {level}")),
         );
         w.run_once(&cfg);
         let payloads = std::mem::take(&mut *got.lock().unwrap());
@@ -863,7 +860,7 @@ fn test_output_and_config_errors() {
     let dead = format!("127.0.0.1:{}", free_port());
     let cfg = w.config_with(
         &w.input("app", "*.log", ""),
-        &ls_output(&[dead.clone()], "timeout = \"2s\""),
+        &ls_output(&[&dead], "timeout = \"2s\""),
     );
     let out = Command::new(bin())
         .args(["test", "output", "-c"])
