@@ -18,15 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{bin, line};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::{acked, bin, cpu_secs, free_port, line};
 
 fn pin_current_thread(core: usize) {
     // SAFETY: plain libc call on a zeroed cpu_set_t, for the calling thread.
@@ -112,31 +104,6 @@ fn serve(mut s: TcpStream, count: &AtomicU64) -> std::io::Result<()> {
         ack[2..].copy_from_slice(&size.to_be_bytes());
         s.write_all(&ack)?;
     }
-}
-
-/// `libbeat.output.events.acked` from the agent's `/stats` endpoint.
-fn acked(http_port: u16) -> Option<u64> {
-    let mut s = TcpStream::connect(("127.0.0.1", http_port)).ok()?;
-    s.write_all(b"GET /stats HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    let json = body.split("\r\n\r\n").nth(1)?;
-    let v: serde_json::Value = serde_json::from_str(json).ok()?;
-    v["libbeat"]["output"]["events"]["acked"].as_u64()
-}
-
-/// utime + stime of `pid`, in seconds.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which is in parentheses and may hold spaces).
-    let rest = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    ticks / hz
 }
 
 struct Run {

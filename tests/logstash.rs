@@ -17,7 +17,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lumberjack::{Action, LogstashServer, WindowCtx, LOGSTASH_KEEPALIVE};
+use lumberjack::{
+    hold_first_connection, on_window, Action, LogstashServer, WindowCtx, LOGSTASH_KEEPALIVE,
+};
 use serde_json::Value;
 use support::*;
 
@@ -390,16 +392,13 @@ fn ferro_lumberjack_reads_our_frames() {
 #[test]
 fn a_window_held_60s_with_keepalives_is_not_resent() {
     // Logstash's defaults: ACK(0) every 5 s while busy; the agent's default timeout is 30 s.
-    let srv = LogstashServer::with_script(Arc::new(|c: &WindowCtx| {
-        if c.index == 0 {
-            Action::Hold {
-                hold: Duration::from_secs(60),
-                keepalive: LOGSTASH_KEEPALIVE,
-            }
-        } else {
-            Action::Ack
-        }
-    }));
+    let srv = LogstashServer::with_script(on_window(
+        0,
+        Action::Hold {
+            hold: Duration::from_secs(60),
+            keepalive: LOGSTASH_KEEPALIVE,
+        },
+    ));
     let w = Workspace::new();
     write_lines(&w, "app.log", "busy", 100);
     let cfg = w.config_with(&w.input("app", "*.log", ""), &ls_output(&[srv.addr()], ""));
@@ -422,13 +421,7 @@ fn a_window_held_60s_with_keepalives_is_not_resent() {
 
 #[test]
 fn partial_ack_then_reset_resends_only_the_rest() {
-    let srv = LogstashServer::with_script(Arc::new(|c: &WindowCtx| {
-        if c.index == 0 {
-            Action::PartialThenReset(30)
-        } else {
-            Action::Ack
-        }
-    }));
+    let srv = LogstashServer::with_script(on_window(0, Action::PartialThenReset(30)));
     let w = Workspace::new();
     write_lines(&w, "app.log", "part", 100);
     let cfg = w.config_with(
@@ -481,13 +474,7 @@ fn several_acks_per_window_are_progress_not_errors() {
 
 #[test]
 fn a_connection_reset_mid_window_resends_the_window() {
-    let srv = LogstashServer::with_script(Arc::new(|c: &WindowCtx| {
-        if c.index == 1 {
-            Action::ResetMidWindow
-        } else {
-            Action::Ack
-        }
-    }));
+    let srv = LogstashServer::with_script(on_window(1, Action::ResetMidWindow));
     let w = Workspace::new();
     write_lines(&w, "app.log", "rst", 400);
     let cfg = w.config_with(
@@ -677,16 +664,7 @@ fn slow_start_grows_the_window() {
 
 #[test]
 fn kill9_loses_nothing() {
-    let srv = LogstashServer::with_script(Arc::new(|c: &WindowCtx| {
-        if c.conn == 0 {
-            Action::Hold {
-                hold: Duration::from_millis(500),
-                keepalive: Duration::from_secs(1),
-            }
-        } else {
-            Action::Ack
-        }
-    }));
+    let srv = LogstashServer::with_script(hold_first_connection(Duration::from_millis(500)));
     let w = Workspace::new();
     write_lines(&w, "app.log", "k9", 3000);
     let cfg = w.config_with(
@@ -720,16 +698,7 @@ fn kill9_loses_nothing() {
 
 #[test]
 fn sigterm_waits_for_the_ack_of_windows_in_flight() {
-    let srv = LogstashServer::with_script(Arc::new(|c: &WindowCtx| {
-        if c.conn == 0 {
-            Action::Hold {
-                hold: Duration::from_secs(3),
-                keepalive: Duration::from_secs(1),
-            }
-        } else {
-            Action::Ack
-        }
-    }));
+    let srv = LogstashServer::with_script(hold_first_connection(Duration::from_secs(3)));
     let w = Workspace::new();
     write_lines(&w, "app.log", "term", 100);
     let cfg = w.config_with(&w.input("app", "*.log", ""), &ls_output(&[srv.addr()], ""));

@@ -55,6 +55,32 @@ pub enum Action {
 
 pub type Script = Arc<dyn Fn(&WindowCtx) -> Action + Send + Sync>;
 
+/// `action` for window number `index` (over all connections), a plain ACK for every other.
+pub fn on_window(index: usize, action: Action) -> Script {
+    Arc::new(move |c: &WindowCtx| {
+        if c.index == index {
+            action.clone()
+        } else {
+            Action::Ack
+        }
+    })
+}
+
+/// Every window of the first connection held for `hold` (ACK(0) every second meanwhile);
+/// windows of later connections ACKed at once.
+pub fn hold_first_connection(hold: Duration) -> Script {
+    Arc::new(move |c: &WindowCtx| {
+        if c.conn == 0 {
+            Action::Hold {
+                hold,
+                keepalive: Duration::from_secs(1),
+            }
+        } else {
+            Action::Ack
+        }
+    })
+}
+
 #[derive(Debug, Clone)]
 pub struct Received {
     pub conn: usize,
