@@ -173,6 +173,8 @@ pub struct LineFields {
     pub offset: u64,
     pub flags: u8,
     pub source: Arc<FileSource>,
+    /// The container output stream (`stream`: stdout or stderr) of a container runtime's line.
+    pub stream: Option<std::borrow::Cow<'static, str>>,
 }
 
 #[derive(Debug)]
@@ -343,6 +345,10 @@ fn write_line_fields(l: &LineFields, out: &mut Vec<u8>) {
         out.push(b']');
     }
     out.push(b'}');
+    if let Some(stream) = &l.stream {
+        out.extend_from_slice(b",\"stream\":");
+        write_json_str(stream, out);
+    }
     let tail = &l.source.common.json_tail;
     if !tail.is_empty() {
         out.push(b',');
@@ -376,6 +382,9 @@ fn line_to_map(l: &LineFields) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("message".into(), Value::String(l.message.clone()));
     m.insert("log".into(), Value::Object(log));
+    if let Some(stream) = &l.stream {
+        m.insert("stream".into(), Value::String(stream.to_string()));
+    }
     for (k, v) in &l.source.common.fields {
         m.insert(k.clone(), v.clone());
     }
@@ -696,6 +705,7 @@ mod tests {
                 offset: 541482,
                 flags: flags::MULTILINE | flags::TRUNCATED,
                 source,
+                stream: Some("stderr".into()),
             },
             None,
         );
@@ -708,6 +718,7 @@ mod tests {
                     offset: l.offset,
                     flags: l.flags,
                     source: l.source.clone(),
+                    stream: l.stream.clone(),
                 },
                 _ => unreachable!(),
             },

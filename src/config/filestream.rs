@@ -272,11 +272,46 @@ pub struct NdjsonConfig {
     pub ignore_decoding_error: bool,
 }
 
+/// Which container runtime wrote the file (`container` parser `format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerFormat {
+    /// Docker `json-file` when the line starts with `{`, CRI otherwise (Filebeat's `auto`).
+    #[default]
+    Auto,
+    /// Docker's `json-file` logging driver (`json-file` is accepted as a synonym).
+    #[serde(alias = "json-file")]
+    Docker,
+    /// The CRI format of containerd and CRI-O (`<time> <stream> <P|F> <message>`).
+    Cri,
+}
+
+/// Which output stream of the container to keep (`container` parser `stream`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerStream {
+    #[default]
+    All,
+    Stdout,
+    Stderr,
+}
+
+/// Filebeat's `container` parser: decodes Docker json-file and CRI lines.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerConfig {
+    #[serde(default)]
+    pub stream: ContainerStream,
+    #[serde(default)]
+    pub format: ContainerFormat,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum ParserConfig {
     Multiline(MultilineConfig),
     Ndjson(NdjsonConfig),
+    Container(ContainerConfig),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -596,6 +596,7 @@ pub(crate) mod testutil {
                 offset: 10,
                 flags: 0,
                 source,
+                stream: None,
             },
             None,
         )

@@ -237,8 +237,9 @@ impl Harvester {
         let mut events = Vec::with_capacity(msgs.len());
         let mut skipped_end: Option<u64> = None;
         for m in msgs.drain(..) {
-            let keep = (s.cfg.include_lines.is_empty()
-                || s.cfg.include_lines.iter().any(|p| p.0.is_match(&m.text)))
+            let keep = !m.skip
+                && (s.cfg.include_lines.is_empty()
+                    || s.cfg.include_lines.iter().any(|p| p.0.is_match(&m.text)))
                 && !s.cfg.exclude_lines.iter().any(|p| p.0.is_match(&m.text));
             if !keep {
                 skipped_end = Some(m.end);
@@ -251,8 +252,9 @@ impl Harvester {
                 offset: m.start,
                 flags: m.flags,
                 source: self.source.clone(),
+                stream: m.stream,
             };
-            let mut ev = Event::line(ts, line, Some(cursor));
+            let mut ev = Event::line(m.ts.unwrap_or(ts), line, Some(cursor));
             if let Some(decoded) = m.fields {
                 let ndjson = s.ndjson.as_ref();
                 let root = ndjson.is_some_and(|n| n.target.is_empty());

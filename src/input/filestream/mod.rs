@@ -5,6 +5,7 @@
 //! start offset, and starts one harvester per file with something to read. Harvesters report
 //! back when they end; idle files are closed and reopened when they change.
 
+pub mod container;
 pub mod encoding;
 pub mod harvester;
 pub mod identity;

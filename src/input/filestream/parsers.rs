@@ -1,5 +1,6 @@
 //! Parsers run on lines before they become events, in the configured order:
-//! `multiline` joins lines into one message, `ndjson` decodes a line into fields.
+//! `multiline` joins lines into one message, `ndjson` decodes a line into fields,
+//! `container` decodes a container runtime's line (`container.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,8 @@ use crate::config::filestream::{
     MultilineConfig, MultilineMatch, MultilineType, NdjsonConfig, ParserConfig,
 };
 use crate::event::{flags, put_path};
+
+use super::container::Container;
 
 /// A line (or several joined lines) on its way to becoming an event.
 #[derive(Debug)]
@@ -22,6 +25,12 @@ pub struct Message {
     pub end: u64,
     pub flags: u8,
     pub lines: usize,
+    /// `@timestamp` from the line itself (a container runtime's time).
+    pub ts: Option<i64>,
+    /// The container's output stream (`stream` field).
+    pub stream: Option<std::borrow::Cow<'static, str>>,
+    /// Read but not shipped (the container parser's `stream` filter): only moves the cursor.
+    pub skip: bool,
 }
 
 impl Message {
@@ -34,6 +43,9 @@ impl Message {
             end,
             flags,
             lines: 1,
+            ts: None,
+            stream: None,
+            skip: false,
         }
     }
 }
@@ -46,6 +58,7 @@ pub struct Parsers {
 enum Stage {
     Multiline(Box<Multiline>),
     Ndjson(NdjsonConfig),
+    Container(Box<Container>),
 }
 
 impl Parsers {
@@ -57,6 +70,9 @@ impl Parsers {
                     Stage::Multiline(Box::new(Multiline::new(m.clone(), max_bytes)))
                 }
                 ParserConfig::Ndjson(n) => Stage::Ndjson(n.clone()),
+                ParserConfig::Container(c) => {
+                    Stage::Container(Box::new(Container::new(c.clone(), max_bytes)))
+                }
             })
             .collect();
         Parsers { stages }
@@ -76,6 +92,7 @@ impl Parsers {
         for i in 0..self.stages.len() {
             let flushed = match &mut self.stages[i] {
                 Stage::Multiline(m) => m.flush(),
+                Stage::Container(c) => c.flush(),
                 Stage::Ndjson(_) => None,
             };
             if let Some(msg) = flushed {
@@ -103,20 +120,14 @@ impl Parsers {
             .iter()
             .filter_map(|s| match s {
                 Stage::Multiline(m) => m.deadline(),
-                Stage::Ndjson(_) => None,
+                Stage::Ndjson(_) | Stage::Container(_) => None,
             })
             .min()
     }
 
     /// File offset of the first line held inside a parser, if any (not yet an event).
     pub fn pending_start(&self) -> Option<u64> {
-        self.stages
-            .iter()
-            .filter_map(|s| match s {
-                Stage::Multiline(m) => m.buf.as_ref().map(|b| b.start),
-                Stage::Ndjson(_) => None,
-            })
-            .min()
+        self.stages.iter().filter_map(Stage::pending_start).min()
     }
 
     fn run_from(
@@ -130,8 +141,17 @@ impl Parsers {
             let mut next = Vec::with_capacity(msgs.len());
             for m in msgs {
                 match stage {
+                    // A message that is only read, not shipped, goes straight through, so its
+                    // bytes are acked at once; unless this stage holds an earlier line, which
+                    // must not be acked past: then it is dropped (a later event covers it).
+                    _ if m.skip => {
+                        if stage.pending_start().is_none() {
+                            next.push(m);
+                        }
+                    }
                     Stage::Multiline(ml) => ml.push(m, now, &mut next),
                     Stage::Ndjson(cfg) => next.push(decode_ndjson(cfg, m)),
+                    Stage::Container(c) => c.push(m, &mut next),
                 }
             }
             msgs = next;
@@ -140,6 +160,16 @@ impl Parsers {
             }
         }
         out.extend(msgs);
+    }
+}
+
+impl Stage {
+    fn pending_start(&self) -> Option<u64> {
+        match self {
+            Stage::Multiline(m) => m.buf.as_ref().map(|b| b.start),
+            Stage::Container(c) => c.pending_start(),
+            Stage::Ndjson(_) => None,
+        }
     }
 }
 
