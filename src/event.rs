@@ -134,10 +134,15 @@ impl FileSource {
         let mut out = Vec::new();
         out.extend_from_slice(b"{\"path\":");
         write_json_str(&path, &mut out);
-        out.extend_from_slice(b",\"device_id\":");
-        write_json_str(&device_id, &mut out);
-        out.extend_from_slice(b",\"inode\":");
-        write_json_str(&inode, &mut out);
+        // Empty when the input leaves file identity out of events (include_file_identity).
+        if !device_id.is_empty() {
+            out.extend_from_slice(b",\"device_id\":");
+            write_json_str(&device_id, &mut out);
+        }
+        if !inode.is_empty() {
+            out.extend_from_slice(b",\"inode\":");
+            write_json_str(&inode, &mut out);
+        }
         if let Some(fp) = &fingerprint {
             out.extend_from_slice(b",\"fingerprint\":");
             write_json_str(fp, &mut out);
@@ -360,11 +365,15 @@ fn write_line_fields(l: &LineFields, out: &mut Vec<u8>) {
 fn line_to_map(l: &LineFields) -> Map<String, Value> {
     let mut file = Map::new();
     file.insert("path".into(), Value::String(l.source.path.clone()));
-    file.insert(
-        "device_id".into(),
-        Value::String(l.source.device_id.clone()),
-    );
-    file.insert("inode".into(), Value::String(l.source.inode.clone()));
+    if !l.source.device_id.is_empty() {
+        file.insert(
+            "device_id".into(),
+            Value::String(l.source.device_id.clone()),
+        );
+    }
+    if !l.source.inode.is_empty() {
+        file.insert("inode".into(), Value::String(l.source.inode.clone()));
+    }
     if let Some(fp) = &l.source.fingerprint {
         file.insert("fingerprint".into(), Value::String(fp.clone()));
     }

@@ -14,34 +14,60 @@ const DEFAULT_CONFIG: &str = "oxibeat.toml";
 #[command(
     name = "oxibeat",
     version,
-    about = "A Beats-compatible log and metrics shipper"
+    about = "A Beats-compatible log and metrics shipper",
+    after_help = "Without a command, oxibeat runs the agent (as `filebeat -e -c filebeat.yml` does)."
 )]
 struct Cli {
     #[command(flatten)]
     global: Global,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Args, Clone)]
 struct Global {
-    /// Configuration file (TOML).
-    #[arg(
-        short = 'c',
-        long = "config",
-        global = true,
-        default_value = DEFAULT_CONFIG
-    )]
-    config: PathBuf,
+    /// Configuration file: oxibeat TOML, or a filebeat.yml (by extension or content).
+    /// Relative to --path.config when that is given.
+    #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Override a setting, e.g. -E output.file.path=/tmp/out (repeatable).
     #[arg(short = 'E', global = true, value_name = "KEY=VALUE")]
     overrides: Vec<String>,
     /// Override path.data (registry and agent id).
     #[arg(long = "path.data", global = true, value_name = "DIR")]
     path_data: Option<PathBuf>,
+    /// Filebeat's path.home: the default parent of path.config, path.data and path.logs.
+    #[arg(long = "path.home", global = true, value_name = "DIR")]
+    path_home: Option<PathBuf>,
+    /// Where a relative -c file (and filebeat.config.inputs) is found.
+    #[arg(long = "path.config", global = true, value_name = "DIR")]
+    path_config: Option<PathBuf>,
+    /// Override path.logs (oxibeat.log when not logging to stderr).
+    #[arg(long = "path.logs", global = true, value_name = "DIR")]
+    path_logs: Option<PathBuf>,
     /// Log to stderr instead of the log file.
     #[arg(short = 'e', global = true)]
     stderr: bool,
+    /// Debug logging for these components (comma-separated, `*` for all), as Filebeat's -d.
+    #[arg(short = 'd', global = true, value_name = "SELECTORS")]
+    debug: Option<String>,
+    /// Read every matched file to EOF, deliver, persist the registry and exit.
+    #[arg(long, global = true)]
+    once: bool,
+    /// Check that the configuration file is owned by this user and not writable by others
+    /// (Filebeat's --strict.perms; `--strict.perms=false` turns it off).
+    #[arg(
+        long = "strict.perms",
+        global = true,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    strict_perms: Option<bool>,
+    /// Run a filebeat.yml without the settings oxibeat does not implement (they are listed).
+    #[arg(long = "ignore-unsupported", global = true)]
+    ignore_unsupported: bool,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long = "log-level", global = true)]
     log_level: Option<String>,
@@ -49,12 +75,8 @@ struct Global {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the agent.
-    Run {
-        /// Read every matched file to EOF, deliver, persist the registry and exit.
-        #[arg(long)]
-        once: bool,
-    },
+    /// Run the agent (the default command).
+    Run,
     /// Check the configuration or the output.
     Test {
         #[command(subcommand)]
@@ -114,8 +136,13 @@ enum DlqWhat {
 
 #[derive(Subcommand)]
 enum ExportWhat {
-    /// The effective configuration, with defaults, overrides and ${VAR} applied; secrets masked.
-    Config,
+    /// The effective configuration, with defaults, overrides and ${VAR} applied; secrets
+    /// masked. With --format, the configuration as a file to use instead: `toml` (oxibeat's,
+    /// e.g. from a filebeat.yml) or `yaml` (Filebeat's layout), ${VAR} references kept.
+    Config {
+        #[arg(long, value_enum)]
+        format: Option<ConfigFormat>,
+    },
     /// Component and index templates (Dev Tools requests).
     Template,
     /// The ILM policy.
@@ -128,27 +155,115 @@ enum ExportWhat {
     Dashboards,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ConfigFormat {
+    Toml,
+    Yaml,
+}
+
 /// Used when no configuration file is given and `oxibeat.toml` does not exist: tails the
 /// sample logs of the repository (and the generator's demo directory) to the console.
 const QUICKSTART: &str = include_str!("../examples/quickstart.toml");
 
-fn load(g: &Global) -> anyhow::Result<(Config, toml::Value)> {
-    let mut overrides = g.overrides.clone();
-    if let Some(p) = &g.path_data {
-        overrides.push(format!(
-            "path.data={}",
-            toml::Value::String(p.display().to_string())
-        ));
+/// The configuration file: -c (relative to --path.config), else oxibeat.toml or filebeat.yml
+/// in --path.config (or here); `None` when there is none (the quickstart runs).
+fn config_path(g: &Global) -> Option<PathBuf> {
+    let dir = g
+        .path_config
+        .clone()
+        .or_else(|| g.path_home.clone())
+        .unwrap_or_default();
+    if let Some(c) = &g.config {
+        return Some(if c.is_relative() {
+            dir.join(c)
+        } else {
+            c.clone()
+        });
     }
-    if g.config == std::path::Path::new(DEFAULT_CONFIG) && !g.config.exists() {
-        eprintln!("no {DEFAULT_CONFIG} here: using the built-in quickstart configuration (sample logs to stdout)");
+    [DEFAULT_CONFIG, "filebeat.yml"]
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.exists())
+}
+
+/// `--path.*` flags as overrides (their values quoted, which TOML and YAML both read).
+fn path_overrides(g: &Global) -> Vec<String> {
+    let mut overrides = g.overrides.clone();
+    for (key, value) in [
+        ("path.home", &g.path_home),
+        ("path.config", &g.path_config),
+        ("path.data", &g.path_data),
+        ("path.logs", &g.path_logs),
+    ] {
+        if let Some(p) = value {
+            overrides.push(format!(
+                "{key}={}",
+                toml::Value::String(p.display().to_string())
+            ));
+        }
+    }
+    overrides
+}
+
+fn load(g: &Global) -> anyhow::Result<(Config, toml::Value)> {
+    let overrides = path_overrides(g);
+    let Some(path) = config_path(g) else {
+        eprintln!("no {DEFAULT_CONFIG} or filebeat.yml here: using the built-in quickstart configuration (sample logs to stdout)");
         return Config::from_str_with(QUICKSTART, "built-in quickstart", &overrides, &|n| {
             std::env::var(n).ok()
         })
         .context("built-in quickstart configuration");
+    };
+    let opts = oxibeat::config::LoadOptions {
+        ignore_unsupported: g.ignore_unsupported,
+        strict_perms: g.strict_perms,
+    };
+    Config::load_with(&path, &overrides, &opts)
+        .with_context(|| format!("configuration {}", path.display()))
+}
+
+/// The configuration file's name, for messages.
+fn config_name(g: &Global) -> String {
+    config_path(g).map_or_else(|| "built-in quickstart".into(), |p| p.display().to_string())
+}
+
+/// What loading said about the file (translated Filebeat options, ignored ones), logged.
+fn log_notes(cfg: &Config) {
+    for n in &cfg.notes {
+        if n.starts_with("ignored") {
+            tracing::warn!(setting = %n, "configuration");
+        } else {
+            tracing::info!(setting = %n, "configuration");
+        }
     }
-    Config::load(&g.config, &overrides)
-        .with_context(|| format!("configuration {}", g.config.display()))
+}
+
+/// Filebeat's debug selectors as tracing targets (`*` = every component).
+fn selector_filter(selectors: &[String]) -> String {
+    let mut targets = Vec::new();
+    for s in selectors.iter().flat_map(|s| s.split(',')).map(str::trim) {
+        let t: &[&str] = match s {
+            "*" => &["oxibeat"],
+            "input" | "input.filestream" | "filestream" | "prospector" | "scanner" => {
+                &["oxibeat::input"]
+            }
+            "harvester" | "input.harvester" => &["oxibeat::input::filestream::harvester"],
+            "publisher" | "publish" | "pipeline" | "queue" => &["oxibeat::pipeline"],
+            "registrar" | "registry" => &["oxibeat::registry"],
+            "output" => &["oxibeat::output"],
+            "kafka" => &["oxibeat::output::kafka"],
+            "logstash" => &["oxibeat::output::logstash"],
+            "elasticsearch" => &["oxibeat::output"],
+            "processors" => &["oxibeat::processors"],
+            "monitoring" | "http" | "metrics" => &["oxibeat::monitoring"],
+            "config" | "cfgfile" => &["oxibeat::config"],
+            "setup" | "kibana" => &["oxibeat::setup"],
+            "" => &[],
+            _ => &["oxibeat"],
+        };
+        targets.extend(t.iter().map(|t| format!("{t}=debug")));
+    }
+    targets.join(",")
 }
 
 fn init_logging(g: &Global, cfg: &Config) {
@@ -157,8 +272,21 @@ fn init_logging(g: &Global, cfg: &Config) {
         .log_level
         .clone()
         .unwrap_or_else(|| cfg.logging.level.clone());
-    let filter = EnvFilter::try_new(format!("oxibeat={level},warn"))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    // -d SELECTORS, or logging.selectors with level debug: debug for those components only.
+    let selectors: Vec<String> = match &g.debug {
+        Some(d) => vec![d.clone()],
+        None if level == "debug" && !cfg.logging.selectors.is_empty() => {
+            cfg.logging.selectors.clone()
+        }
+        None => Vec::new(),
+    };
+    let spec = if selectors.is_empty() {
+        format!("oxibeat={level},warn")
+    } else {
+        let base = if level == "debug" { "info" } else { &level };
+        format!("oxibeat={base},{},warn", selector_filter(&selectors))
+    };
+    let filter = EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false);
@@ -228,7 +356,7 @@ fn main() -> ExitCode {
 
 fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     let g = cli.global;
-    match cli.command {
+    match cli.command.unwrap_or(Command::Run) {
         Command::Version => {
             println!(
                 "oxibeat version {} (Beats-compatible event format: Filebeat 9.x, ECS 8.0.0)",
@@ -242,7 +370,10 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let (cfg, _) = load(&g)?;
             cfg.output
                 .selected()
-                .with_context(|| format!("configuration {}", g.config.display()))?;
+                .with_context(|| format!("configuration {}", config_name(&g)))?;
+            for n in &cfg.notes {
+                println!("note: {n}");
+            }
             println!("Config OK");
             Ok(ExitCode::SUCCESS)
         }
@@ -256,7 +387,36 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Export {
-            what: ExportWhat::Config,
+            what: ExportWhat::Config {
+                format: Some(format),
+            },
+        } => {
+            let (cfg, _) = load(&g)?;
+            let tree = cfg
+                .source_tree
+                .clone()
+                .context("the configuration's tree was not kept")?;
+            let tree = source::masked_keep_refs(&tree);
+            if cfg.source_tree.as_ref() != Some(&tree) {
+                eprintln!("note: secret values are written as \"xxxxx\": put them back, or use ${{VAR}} references");
+            }
+            for n in cfg.notes.iter().filter(|n| n.starts_with("ignored")) {
+                eprintln!("note: {n}");
+            }
+            match format {
+                ConfigFormat::Toml => print!("{}", toml::to_string_pretty(&tree)?),
+                ConfigFormat::Yaml => {
+                    let fb = oxibeat::config::filebeat::to_filebeat_layout(&tree);
+                    print!(
+                        "{}",
+                        oxibeat::config::yaml::emit(&oxibeat::config::yaml::from_toml(&fb))
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export {
+            what: ExportWhat::Config { format: None },
         } => {
             let (cfg, _) = load(&g)?;
             // Defaults included: serialise the typed config, then mask secrets.
@@ -279,7 +439,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExportWhat::Pipelines => "pipelines",
                 ExportWhat::Ml => "ml",
                 ExportWhat::Dashboards => "dashboards",
-                ExportWhat::Config => unreachable!("handled above"),
+                ExportWhat::Config { .. } => unreachable!("handled above"),
             };
             print!("{}", oxibeat::setup::export(name)?);
             Ok(ExitCode::SUCCESS)
@@ -350,9 +510,14 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { once } => {
+        Command::Run => {
+            let once = g.once;
             let (cfg, _) = load(&g)?;
             init_logging(&g, &cfg);
+            log_notes(&cfg);
+            for n in cfg.notes.iter().filter(|n| n.starts_with("ignored")) {
+                eprintln!("warning: {n}");
+            }
             raise_fd_limit();
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -314,6 +314,18 @@ pub enum ParserConfig {
     Container(ContainerConfig),
 }
 
+/// Filebeat's `take_over`: continue the registry states of other inputs instead of reading
+/// their files again. Without `from_ids`, the states of the `log` input (`filebeat::logs::`)
+/// of the files this input matches; with `from_ids`, those of these filestream inputs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TakeOverConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from_ids: Vec<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilestreamConfig {
@@ -368,6 +380,26 @@ pub struct FilestreamConfig {
     pub start_position: StartPosition,
     #[serde(default)]
     pub backoff: BackoffConfig,
+    #[serde(default, skip_serializing_if = "TakeOverConfig::is_off")]
+    pub take_over: TakeOverConfig,
+    /// `log.file.device_id`, `inode` and `fingerprint` in events (Filebeat 9.5's option);
+    /// `false` writes only `log.file.path`, as the log input did.
+    #[serde(default = "yes")]
+    pub include_file_identity: bool,
+    /// `input.type` written into events (default `filestream`): a translated `log` or
+    /// `container` input keeps its Filebeat value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_type: Option<String>,
+    /// Fields of the top-level `fields`/`tags` settings, placed as they go into events
+    /// (set when the configuration is loaded).
+    #[serde(skip)]
+    pub global_fields: Map<String, Value>,
+}
+
+impl TakeOverConfig {
+    fn is_off(&self) -> bool {
+        !self.enabled && self.from_ids.is_empty()
+    }
 }
 
 impl FilestreamConfig {
@@ -443,6 +475,22 @@ impl FilestreamConfig {
             }
         }
         crate::processors::build(&self.processors, &format!("{key}.processors"))?;
+        if let Some(t) = &self.input_type {
+            if !matches!(t.as_str(), "filestream" | "log" | "container") {
+                return Err(ConfigError::new(
+                    format!("{key}.input_type"),
+                    format!("{t:?} is not an input type of these events; use filestream, log or container"),
+                ));
+            }
+        }
+        for (i, from) in self.take_over.from_ids.iter().enumerate() {
+            if from == &self.id {
+                return Err(ConfigError::new(
+                    format!("{key}.take_over.from_ids[{i}]"),
+                    "names this input itself; list the ids of the inputs whose states to continue",
+                ));
+            }
+        }
         Ok(())
     }
 }

@@ -3,10 +3,12 @@
 //! Loading goes: text → TOML tree (`source`) → `-E` overrides → `${VAR}` expansion → typed
 //! structs (serde, unknown keys rejected) with the failing key path in every error.
 
+pub mod filebeat;
 pub mod filestream;
 pub mod secret;
 pub mod source;
 pub mod units;
+pub mod yaml;
 
 use std::path::{Path, PathBuf};
 
@@ -60,6 +62,12 @@ fn default_data() -> PathBuf {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PathConfig {
+    /// Filebeat's `path.home`: the default parent of `config`, `data` and `logs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home: Option<PathBuf>,
+    /// Where relative `-c` files and `filebeat.config.inputs.path` are found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<PathBuf>,
     #[serde(default = "default_data")]
     pub data: PathBuf,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,6 +77,8 @@ pub struct PathConfig {
 impl Default for PathConfig {
     fn default() -> Self {
         PathConfig {
+            home: None,
+            config: None,
             data: default_data(),
             logs: None,
         }
@@ -174,6 +184,10 @@ pub struct LoggingConfig {
     pub json: bool,
     #[serde(default)]
     pub metrics: LoggingMetrics,
+    /// Filebeat's debug selectors (`-d`): with `level: debug`, only these components log
+    /// at debug level (`*` = all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub selectors: Vec<String>,
 }
 
 impl LoggingConfig {
@@ -189,6 +203,7 @@ impl Default for LoggingConfig {
             to_stderr: false,
             json: false,
             metrics: LoggingMetrics::default(),
+            selectors: Vec::new(),
         }
     }
 }
@@ -378,6 +393,14 @@ pub struct Config {
     /// `agent.name`; defaults to the host name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Tags added to every event (before each input's own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Fields added to every event, under `fields` (or at the root with `fields_under_root`).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fields_under_root: bool,
     #[serde(default)]
     pub path: PathConfig,
     #[serde(default, rename = "inputs", skip_serializing)]
@@ -407,6 +430,43 @@ pub struct Config {
     /// `[cloud] id, auth` for Elastic Cloud.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud: Option<toml::Value>,
+    /// What loading said about the file (Filebeat options translated, options without
+    /// effect, unsupported options ignored): logged at startup.
+    #[serde(skip)]
+    pub notes: Vec<String>,
+    /// The tree in oxibeat's layout before `${VAR}` expansion, without defaults (what
+    /// `export config --format toml|yaml` writes).
+    #[serde(skip)]
+    pub source_tree: Option<toml::Value>,
+}
+
+/// How a configuration file is read.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Run without the Filebeat settings oxibeat does not implement (they are listed).
+    pub ignore_unsupported: bool,
+    /// `--strict.perms` (checked by whoever opens the file; parsed here for all commands).
+    pub strict_perms: Option<bool>,
+}
+
+/// The syntax of a configuration file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syntax {
+    Toml,
+    /// Filebeat's YAML layout (`filebeat.yml`).
+    Yaml,
+}
+
+impl Syntax {
+    /// By extension (`.yml`, `.yaml`, `.toml`), else by content: TOML if it parses as TOML.
+    pub fn detect(path: &Path, text: &str) -> Syntax {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("yml") | Some("yaml") => Syntax::Yaml,
+            Some("toml") => Syntax::Toml,
+            _ if text.parse::<toml::Table>().is_ok() => Syntax::Toml,
+            _ => Syntax::Yaml,
+        }
+    }
 }
 
 impl Config {
@@ -414,17 +474,162 @@ impl Config {
         Dur(std::time::Duration::from_secs(5))
     }
 
+    /// The top-level `fields`, `fields_under_root` and `tags` go into every file input's
+    /// events, as Beats adds them to every event (an input's own fields win; global tags
+    /// come first).
+    fn apply_global_fields(&mut self) {
+        let mut global = serde_json::Map::new();
+        if !self.fields.is_empty() {
+            if self.fields_under_root {
+                global.extend(self.fields.clone());
+            } else {
+                global.insert(
+                    "fields".into(),
+                    serde_json::Value::Object(self.fields.clone()),
+                );
+            }
+        }
+        for input in &mut self.inputs {
+            if let InputConfig::Filestream(f) = input {
+                f.global_fields = global.clone();
+                if !self.tags.is_empty() {
+                    let mut tags = self.tags.clone();
+                    for t in f.tags.drain(..) {
+                        if !tags.contains(&t) {
+                            tags.push(t);
+                        }
+                    }
+                    f.tags = tags;
+                }
+            }
+        }
+    }
+
     /// Read, override, expand and validate a configuration file.
     pub fn load(path: &Path, overrides: &[String]) -> Result<(Config, toml::Value), ConfigError> {
+        Self::load_with(path, overrides, &LoadOptions::default())
+    }
+
+    /// Like `load`, TOML or Filebeat YAML (`Syntax::detect`).
+    pub fn load_with(
+        path: &Path,
+        overrides: &[String],
+        opts: &LoadOptions,
+    ) -> Result<(Config, toml::Value), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigError::new(
                 "",
                 format!("cannot read config file {}: {e}", path.display()),
             )
         })?;
-        Self::from_str_with(&text, &path.display().to_string(), overrides, &|n| {
-            std::env::var(n).ok()
-        })
+        let file = path.display().to_string();
+        let env = |n: &str| std::env::var(n).ok();
+        match Syntax::detect(path, &text) {
+            Syntax::Toml => Self::from_str_with(&text, &file, overrides, &env),
+            Syntax::Yaml => {
+                let dir = path.parent().unwrap_or(Path::new("."));
+                Self::from_yaml_with(&text, &file, dir, overrides, &env, opts)
+            }
+        }
+    }
+
+    /// A Filebeat YAML configuration (`filebeat.yml`): read as Filebeat reads it, translated
+    /// into oxibeat's model (`filebeat`), then typed and validated exactly as TOML is.
+    /// `-E` overrides use Filebeat's key names; `${name}` resolves settings of the file
+    /// (`${path.home}`) before environment variables, as go-ucfg does. Errors name the
+    /// Filebeat key and its line.
+    pub fn from_yaml_with(
+        text: &str,
+        file: &str,
+        dir: &Path,
+        overrides: &[String],
+        lookup: &dyn Fn(&str) -> Option<String>,
+        opts: &LoadOptions,
+    ) -> Result<(Config, toml::Value), ConfigError> {
+        let mut y = yaml::expand_dots(yaml::parse(text, file)?, "")?;
+        for o in overrides {
+            yaml::apply_override(&mut y, o)?;
+        }
+        let refs = y.clone();
+        let resolve = |name: &str| -> Option<String> {
+            if let Some(v) = refs.get_path(name).and_then(yaml::Y::scalar_text) {
+                return Some(v);
+            }
+            let text_of = |k: &str| refs.get_path(k).and_then(yaml::Y::scalar_text);
+            let home = || text_of("path.home").unwrap_or_else(|| ".".into());
+            match name {
+                "path.home" => Some(home()),
+                "path.config" => Some(home()),
+                "path.data" => Some(format!("{}/data", home())),
+                "path.logs" => Some(format!("{}/logs", home())),
+                _ => lookup(name),
+            }
+        };
+        let config_dir = refs
+            .get_path("path.config")
+            .and_then(yaml::Y::scalar_text)
+            .map(|p| {
+                let mut v = toml::Value::String(p);
+                let _ = source::expand_env(&mut v, "", &resolve);
+                PathBuf::from(v.as_str().unwrap_or_default())
+            })
+            .unwrap_or_else(|| dir.to_path_buf());
+        let t = filebeat::translate(&y, file, &config_dir, &resolve)?;
+        let mut tree = toml::Value::Table(t.tree.clone());
+        let mut unsupported = t.unsupported.clone();
+        let mut rounds = 0;
+        let (mut cfg, effective) = loop {
+            let err = match Self::from_tree(tree.clone(), &resolve) {
+                Ok(done) => break done,
+                Err(e) => e,
+            };
+            rounds += 1;
+            if let Some(key) = unknown_field_key(&err) {
+                let fb = t.filebeat_key(&key);
+                match filebeat::classify(&fb) {
+                    Some(reason) if rounds < 1000 => {
+                        unsupported.push(filebeat::Unsupported { key: fb, reason });
+                        source::remove_key(&mut tree, &key);
+                        continue;
+                    }
+                    _ => {
+                        let at = t.location(&fb);
+                        return Err(ConfigError::new(
+                            fb,
+                            format!(
+                                "unknown setting{at}; neither Filebeat nor oxibeat has it, check its spelling ({})",
+                                err.message
+                            ),
+                        ));
+                    }
+                }
+            }
+            let fb = t.filebeat_key(&err.key);
+            let at = t.location(&fb);
+            return Err(ConfigError::new(fb, format!("{}{at}", err.message)));
+        };
+        if !unsupported.is_empty() {
+            let list: Vec<String> = unsupported
+                .iter()
+                .map(|u| format!("{u}{}", t.location(&u.key)))
+                .collect();
+            if !opts.ignore_unsupported {
+                return Err(ConfigError::new(
+                    "",
+                    format!(
+                        "{} setting(s) that oxibeat does not support:\n  {}\nremove them, or run with --ignore-unsupported to run without them",
+                        list.len(),
+                        list.join("\n  ")
+                    ),
+                ));
+            }
+            for l in list {
+                cfg.notes
+                    .push(format!("ignored (--ignore-unsupported): {l}"));
+            }
+        }
+        cfg.notes.splice(0..0, t.notes.iter().cloned());
+        Ok((cfg, effective))
     }
 
     /// Like `load`, from text; `lookup` resolves `${VAR}`. Returns the typed config and the
@@ -439,9 +644,29 @@ impl Config {
         for o in overrides {
             source::apply_override(&mut tree, o)?;
         }
+        Self::from_tree(tree, lookup)
+    }
+
+    /// The common end of both syntaxes: a TOML tree in oxibeat's layout, expanded, typed and
+    /// validated.
+    pub fn from_tree(
+        mut tree: toml::Value,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(Config, toml::Value), ConfigError> {
+        // Filebeat's default: path.data is <path.home>/data.
+        if let Some(path) = tree.get_mut("path").and_then(toml::Value::as_table_mut) {
+            if let (Some(toml::Value::String(home)), false) =
+                (path.get("home").cloned(), path.contains_key("data"))
+            {
+                path.insert("data".into(), toml::Value::String(format!("{home}/data")));
+            }
+        }
+        let unexpanded = tree.clone();
         source::expand_env(&mut tree, "", lookup)?;
         let mut cfg: Config = typed(tree.clone(), "")?;
+        cfg.source_tree = Some(unexpanded);
         cfg.inputs = parse_inputs(&cfg.raw_inputs)?;
+        cfg.apply_global_fields();
         if let Some(http) = &cfg.http {
             crate::monitoring::http::parse_config(http)?;
         }
@@ -449,6 +674,19 @@ impl Config {
         crate::processors::build(&cfg.processors, "processors")?;
         Ok((cfg, tree))
     }
+}
+
+/// The full key of an "unknown field" error (`inputs[0].close` + `inactiv`).
+fn unknown_field_key(e: &ConfigError) -> Option<String> {
+    let rest = e.message.strip_prefix("unknown field `")?;
+    let name = &rest[..rest.find('`')?];
+    Some(if e.key.is_empty() {
+        name.to_string()
+    } else if e.key == name || e.key.ends_with(&format!(".{name}")) {
+        e.key.clone()
+    } else {
+        format!("{}.{name}", e.key)
+    })
 }
 
 /// Deserialize `v` into `T`, naming the failing key path (prefixed with `prefix`).

@@ -88,6 +88,50 @@ pub fn apply_override(root: &mut Value, spec: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Remove the key at `path` (`inputs[0].close.x`, as errors name keys); false if absent.
+pub fn remove_key(root: &mut Value, path: &str) -> bool {
+    let mut segs: Vec<(String, Option<usize>)> = Vec::new();
+    for part in path.split('.') {
+        let (name, mut rest) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        if !name.is_empty() {
+            segs.push((name.to_string(), None));
+        }
+        while let Some(end) = rest.find(']') {
+            if let Ok(i) = rest[1..end].parse::<usize>() {
+                segs.push((String::new(), Some(i)));
+            }
+            rest = &rest[end + 1..];
+        }
+    }
+    let Some((last, parents)) = segs.split_last() else {
+        return false;
+    };
+    let mut cur = root;
+    for (name, idx) in parents {
+        let next = match idx {
+            Some(i) => cur.as_array_mut().and_then(|a| a.get_mut(*i)),
+            None => cur.as_table_mut().and_then(|t| t.get_mut(name)),
+        };
+        match next {
+            Some(n) => cur = n,
+            None => return false,
+        }
+    }
+    match last {
+        (_, Some(i)) => match cur.as_array_mut() {
+            Some(a) if *i < a.len() => {
+                a.remove(*i);
+                true
+            }
+            _ => false,
+        },
+        (name, None) => cur.as_table_mut().is_some_and(|t| t.remove(name).is_some()),
+    }
+}
+
 /// Expand `${VAR}` and `${VAR:default}` inside every string value, using `lookup`.
 pub fn expand_env(
     v: &mut Value,
@@ -161,6 +205,38 @@ fn mask_url_password(url: &str) -> String {
     }) {
         Some(m) => m,
         None => url.to_string(),
+    }
+}
+
+/// Like `masked`, but a secret given as a reference (`"${ES_PASSWORD}"`) is kept: it holds
+/// no secret, and a configuration written for migration stays usable.
+pub fn masked_keep_refs(v: &Value) -> Value {
+    match v {
+        Value::Table(t) => Value::Table(
+            t.iter()
+                .map(|(k, item)| {
+                    let is_ref = item.as_str().is_some_and(|s| {
+                        s.starts_with("${") && s.ends_with('}') && s.matches("${").count() == 1
+                    });
+                    let val = if SECRET_KEYS.contains(&k.as_str()) && is_ref {
+                        item.clone()
+                    } else if item.is_table() || item.is_array() {
+                        masked_keep_refs(item)
+                    } else {
+                        match masked(&Value::Table(toml::Table::from_iter([(
+                            k.clone(),
+                            item.clone(),
+                        )]))) {
+                            Value::Table(mut one) => one.remove(k).unwrap_or_else(|| item.clone()),
+                            _ => item.clone(),
+                        }
+                    };
+                    (k.clone(), val)
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(masked_keep_refs).collect()),
+        other => other.clone(),
     }
 }
 

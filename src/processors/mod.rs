@@ -10,6 +10,7 @@
 
 mod add_fields;
 mod add_host_metadata;
+pub mod add_kubernetes_metadata;
 mod add_tags;
 pub mod conditions;
 mod copy_fields;
@@ -65,7 +66,7 @@ impl Chain {
 }
 
 /// Processor names, for the error on an unknown one.
-const NAMES: &str = "add_fields, add_host_metadata, add_tags, copy_fields, decode_json_fields, \
+const NAMES: &str = "add_fields, add_host_metadata, add_kubernetes_metadata, add_tags, copy_fields, decode_json_fields, \
                      dissect, drop_event, drop_fields, include_fields, rename, truncate_fields";
 
 fn unknown_processor(name: &str, pkey: &str) -> ConfigError {
@@ -135,6 +136,9 @@ fn build_one(entry: &toml::Value, key: &str) -> Result<Box<dyn Processor>, Confi
     let inner: Box<dyn Processor> = match name.as_str() {
         "add_fields" => Box::new(add_fields::AddFields::new(opts, &pkey)?),
         "add_host_metadata" => Box::new(add_host_metadata::AddHostMetadata::new(opts, &pkey)?),
+        "add_kubernetes_metadata" => Box::new(add_kubernetes_metadata::AddKubernetesMetadata::new(
+            opts, &pkey,
+        )?),
         "add_tags" => Box::new(add_tags::AddTags::new(opts, &pkey)?),
         "copy_fields" => Box::new(copy_fields::CopyFields::new(opts, &pkey)?),
         "decode_json_fields" => Box::new(decode_json_fields::DecodeJsonFields::new(opts, &pkey)?),

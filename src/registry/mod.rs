@@ -52,19 +52,102 @@ pub struct EntryMeta {
     pub fingerprint_len: Option<u64>,
 }
 
-/// One registry value, as Filebeat's filestream writes it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// One registry value, as Filebeat's filestream writes it. Values of other inputs (the
+/// legacy log input's `offset`, `source`, `FileStateOS`, ...) are kept whole in `other`, so a
+/// Filebeat registry passes through oxibeat unchanged until a `take_over` continues them.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// Nanoseconds until the entry may be removed; -1 = never.
-    #[serde(default = "never")]
     pub ttl: i64,
     /// `[ext, sec]` time encoding of go-structform (UTC).
-    #[serde(default)]
     pub updated: serde_json::Value,
-    #[serde(default)]
     pub cursor: Option<CursorValue>,
-    #[serde(default)]
     pub meta: Option<EntryMeta>,
+    /// Every other key of the value, as read.
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Serialize for Entry {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("ttl", &self.ttl)?;
+        if !self.updated.is_null() {
+            m.serialize_entry("updated", &self.updated)?;
+        }
+        if self.other.is_empty() || self.cursor.is_some() {
+            m.serialize_entry("cursor", &self.cursor)?;
+        }
+        if let Some(meta) = &self.meta {
+            m.serialize_entry("meta", meta)?;
+        }
+        for (k, v) in &self.other {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Entry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut other = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let ttl = other
+            .remove("ttl")
+            .and_then(|v| v.as_i64())
+            .unwrap_or_else(never);
+        let updated = other.remove("updated").unwrap_or_default();
+        let cursor = match other.remove("cursor") {
+            Some(v) => serde_json::from_value(v).ok(),
+            None => None,
+        };
+        // A `meta` that is not filestream's (a container input's `{"stream": ..}`) stays
+        // as it was, among the other keys.
+        let meta = match other.remove("meta") {
+            Some(v) => match serde_json::from_value::<EntryMeta>(v.clone()) {
+                Ok(m) => Some(m),
+                Err(_) => {
+                    if !v.is_null() {
+                        other.insert("meta".into(), v);
+                    }
+                    None
+                }
+            },
+            None => None,
+        };
+        Ok(Entry {
+            ttl,
+            updated,
+            cursor,
+            meta,
+            other,
+        })
+    }
+}
+
+/// A state of Filebeat's legacy `log` input (`filebeat::logs::<identifier>::<id>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogInputState {
+    pub source: String,
+    pub offset: u64,
+    pub identifier_name: String,
+    pub ttl: i64,
+}
+
+impl Entry {
+    /// The entry as a log input state, if it is one.
+    pub fn log_input_state(&self) -> Option<LogInputState> {
+        Some(LogInputState {
+            source: self.other.get("source")?.as_str()?.to_string(),
+            offset: self.other.get("offset")?.as_u64()?,
+            identifier_name: self
+                .other
+                .get("identifier_name")
+                .and_then(|v| v.as_str())
+                .unwrap_or("native")
+                .to_string(),
+            ttl: self.ttl,
+        })
+    }
 }
 
 fn never() -> i64 {
@@ -273,10 +356,49 @@ impl Registry {
                 updated: encode_updated(crate::event::now_nanos()),
                 cursor: Some(CursorValue { offset }),
                 meta: Some(meta),
+                other: serde_json::Map::new(),
             };
             s.entries.insert(key.to_string(), entry);
             self.append_set(&mut s, &[key.to_string()]);
         }
+    }
+
+    /// States of Filebeat's log input (`filebeat::logs::...`) that a take-over may continue.
+    pub fn log_input_states(&self) -> Vec<(String, LogInputState)> {
+        let mut v: Vec<_> = self
+            .lock()
+            .entries
+            .iter()
+            .filter(|(k, _)| k.starts_with("filebeat::logs::"))
+            .filter_map(|(k, e)| Some((k.clone(), e.log_input_state()?)))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Filebeat's take-over: `new` continues at `offset` (the state of `old`, another input's
+    /// entry for the same file), and `old` is removed, so it is never taken over twice.
+    /// Does nothing if `new` exists already.
+    pub fn take_over(&self, old: &str, new: &str, offset: u64, meta: EntryMeta) -> bool {
+        let mut s = self.lock();
+        if s.entries.contains_key(new) || !s.entries.contains_key(old) {
+            return false;
+        }
+        let entry = Entry {
+            ttl: -1,
+            updated: encode_updated(crate::event::now_nanos()),
+            cursor: Some(CursorValue { offset }),
+            meta: Some(meta),
+            other: serde_json::Map::new(),
+        };
+        s.entries.insert(new.to_string(), entry);
+        s.entries.remove(old);
+        if let Some(t) = s.live.remove(old) {
+            t.retired.store(true, Ordering::Relaxed);
+        }
+        self.append_set(&mut s, &[new.to_string()]);
+        self.append_remove(&mut s, old);
+        true
     }
 
     /// Move an entry to a new key (a small file's fingerprint grew with the file).

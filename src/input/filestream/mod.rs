@@ -53,15 +53,17 @@ pub struct Settings {
 
 impl Settings {
     pub fn new(cfg: FilestreamConfig, ctx: &InputContext) -> Self {
-        let mut extra = Map::new();
+        let mut extra = cfg.global_fields.clone();
         if !cfg.fields.is_empty() {
+            let mut own = Map::new();
             if cfg.fields_under_root {
                 for (k, v) in &cfg.fields {
-                    extra.insert(k.clone(), v.clone());
+                    own.insert(k.clone(), v.clone());
                 }
             } else {
-                extra.insert("fields".into(), Value::Object(cfg.fields.clone()));
+                own.insert("fields".into(), Value::Object(cfg.fields.clone()));
             }
+            crate::event::deep_merge(&mut extra, own, true);
         }
         if !cfg.tags.is_empty() {
             extra.insert(
@@ -69,7 +71,8 @@ impl Settings {
                 Value::Array(cfg.tags.iter().cloned().map(Value::String).collect()),
             );
         }
-        let common = Arc::new(InputCommon::new(&cfg.id, "filestream", &ctx.beat, extra));
+        let input_type = cfg.input_type.as_deref().unwrap_or("filestream");
+        let common = Arc::new(InputCommon::new(&cfg.id, input_type, &ctx.beat, extra));
         let ndjson = cfg.parsers.iter().find_map(|p| match p {
             ParserConfig::Ndjson(n) => Some(n.clone()),
             _ => None,
@@ -342,6 +345,9 @@ impl Prospector {
         }
         paths.sort();
         paths.dedup();
+        if self.initial {
+            self.take_over(&paths);
+        }
         for p in paths {
             self.consider(&p);
         }
@@ -406,6 +412,91 @@ impl Prospector {
                 .collect();
             for key in waiting {
                 self.maybe_start(&key);
+            }
+        }
+    }
+
+    /// `take_over`: before the first look at the files, continue the registry states that
+    /// other inputs left for them (Filebeat's `TakeOver`, filebeat/input/filestream
+    /// prospector.go and internal/input-logfile/store.go). A state is taken only for a file
+    /// this input matches now, only if the old input's identity of that file is still the
+    /// one in the state's key (a rotated path is another file), and only if this input has
+    /// no state for the file yet. The old state is removed. From the log input, states with
+    /// ttl -2 are skipped: Filebeat's registrar marks so the states no log input manages.
+    fn take_over(&mut self, paths: &[PathBuf]) {
+        let to = self.settings.cfg.take_over.clone();
+        if !to.enabled && to.from_ids.is_empty() {
+            return;
+        }
+        let by_source: HashMap<String, &PathBuf> =
+            paths.iter().map(|p| (p.display().to_string(), p)).collect();
+        let follow = self.cfg().prospector.scanner.symlinks;
+        let stat = |p: &Path| {
+            if follow {
+                std::fs::metadata(p)
+            } else {
+                std::fs::symlink_metadata(p)
+            }
+        };
+        // (old key, source, offset, the old identity's suffix as the key has it, its kind)
+        let mut candidates: Vec<(String, String, u64, String, String)> = Vec::new();
+        if to.from_ids.is_empty() {
+            for (key, st) in self.registry.log_input_states() {
+                if st.ttl == -2 {
+                    continue;
+                }
+                let suffix = key.splitn(3, "::").nth(2).unwrap_or("").to_string();
+                candidates.push((key, st.source, st.offset, suffix, st.identifier_name));
+            }
+        } else {
+            for id in &to.from_ids {
+                let prefix = format!("filestream::{id}::");
+                for (key, e) in self.registry.keys_with_prefix(&prefix) {
+                    let offset = e.offset().unwrap_or(0);
+                    let Some(meta) = e.meta else { continue };
+                    let suffix = key[prefix.len()..].to_string();
+                    candidates.push((
+                        key,
+                        meta.source,
+                        offset,
+                        suffix,
+                        meta.identifier_name,
+                    ));
+                }
+            }
+        }
+        for (old, source, offset, suffix, kind) in candidates {
+            let Some(path) = by_source.get(&source) else {
+                continue;
+            };
+            let Ok(md) = stat(path) else { continue };
+            let info = FileInfo::from_metadata((*path).clone(), &md);
+            let previous = match kind.as_str() {
+                "native" => Some(format!("native::{}-{}", info.ino, info.dev)),
+                "path" => Some(format!("path::{source}")),
+                "fingerprint" => {
+                    let mut old_id = Identifier::new(
+                        FileIdentity::Fingerprint,
+                        self.cfg().prospector.scanner.fingerprint.clone(),
+                    );
+                    old_id.identify(&info).ok().flatten().map(|i| i.suffix)
+                }
+                _ => None,
+            };
+            if previous.as_deref() != Some(suffix.as_str()) {
+                tracing::debug!(state = %old, path = %source, "not taking over: the file at this path is not the one of the state");
+                continue;
+            }
+            let Ok(Some(identity)) = self.identifier.identify(&info) else {
+                continue;
+            };
+            let new = format!("{}{}", self.key_prefix, identity.suffix);
+            let meta = self.meta(&info, &identity);
+            if self
+                .registry
+                .take_over(&old, &new, offset.min(info.size), meta)
+            {
+                tracing::info!(from = %old, to = %new, offset, path = %source, "taking over registry state");
             }
         }
     }
@@ -765,11 +856,20 @@ impl Prospector {
         if once {
             self.once_started.insert(key.to_string());
         }
+        let with_identity = self.settings.cfg.include_file_identity;
         let source = Arc::new(FileSource::new(
             k.info.path.display().to_string(),
-            k.info.dev.to_string(),
-            k.info.ino.to_string(),
-            k.identity.fingerprint.clone(),
+            if with_identity {
+                k.info.dev.to_string()
+            } else {
+                String::new()
+            },
+            if with_identity {
+                k.info.ino.to_string()
+            } else {
+                String::new()
+            },
+            k.identity.fingerprint.clone().filter(|_| with_identity),
             self.settings.common.clone(),
         ));
         let h = Harvester {
