@@ -7,6 +7,7 @@
 pub mod backoff;
 pub mod console;
 pub mod discard;
+pub mod dlq;
 pub mod file;
 pub mod format;
 pub mod kafka;
