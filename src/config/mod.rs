@@ -286,6 +286,10 @@ pub struct OutputConfig {
     pub kafka: Option<toml::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logstash: Option<toml::Value>,
+    /// A copy of the top-level `[cloud]` section: `cloud.id` enables and points the
+    /// Elasticsearch output (set by `Config::from_str_with`).
+    #[serde(skip)]
+    pub cloud: Option<toml::Value>,
 }
 
 /// The output selected by the configuration.
@@ -295,6 +299,7 @@ pub enum OutputKind {
     Console(ConsoleOutputConfig),
     Discard,
     Kafka(Box<crate::output::kafka::KafkaConfig>),
+    Elasticsearch(Box<crate::output::elasticsearch::EsOutput>),
 }
 
 fn enabled(v: &toml::Value) -> bool {
@@ -319,13 +324,36 @@ impl OutputConfig {
             let k: crate::output::kafka::KafkaConfig = typed(raw.clone(), "output.kafka")?;
             on.push(("output.kafka", Some(OutputKind::Kafka(Box::new(k)))));
         }
-        for (name, raw) in [
-            ("output.elasticsearch", &self.elasticsearch),
-            ("output.logstash", &self.logstash),
-        ] {
-            if raw.as_ref().is_some_and(enabled) {
-                on.push((name, None));
+        let cloud_id = self
+            .cloud
+            .as_ref()
+            .and_then(|c| c.get("id"))
+            .and_then(toml::Value::as_str)
+            .is_some_and(|s| !s.is_empty());
+        let es_raw = match &self.elasticsearch {
+            Some(raw) if enabled(raw) => Some(raw.clone()),
+            Some(_) => None,
+            // As in Beats, cloud.id alone enables the Elasticsearch output.
+            None if cloud_id => Some(toml::Value::Table(Default::default())),
+            None => None,
+        };
+        if let Some(raw) = es_raw {
+            let mut others: Vec<&str> = on
+                .iter()
+                .map(|(n, _)| n.trim_start_matches("output."))
+                .collect();
+            if self.logstash.as_ref().is_some_and(enabled) {
+                others.push("logstash");
             }
+            let es = crate::output::elasticsearch::EsOutput::from_raw(
+                &raw,
+                self.cloud.as_ref(),
+                &others,
+            )?;
+            on.push(("output.elasticsearch", Some(OutputKind::Elasticsearch(Box::new(es)))));
+        }
+        if self.logstash.as_ref().is_some_and(enabled) {
+            on.push(("output.logstash", None));
         }
         match on.len() {
             0 => Err(ConfigError::new(
@@ -438,6 +466,7 @@ impl Config {
         }
         source::expand_env(&mut tree, "", lookup)?;
         let mut cfg: Config = typed(tree.clone(), "")?;
+        cfg.output.cloud = cfg.cloud.clone();
         cfg.inputs = parse_inputs(&cfg.raw_inputs)?;
         if let Some(http) = &cfg.http {
             crate::monitoring::http::parse_config(http)?;

@@ -34,6 +34,8 @@ counters! {
     output_failed => "libbeat.output.events.failed",
     output_dropped => "libbeat.output.events.dropped",
     output_duplicates => "libbeat.output.events.duplicates",
+    output_dead_letter => "libbeat.output.events.dead_letter",
+    output_toomany => "libbeat.output.events.toomany",
     output_batches => "libbeat.output.events.batches",
     output_write_bytes => "libbeat.output.write.bytes",
     output_write_errors => "libbeat.output.write.errors",

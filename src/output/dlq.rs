@@ -724,8 +724,8 @@ mod tests {
         let left = fs::read(dir.path().join(FILE_NAME)).unwrap();
         let left: Vec<&[u8]> = lines(&left).collect();
         assert_eq!(left.len(), 3);
-        assert_eq!(left[0], b"\xff torn");
-        let l = parse(left[1]).unwrap();
+        assert_eq!(left[2], b"\xff torn", "kept in place, byte for byte");
+        let l = parse(left[0]).unwrap();
         assert_eq!(l.error, "still broken");
         assert_eq!(l.payload(), br#"{"n":1}"#);
         assert!(claimed_files(dir.path(), NAME).is_empty());

@@ -227,6 +227,13 @@ impl Batch {
         self.into_receipt().ack_with_dropped(dropped);
     }
 
+    /// Confirm a batch whose events all settled, of which `acked` count as delivered and
+    /// `dropped` as given up on; the output counts the others itself (duplicates, dead-letter
+    /// index). Every cursor advances.
+    pub fn ack_as(self, acked: usize, dropped: usize) {
+        self.into_receipt().ack_as(acked, dropped);
+    }
+
     /// Keep only what acking needs and free the events and their queue space now.
     /// For outputs that hand a copy of each event to a client with its own bounded buffer
     /// (Kafka): the inputs go on reading while the copies are in flight, and the client's
@@ -270,9 +277,15 @@ impl Receipt {
 
     /// See `Batch::ack_with_dropped`.
     pub fn ack_with_dropped(self, dropped: usize) {
+        let dropped = dropped.min(self.len);
+        let delivered = self.len - dropped;
+        self.ack_as(delivered, dropped);
+    }
+
+    /// See `Batch::ack_as`.
+    pub fn ack_as(self, delivered: usize, dropped: usize) {
         let n = self.len as u64;
-        let dropped = (dropped as u64).min(n);
-        let delivered = n - dropped;
+        let (delivered, dropped) = (delivered as u64, dropped as u64);
         ack::ack_events(self.cursors.iter());
         let m = &self.metrics;
         Metrics::add(&m.counters.queue_acked, n);
