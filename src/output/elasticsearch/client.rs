@@ -254,19 +254,26 @@ impl Client {
         })
     }
 
-    /// `GET /` and the version check.
-    pub async fn info(&self) -> Result<ClusterInfo, String> {
+    /// `GET /` and the version check. The error carries the status of a 401/403 answer.
+    pub async fn info(&self) -> Result<ClusterInfo, (Option<u16>, String)> {
         match self.request(Method::Get, "", None, &[]).await {
             Reply::Status(200, body) => {
                 let v: serde_json::Value = serde_json::from_slice(&body)
-                    .map_err(|e| format!("GET / did not answer JSON ({e})"))?;
-                check_version(&v)
+                    .map_err(|e| (None, format!("GET / did not answer JSON ({e})")))?;
+                check_version(&v).map_err(|e| (None, e))
             }
-            Reply::Status(s, body) => Err(format!(
-                "GET / answered {s}: {}",
-                String::from_utf8_lossy(&body[..body.len().min(300)])
+            Reply::Status(s @ (401 | 403), _) => Err((
+                Some(s),
+                format!("the cluster refused the credentials with {s}"),
             )),
-            Reply::Failed(e) => Err(e),
+            Reply::Status(s, body) => Err((
+                None,
+                format!(
+                    "GET / answered {s}: {}",
+                    String::from_utf8_lossy(&body[..body.len().min(300)])
+                ),
+            )),
+            Reply::Failed(e) => Err((None, e)),
         }
     }
 

@@ -125,8 +125,12 @@ async fn check_async(out: &EsOutput) -> Result<String, EsError> {
             }
             _ => "not used (http)".to_string(),
         };
-        let info = c.info().await.map_err(|e| {
-            EsError::Check(format!("{}: {e}", c.url))
+        let info = c.info().await.map_err(|(_, e)| {
+            EsError::Check(format!(
+                "{}: {e} (credentials: {})",
+                c.url,
+                out.endpoint.auth.kind()
+            ))
         })?;
         text.push_str(&format!("    connection: ok\n    TLS: {tls}\n"));
         text.push_str(&format!(

@@ -393,7 +393,13 @@ async fn send(
                     tracing::info!(host = %client.url, cluster = %info, "connected to the cluster");
                     shared.checked[*host % n].store(true, Ordering::Release);
                 }
-                Err(e) => {
+                Err((Some(status), _)) => {
+                    Metrics::add(&m.counters.output_write_errors, 1);
+                    auth_error(shared, client, status, b"");
+                    tokio::time::sleep(shared.out.cfg.backoff.max.0).await;
+                    continue;
+                }
+                Err((None, e)) => {
                     Metrics::add(&m.counters.output_write_errors, 1);
                     tracing::error!(host = %client.url, error = %e, "cannot use this Elasticsearch host; retrying (events stay queued, inputs pause when the queue is full)");
                     *host += 1;
@@ -438,18 +444,7 @@ async fn send(
             }
             Reply::Status(s @ (401 | 403), resp) => {
                 Metrics::add(&m.counters.output_write_errors, 1);
-                let what = if s == 401 {
-                    "authentication failed"
-                } else {
-                    "the credentials lack the privileges to write (create_doc, auto_configure on the target indices)"
-                };
-                tracing::error!(
-                    host = %client.url,
-                    status = s,
-                    credentials = shared.out.endpoint.auth.kind(),
-                    answer = %String::from_utf8_lossy(&resp[..resp.len().min(300)]),
-                    "Elasticsearch refused the request: {what}; fix output.elasticsearch credentials (username/password, api_key or cloud.auth). Retrying every backoff.max; inputs pause meanwhile"
-                );
+                auth_error(shared, client, s, &resp);
                 tokio::time::sleep(shared.out.cfg.backoff.max.0).await;
             }
             Reply::Status(s, resp) => {
@@ -470,6 +465,22 @@ async fn send(
             }
         }
     }
+}
+
+/// 401/403: say what is wrong and with which kind of credential (never its value).
+fn auth_error(shared: &Shared, client: &Client, status: u16, resp: &[u8]) {
+    let what = if status == 401 {
+        "authentication failed"
+    } else {
+        "the credentials lack the privileges to write (create_doc, auto_configure on the target indices)"
+    };
+    tracing::error!(
+        host = %client.url,
+        status,
+        credentials = shared.out.endpoint.auth.kind(),
+        answer = %String::from_utf8_lossy(&resp[..resp.len().min(300)]),
+        "Elasticsearch refused the request: {what}; fix the output.elasticsearch credentials (username/password, api_key or cloud.auth). Retrying every backoff.max; inputs pause meanwhile"
+    );
 }
 
 /// Apply a 200 bulk response to its items.
