@@ -78,7 +78,11 @@ pub async fn run(cfg: Config, once: bool) -> Result<(), AgentError> {
     let mut queue_events = cfg.queue.mem.events;
     if let Some(n) = crate::output::queue_events(&output_kind) {
         if n != queue_events {
-            tracing::warn!(from = queue_events, to = n, "output.elasticsearch.preset overrides queue.mem.events");
+            tracing::warn!(
+                from = queue_events,
+                to = n,
+                "output.elasticsearch.preset overrides queue.mem.events"
+            );
         }
         queue_events = n;
     }

@@ -70,7 +70,9 @@ fn every_line_once_and_a_mapping_conflict_goes_to_the_dead_letter_index() {
         } else {
             i.to_string()
         };
-        lines.push(format!("{{\"message\":\"line seq={i} x\",\"value\":{value}}}"));
+        lines.push(format!(
+            "{{\"message\":\"line seq={i} x\",\"value\":{value}}}"
+        ));
     }
     append(&w.logs().join("app.log"), &lines);
     let cfg = w.config_with(
@@ -90,7 +92,10 @@ fn every_line_once_and_a_mapping_conflict_goes_to_the_dead_letter_index() {
     for d in &dead {
         assert_eq!(d["error.type"], 400, "{d}");
         assert!(
-            d["error.message"].as_str().unwrap().contains("mapper_parsing_exception"),
+            d["error.message"]
+                .as_str()
+                .unwrap()
+                .contains("mapper_parsing_exception"),
             "{d}"
         );
         let original: Value = serde_json::from_str(d["message"].as_str().unwrap()).unwrap();
@@ -118,13 +123,21 @@ fn drop_policy_counts_and_logs_once_per_error() {
     let w = Workspace::new();
     let lines: Vec<String> = (0..200)
         .map(|i| {
-            let v = if i >= 100 { format!("\"t{i}\"") } else { i.to_string() };
+            let v = if i >= 100 {
+                format!("\"t{i}\"")
+            } else {
+                i.to_string()
+            };
             format!("{{\"message\":\"line seq={i} x\",\"value\":{v}}}")
         })
         .collect();
     append(&w.logs().join("app.log"), &lines);
     let cfg = w.config_with(
-        &w.input("app", "*.log", "[[inputs.parsers]]\nndjson = { target = \"\" }\n"),
+        &w.input(
+            "app",
+            "*.log",
+            "[[inputs.parsers]]\nndjson = { target = \"\" }\n",
+        ),
         &output(&es.url(), "bulk_max_size = 50"),
     );
     let out = w.run_once(&cfg);
@@ -149,7 +162,10 @@ fn item_level_429_and_503_retry_only_those_items() {
         &w.input("app", "*.log", ""),
         &output(&proxy.url("http"), "bulk_max_size = 300"),
     );
-    proxy.set(Fault::Items { every: 3, status: 429 });
+    proxy.set(Fault::Items {
+        every: 3,
+        status: 429,
+    });
     let out = w.run_once(&cfg);
     let first = proxy.injected.load(std::sync::atomic::Ordering::SeqCst);
     assert!(first > 600, "faults injected: {first}");
@@ -159,12 +175,20 @@ fn item_level_429_and_503_retry_only_those_items() {
     assert_eq!(assert_complete(indexed_seqs(&es, INDEX), 2000, "429"), 0);
 
     append(&w.logs().join("app.log"), &seq_lines("line", 2000..3000));
-    proxy.set(Fault::Items { every: 4, status: 503 });
+    proxy.set(Fault::Items {
+        every: 4,
+        status: 503,
+    });
     w.run_once(&cfg);
     assert_eq!(assert_complete(indexed_seqs(&es, INDEX), 3000, "503"), 0);
     // Retried requests carried only the failed items: no request after the first of a
     // round holds the whole batch again.
-    let bulks: Vec<usize> = proxy.seen().iter().filter(|s| s.path.contains("_bulk")).map(|s| s.items).collect();
+    let bulks: Vec<usize> = proxy
+        .seen()
+        .iter()
+        .filter(|s| s.path.contains("_bulk"))
+        .map(|s| s.items)
+        .collect();
     assert!(bulks.iter().any(|&n| n < 150), "{bulks:?}");
 }
 
@@ -178,12 +202,18 @@ fn request_level_429_502_and_413_split() {
         &w.input("app", "*.log", ""),
         &output(&proxy.url("http"), "bulk_max_size = 1000"),
     );
-    proxy.set(Fault::Request { status: 429, times: 2 });
+    proxy.set(Fault::Request {
+        status: 429,
+        times: 2,
+    });
     w.run_once(&cfg);
     assert_eq!(assert_complete(indexed_seqs(&es, INDEX), 1500, "429"), 0);
 
     append(&w.logs().join("app.log"), &seq_lines("line", 1500..3000));
-    proxy.set(Fault::Request { status: 502, times: 3 });
+    proxy.set(Fault::Request {
+        status: 502,
+        times: 3,
+    });
     w.run_once(&cfg);
     assert_eq!(assert_complete(indexed_seqs(&es, INDEX), 3000, "502"), 0);
 
@@ -208,14 +238,20 @@ fn a_single_event_too_large_goes_to_the_dead_letter_file_and_replays() {
         &w.input("app", "*.log", ""),
         &output(
             &proxy.url("http"),
-            &format!("bulk_max_size = 8\nnon_indexable_policy.dead_letter_index = {{ index = {DLI:?} }}"),
+            &format!(
+                "bulk_max_size = 8\nnon_indexable_policy.dead_letter_index = {{ index = {DLI:?} }}"
+            ),
         ),
     );
     proxy.set(Fault::TooLarge { max_bytes: 50_000 });
     let out = w.run_once(&cfg);
     let log = String::from_utf8_lossy(&out.stderr);
     assert_eq!(es.count(INDEX), 20, "{log}");
-    assert_eq!(es.count(DLI), 0, "the dead-letter document is too large as well");
+    assert_eq!(
+        es.count(DLI),
+        0,
+        "the dead-letter document is too large as well"
+    );
     let show = oxibeat(&["dlq", "show"], &cfg);
     let text = String::from_utf8_lossy(&show.stdout);
     assert!(text.contains("1 entry"), "{text}");
@@ -225,9 +261,19 @@ fn a_single_event_too_large_goes_to_the_dead_letter_file_and_replays() {
     proxy.set(Fault::None);
     let replay = oxibeat(&["dlq", "replay"], &cfg);
     let text = String::from_utf8_lossy(&replay.stdout);
-    assert!(replay.status.success(), "{text}\n{}", String::from_utf8_lossy(&replay.stderr));
-    assert!(text.contains("replayed 1 event(s); 0 failed again"), "{text}");
-    assert_eq!(assert_complete(indexed_seqs(&es, INDEX), 21, "after replay"), 0);
+    assert!(
+        replay.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    assert!(
+        text.contains("replayed 1 event(s); 0 failed again"),
+        "{text}"
+    );
+    assert_eq!(
+        assert_complete(indexed_seqs(&es, INDEX), 21, "after replay"),
+        0
+    );
     let show = oxibeat(&["dlq", "show"], &cfg);
     assert!(String::from_utf8_lossy(&show.stdout).contains("0 entries"));
 }
@@ -254,7 +300,10 @@ fn connection_reset_after_forward_duplicates_only_without_an_id() {
         .find(|s| s.path.contains("_bulk"))
         .map(|s| s.items)
         .unwrap();
-    assert_eq!(dups, first_reset_items, "duplicates are exactly the items the server indexed twice");
+    assert_eq!(
+        dups, first_reset_items,
+        "duplicates are exactly the items the server indexed twice"
+    );
 
     // With a fingerprint _id: the second create answers 409, no duplicate.
     let es = Osmem::start();
@@ -268,7 +317,10 @@ fn connection_reset_after_forward_duplicates_only_without_an_id() {
     proxy.set(Fault::ResetAfterForward { times: 2 });
     let out = w.run_once(&cfg);
     let log = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(assert_complete(indexed_seqs(&es, INDEX), 600, "reset with _id"), 0);
+    assert_eq!(
+        assert_complete(indexed_seqs(&es, INDEX), 600, "reset with _id"),
+        0
+    );
     assert!(log.contains("libbeat.output.events.duplicates="), "{log}");
 }
 
@@ -282,10 +334,16 @@ fn a_30s_stall_times_out_and_retries_without_duplicates_with_an_id() {
         &format!("{}{FINGERPRINT}", w.input("app", "*.log", "")),
         &output(&proxy.url("http"), "timeout = \"3s\""),
     );
-    proxy.set(Fault::Stall { delay: Duration::from_secs(30), times: 1 });
+    proxy.set(Fault::Stall {
+        delay: Duration::from_secs(30),
+        times: 1,
+    });
     let out = w.run_once(&cfg);
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(log.contains("no answer"), "the agent timed out and retried: {log}");
+    assert!(
+        log.contains("no answer"),
+        "the agent timed out and retried: {log}"
+    );
     // The stalled request reaches the server late; its documents are already there.
     proxy.wait_idle(60);
     assert_eq!(assert_complete(indexed_seqs(&es, INDEX), 500, "stall"), 0);
@@ -324,7 +382,10 @@ fn sigterm_during_an_outage_stops_and_the_next_run_delivers_all() {
     let es = Osmem::start();
     let proxy = Proxy::start(es.port, None);
     let w = Workspace::new();
-    let cfg = w.config_with(&w.input("app", "*.log", ""), &output(&proxy.url("http"), ""));
+    let cfg = w.config_with(
+        &w.input("app", "*.log", ""),
+        &output(&proxy.url("http"), ""),
+    );
     let text = std::fs::read_to_string(&cfg).unwrap();
     std::fs::write(&cfg, format!("shutdown_timeout = \"1s\"\n{text}")).unwrap();
     proxy.set(Fault::Down);
@@ -374,7 +435,11 @@ fn basic_auth_api_key_and_headers() {
         )
     };
     let ok = oxibeat(&["test", "output"], &api("kid:kvalue"));
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let text = String::from_utf8_lossy(&ok.stdout);
     assert!(text.contains("credentials: api_key"), "{text}");
     let bad = oxibeat(&["test", "output"], &api("kid:wrong-secret"));
@@ -389,7 +454,10 @@ fn basic_auth_api_key_and_headers() {
     append(&w.logs().join("app.log"), &seq_lines("line", 50..60));
     std::thread::sleep(Duration::from_secs(2));
     let (_, log) = agent.stop();
-    assert!(log.contains("authentication failed") && log.contains("api_key"), "{log}");
+    assert!(
+        log.contains("authentication failed") && log.contains("api_key"),
+        "{log}"
+    );
     assert!(!log.contains("wrong-secret"), "{log}");
     assert_eq!(es.count(INDEX), 50);
 }
@@ -405,10 +473,17 @@ fn tls_with_the_test_pki() {
         "ssl.certificate_authorities = [{:?}]",
         pki.ca_path.display().to_string()
     );
-    let cfg = w.config_with(&w.input("app", "*.log", ""), &output(&proxy.url("https"), &ssl));
+    let cfg = w.config_with(
+        &w.input("app", "*.log", ""),
+        &output(&proxy.url("https"), &ssl),
+    );
     let t = oxibeat(&["test", "output"], &cfg);
     let text = String::from_utf8_lossy(&t.stdout);
-    assert!(t.status.success(), "{text}{}", String::from_utf8_lossy(&t.stderr));
+    assert!(
+        t.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&t.stderr)
+    );
     assert!(text.contains("TLS: verified against"), "{text}");
     w.run_once(&cfg);
     assert_eq!(es.count(INDEX), 100);
@@ -419,7 +494,10 @@ fn tls_with_the_test_pki() {
         "ssl.certificate_authorities = [{:?}]",
         other.ca_path.display().to_string()
     );
-    let cfg = w.config_with(&w.input("app", "*.log", ""), &output(&proxy.url("https"), &ssl));
+    let cfg = w.config_with(
+        &w.input("app", "*.log", ""),
+        &output(&proxy.url("https"), &ssl),
+    );
     let t = oxibeat(&["test", "output"], &cfg);
     let err = String::from_utf8_lossy(&t.stderr).to_lowercase();
     assert!(!t.status.success());
@@ -471,5 +549,8 @@ fn cloud_id_points_the_output_at_the_cloud_endpoint() {
     );
     let t = oxibeat(&["test", "config"], &cfg);
     let err = String::from_utf8_lossy(&t.stderr);
-    assert!(err.contains("cloud.id setting enables the Elasticsearch output"), "{err}");
+    assert!(
+        err.contains("cloud.id setting enables the Elasticsearch output"),
+        "{err}"
+    );
 }

@@ -141,7 +141,13 @@ fn app_events() -> Vec<String> {
 fn both_paths_define_the_same_groks() {
     let ls = logstash_groks();
     let es = ingest_groks();
-    for id in ["nginx_access", "nginx_url", "app_exception_type", "app_stack_trace", "seq"] {
+    for id in [
+        "nginx_access",
+        "nginx_url",
+        "app_exception_type",
+        "app_stack_trace",
+        "seq",
+    ] {
         let (a, b) = (&ls[id], &es[id]);
         assert_eq!(
             conversions(&a.pattern),
@@ -188,11 +194,8 @@ fn dissect(tokenizer: &str, message: &str) -> Value {
         "[[processors]]\ndissect = {{ tokenizer = {tokenizer:?}, field = \"message\", target_prefix = \"\" }}\n"
     );
     let tree: toml::Value = toml::from_str(&proc).unwrap();
-    let chain = oxibeat::processors::build(
-        tree["processors"].as_array().unwrap(),
-        "processors",
-    )
-    .expect("dissect builds");
+    let chain = oxibeat::processors::build(tree["processors"].as_array().unwrap(), "processors")
+        .expect("dissect builds");
     let mut m = serde_json::Map::new();
     m.insert("message".into(), Value::String(message.to_string()));
     let mut ev = oxibeat::event::Event::from_map(0, m);
@@ -206,18 +209,28 @@ fn dissect(tokenizer: &str, message: &str) -> Value {
 fn app_events_give_the_same_fields() {
     let conf_re =
         regex::Regex::new(r#"(?s)id\s*=>\s*"app_dissect".*?"message"\s*=>\s*"([^"]+)""#).unwrap();
-    let ls_mapping = conf_re.captures(LOGS_CONF).expect("app_dissect in logs.conf")[1]
+    let ls_mapping = conf_re
+        .captures(LOGS_CONF)
+        .expect("app_dissect in logs.conf")[1]
         .replace("[@metadata]", "[_tmp]");
     // Logstash field references to dotted names, as the tokenizer writes nested keys.
     let ref_re = regex::Regex::new(r"%\{(\[[^}]*\])(->)?\}").unwrap();
     let ls_mapping = ref_re
         .replace_all(&ls_mapping, |c: &regex::Captures<'_>| {
-            format!("%{{{}{}}}", norm(&c[1]), c.get(2).map_or("", |m| m.as_str()))
+            format!(
+                "%{{{}{}}}",
+                norm(&c[1]),
+                c.get(2).map_or("", |m| m.as_str())
+            )
         })
         .into_owned();
     let es_mapping = pipeline()
         .iter()
-        .find_map(|p| p.get("dissect").filter(|d| d["tag"] == "app_dissect").cloned())
+        .find_map(|p| {
+            p.get("dissect")
+                .filter(|d| d["tag"] == "app_dissect")
+                .cloned()
+        })
         .expect("app_dissect in the pipeline")["pattern"]
         .as_str()
         .unwrap()
@@ -228,7 +241,10 @@ fn app_events_give_the_same_fields() {
         compile(&ls["app_exception_type"]),
         compile(&es["app_exception_type"]),
     );
-    let (sa, sb) = (compile(&ls["app_stack_trace"]), compile(&es["app_stack_trace"]));
+    let (sa, sb) = (
+        compile(&ls["app_stack_trace"]),
+        compile(&es["app_stack_trace"]),
+    );
     let events = app_events();
     let mut traces = 0;
     for ev in &events {
@@ -242,5 +258,9 @@ fn app_events_give_the_same_fields() {
         assert_eq!(x, y, "{text}");
         traces += usize::from(x.is_some_and(|f| f.contains_key("error.stack_trace")));
     }
-    assert!(events.len() >= 3 && traces >= 1, "{} events, {traces} traces", events.len());
+    assert!(
+        events.len() >= 3 && traces >= 1,
+        "{} events, {traces} traces",
+        events.len()
+    );
 }

@@ -827,7 +827,6 @@ fn test_output_reports_brokers_and_partitions_or_fails_clearly() {
     );
 }
 
-
 /// A TLS-terminating proxy in front of a plain broker. tansu 0.6.0 has `--cert` and `--key`,
 /// but its command line puts them in one exclusive group, so TLS cannot be switched on there;
 /// this proxy makes the client side (librdkafka + OpenSSL) do real TLS against rustls.

@@ -350,7 +350,10 @@ impl OutputConfig {
                 self.cloud.as_ref(),
                 &others,
             )?;
-            on.push(("output.elasticsearch", Some(OutputKind::Elasticsearch(Box::new(es)))));
+            on.push((
+                "output.elasticsearch",
+                Some(OutputKind::Elasticsearch(Box::new(es))),
+            ));
         }
         if self.logstash.as_ref().is_some_and(enabled) {
             on.push(("output.logstash", None));

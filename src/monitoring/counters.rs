@@ -265,6 +265,26 @@ mod tests {
     }
 
     #[test]
+    fn output_counters_have_filebeat_names() {
+        let names: Vec<&str> = Counters::default()
+            .values()
+            .iter()
+            .map(|(n, _)| *n)
+            .collect();
+        for want in [
+            "libbeat.output.events.acked",
+            "libbeat.output.events.failed",
+            "libbeat.output.events.dropped",
+            "libbeat.output.events.duplicates",
+            "libbeat.output.events.dead_letter",
+            "libbeat.output.events.toomany",
+            "libbeat.output.write.bytes",
+        ] {
+            assert!(names.contains(&want), "{want} missing");
+        }
+    }
+
+    #[test]
     fn delta_reports_only_moved_counters() {
         let m = Metrics::new();
         let a = m.snapshot();

@@ -148,7 +148,9 @@ fn active_name(name: &str) -> String {
 /// The dead-letter files of `dir`, oldest first (`.N` … `.1`, then the active file).
 pub fn files(dir: &Path, name: &str) -> Vec<PathBuf> {
     let active = active_name(name);
-    let mut rotated = numbered(dir, |n| n.strip_prefix(&active)?.strip_prefix('.')?.parse().ok());
+    let mut rotated = numbered(dir, |n| {
+        n.strip_prefix(&active)?.strip_prefix('.')?.parse().ok()
+    });
     rotated.reverse();
     let mut out: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
     let active = dir.join(active);
@@ -445,11 +447,7 @@ pub trait Resend {
 
 /// The replay loop shared by the outputs (see the module comment). The sender decides where
 /// each entry goes and how; this keeps the claim/put-back/delete protocol in one place.
-pub fn replay_files(
-    dir: &Path,
-    name: &str,
-    sender: &mut dyn Resend,
-) -> Result<Report, DlqError> {
+pub fn replay_files(dir: &Path, name: &str, sender: &mut dyn Resend) -> Result<Report, DlqError> {
     let mut report = Report::default();
     if !dir.is_dir() {
         return Ok(report);

@@ -238,15 +238,23 @@ mod tests {
             .unwrap()
             .contains("failed to find field [nope]"));
         assert!(v.get("fingerprint").is_none());
-        let v = fp("fields = [\"nope\", \"a\"], ignore_missing = true", map(json!({"a": 1})));
+        let v = fp(
+            "fields = [\"nope\", \"a\"], ignore_missing = true",
+            map(json!({"a": 1})),
+        );
         assert!(v["fingerprint"].is_string());
         let v = fp("fields = [\"o\"]", map(json!({"o": {"x": 1}})));
-        assert!(v["error"]["message"].as_str().unwrap().contains("non-scalar"));
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("non-scalar"));
         assert!(err("[[processors]]\nfingerprint = { fields = [] }\n")
             .to_string()
             .contains("fields"));
-        assert!(err("[[processors]]\nfingerprint = { fields = [\"a\"], method = \"crc\" }\n")
-            .to_string()
-            .contains("method"));
+        assert!(
+            err("[[processors]]\nfingerprint = { fields = [\"a\"], method = \"crc\" }\n")
+                .to_string()
+                .contains("method")
+        );
     }
 }

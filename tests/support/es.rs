@@ -68,7 +68,10 @@ impl Osmem {
         let s = Osmem { child, port };
         let deadline = Instant::now() + Duration::from_secs(20);
         while http("GET", s.port, "/", None).map(|r| r.0) != Some(200) {
-            assert!(Instant::now() < deadline, "osmem-server did not answer within 20s");
+            assert!(
+                Instant::now() < deadline,
+                "osmem-server did not answer within 20s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         s
@@ -91,7 +94,12 @@ impl Osmem {
     pub fn docs(&self, index: &str) -> Vec<Value> {
         let _ = http("POST", self.port, &format!("/{index}/_refresh"), None);
         let body = json!({"size": 10000, "query": {"match_all": {}}});
-        match http("POST", self.port, &format!("/{index}/_search"), Some(&body.to_string())) {
+        match http(
+            "POST",
+            self.port,
+            &format!("/{index}/_search"),
+            Some(&body.to_string()),
+        ) {
             Some((200, b)) => b["hits"]["hits"]
                 .as_array()
                 .map(|h| h.iter().map(|d| d["_source"].clone()).collect())
@@ -128,7 +136,10 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-fn parse_response(buf: &[u8]) -> Option<(u16, Vec<(String, String)>, Vec<u8>)> {
+/// Status, headers (names lower-cased) and body of an HTTP response.
+type Parsed = (u16, Vec<(String, String)>, Vec<u8>);
+
+fn parse_response(buf: &[u8]) -> Option<Parsed> {
     let end = find(buf, b"\r\n\r\n")?;
     let head = std::str::from_utf8(&buf[..end]).ok()?;
     let mut lines = head.split("\r\n");
@@ -154,16 +165,29 @@ pub enum Fault {
     None,
     /// Every `every`-th bulk item (counted over all requests) answers `status`; the others
     /// are really sent to the server.
-    Items { every: usize, status: u16 },
+    Items {
+        every: usize,
+        status: u16,
+    },
     /// The next `times` bulk requests answer `status` without reaching the server.
-    Request { status: u16, times: usize },
+    Request {
+        status: u16,
+        times: usize,
+    },
     /// Bulk bodies (uncompressed) larger than this answer 413.
-    TooLarge { max_bytes: usize },
+    TooLarge {
+        max_bytes: usize,
+    },
     /// The next `times` bulk requests are forwarded, then the client connection is reset
     /// before the answer.
-    ResetAfterForward { times: usize },
+    ResetAfterForward {
+        times: usize,
+    },
     /// The next `times` bulk requests wait `delay` before they are forwarded.
-    Stall { delay: Duration, times: usize },
+    Stall {
+        delay: Duration,
+        times: usize,
+    },
     /// Every connection is closed at once.
     Down,
 }
@@ -412,7 +436,11 @@ impl Conn {
             };
             let bulk = req.path.contains("_bulk");
             let items = if bulk {
-                req.body.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count() / 2
+                req.body
+                    .split(|&b| b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .count()
+                    / 2
             } else {
                 0
             };
@@ -528,7 +556,11 @@ impl Conn {
                 return Some((s, body));
             }
             let v: Value = serde_json::from_slice(&body).ok()?;
-            upstream_items = v["items"].as_array().cloned().unwrap_or_default().into_iter();
+            upstream_items = v["items"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter();
         }
         let mut items = Vec::new();
         for hit in faulted {
@@ -536,9 +568,18 @@ impl Conn {
                 self.injected.fetch_add(1, Ordering::SeqCst);
                 items.push(json!({"create": {"status": status, "error": {"type": "es_rejected_execution_exception", "reason": "injected by the test proxy"}}}));
             } else {
-                items.push(upstream_items.next().unwrap_or(json!({"create": {"status": 500}})));
+                items.push(
+                    upstream_items
+                        .next()
+                        .unwrap_or(json!({"create": {"status": 500}})),
+                );
             }
         }
-        Some((200, json!({"errors": true, "items": items}).to_string().into_bytes()))
+        Some((
+            200,
+            json!({"errors": true, "items": items})
+                .to_string()
+                .into_bytes(),
+        ))
     }
 }

@@ -135,7 +135,11 @@ impl ItemStatus {
 
     /// The error `type` (`mapper_parsing_exception`), for rate-limited logging.
     pub fn error_type(&self) -> String {
-        self.reason().split(':').next().unwrap_or_default().to_string()
+        self.reason()
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_string()
     }
 }
 
@@ -249,7 +253,14 @@ mod tests {
     #[test]
     fn items_are_encoded_as_bulk_lines() {
         let mut out = Vec::new();
-        write_item(&mut out, OpType::Create, "logs-a-b", None, None, b"{\"a\":1}");
+        write_item(
+            &mut out,
+            OpType::Create,
+            "logs-a-b",
+            None,
+            None,
+            b"{\"a\":1}",
+        );
         write_item(
             &mut out,
             OpType::Index,
@@ -278,11 +289,19 @@ mod tests {
 
     #[test]
     fn dead_letter_documents_carry_the_original() {
-        let d = dead_letter_document("2026-11-25T10:00:00.000Z", br#"{"a":"x"}"#, 400, "{\"type\":\"mapper_parsing_exception\"}");
+        let d = dead_letter_document(
+            "2026-11-25T10:00:00.000Z",
+            br#"{"a":"x"}"#,
+            400,
+            "{\"type\":\"mapper_parsing_exception\"}",
+        );
         let v: serde_json::Value = serde_json::from_slice(&d).unwrap();
         assert_eq!(v["message"], "{\"a\":\"x\"}");
         assert_eq!(v["error.type"], 400);
-        assert_eq!(v["error.message"], "{\"type\":\"mapper_parsing_exception\"}");
+        assert_eq!(
+            v["error.message"],
+            "{\"type\":\"mapper_parsing_exception\"}"
+        );
     }
 
     #[test]

@@ -55,7 +55,9 @@ impl std::fmt::Display for ClusterInfo {
 pub fn check_version(body: &serde_json::Value) -> Result<ClusterInfo, String> {
     let version = body["version"]["number"]
         .as_str()
-        .ok_or_else(|| "the answer to GET / has no version.number; is this Elasticsearch?".to_string())?
+        .ok_or_else(|| {
+            "the answer to GET / has no version.number; is this Elasticsearch?".to_string()
+        })?
         .to_string();
     let distribution = match body["version"]["distribution"].as_str() {
         Some("opensearch") => Distribution::OpenSearch,
@@ -222,8 +224,7 @@ impl Client {
                     let mut pem = read(c, "ssl.certificate")?;
                     pem.push(b'\n');
                     pem.extend(read(k, "ssl.key")?);
-                    builder =
-                        builder.auth(Credentials::Certificate(ClientCertificate::Pem(pem)));
+                    builder = builder.auth(Credentials::Certificate(ClientCertificate::Pem(pem)));
                 }
                 (None, None) => {}
                 _ => {
@@ -282,10 +283,8 @@ impl Client {
     pub async fn bulk(&self, body: &[u8]) -> (Reply, usize) {
         let (payload, gzip) = match self.compression {
             Some(level) => {
-                let mut enc = flate2::write::GzEncoder::new(
-                    Vec::with_capacity(body.len() / 4 + 64),
-                    level,
-                );
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4 + 64), level);
                 match enc.write_all(body).and_then(|_| enc.finish()) {
                     Ok(c) => (c, true),
                     Err(_) => (body.to_vec(), false),

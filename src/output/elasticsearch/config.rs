@@ -348,7 +348,10 @@ impl EsOutputConfig {
             if !matches!(u.scheme(), "http" | "https" | "socks5" | "socks5h") {
                 return Err(ConfigError::new(
                     format!("{key}.proxy_url"),
-                    format!("scheme {:?} is not supported; use http, https or socks5", u.scheme()),
+                    format!(
+                        "scheme {:?} is not supported; use http, https or socks5",
+                        u.scheme()
+                    ),
                 ));
             }
         }
@@ -383,10 +386,15 @@ impl EsOutputConfig {
             );
         }
         Router::new(
-            self.indices.iter().map(|r| (r.index.as_str(), r.when.as_ref())),
+            self.indices
+                .iter()
+                .map(|r| (r.index.as_str(), r.when.as_ref())),
             &rules_key,
             "index",
-            Some((self.index.as_deref().unwrap_or(DEFAULT_LOGS_INDEX), &index_key)),
+            Some((
+                self.index.as_deref().unwrap_or(DEFAULT_LOGS_INDEX),
+                &index_key,
+            )),
         )
     }
 
@@ -464,7 +472,9 @@ mod tests {
     #[test]
     fn presets_override_and_report_the_user_keys() {
         let (c, over) = EsOutputConfig::from_raw(
-            &raw("preset = \"throughput\"\nworker = 2\nbulk_max_size = 1600\ncompression_level = 5"),
+            &raw(
+                "preset = \"throughput\"\nworker = 2\nbulk_max_size = 1600\ncompression_level = 5",
+            ),
             "output.elasticsearch",
         )
         .unwrap();
@@ -478,7 +488,9 @@ mod tests {
         assert_eq!((c.bulk_max_size, c.worker), (50, 1));
         assert!(over.is_empty());
         assert_eq!(Preset::Latency.values().unwrap().queue_mem_events, 4100);
-        assert!(EsOutputConfig::from_raw(&raw("preset = \"fast\""), "output.elasticsearch").is_err());
+        assert!(
+            EsOutputConfig::from_raw(&raw("preset = \"fast\""), "output.elasticsearch").is_err()
+        );
     }
 
     #[test]

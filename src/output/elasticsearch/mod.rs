@@ -120,9 +120,7 @@ async fn check_async(out: &EsOutput) -> Result<String, EsError> {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            ("https", Verify::None) => {
-                "NOT verified (ssl.verification_mode = none)".to_string()
-            }
+            ("https", Verify::None) => "NOT verified (ssl.verification_mode = none)".to_string(),
             _ => "not used (http)".to_string(),
         };
         let info = c.info().await.map_err(|(_, e)| {
@@ -133,10 +131,7 @@ async fn check_async(out: &EsOutput) -> Result<String, EsError> {
             ))
         })?;
         text.push_str(&format!("    connection: ok\n    TLS: {tls}\n"));
-        text.push_str(&format!(
-            "    credentials: {}\n",
-            out.endpoint.auth.kind()
-        ));
+        text.push_str(&format!("    credentials: {}\n", out.endpoint.auth.kind()));
         text.push_str(&format!("    version: {info}: supported\n"));
         let licence = match info.distribution {
             client::Distribution::OpenSearch => {
@@ -145,8 +140,7 @@ async fn check_async(out: &EsOutput) -> Result<String, EsError> {
             client::Distribution::Elasticsearch => {
                 match c.request(Method::Get, "_license", None, &[]).await {
                     client::Reply::Status(200, b) => {
-                        let v: serde_json::Value =
-                            serde_json::from_slice(&b).unwrap_or_default();
+                        let v: serde_json::Value = serde_json::from_slice(&b).unwrap_or_default();
                         format!(
                             "{} ({})",
                             v["license"]["type"].as_str().unwrap_or("?"),

@@ -88,10 +88,7 @@ pub async fn run(out: EsOutput, consumer: Consumer, beat: Arc<BeatInfo>) -> Resu
         .non_indexable_policy
         .dead_letter_index(&format!("{key}.non_indexable_policy"))?
         .map(str::to_string);
-    let dlq_dir = out
-        .cfg
-        .dead_letter
-        .dir(&out.data_dir, super::replay::NAME);
+    let dlq_dir = out.cfg.dead_letter.dir(&out.data_dir, super::replay::NAME);
     let dlq = DeadLetter::new(&out.cfg.dead_letter, dlq_dir, super::replay::NAME);
     let hosts = clients.len().max(1);
     let workers = if out.cfg.loadbalance {
@@ -119,7 +116,11 @@ pub async fn run(out: EsOutput, consumer: Consumer, beat: Arc<BeatInfo>) -> Resu
     let consumer = Arc::new(Mutex::new(consumer));
     let mut tasks = tokio::task::JoinSet::new();
     for w in 0..workers {
-        let start = if shared.out.cfg.loadbalance { w % hosts } else { 0 };
+        let start = if shared.out.cfg.loadbalance {
+            w % hosts
+        } else {
+            0
+        };
         tasks.spawn(worker(shared.clone(), consumer.clone(), start));
     }
     while tasks.join_next().await.is_some() {}
@@ -154,7 +155,9 @@ impl Shared {
             Some(i) => i,
             None => match self.index.route(ev) {
                 Ok(i) => i.into_owned(),
-                Err(e) => return Err((String::new(), format!("cannot select the index: {e}"), doc)),
+                Err(e) => {
+                    return Err((String::new(), format!("cannot select the index: {e}"), doc))
+                }
             },
         }
         .to_lowercase();
@@ -270,7 +273,9 @@ async fn deliver(shared: &Shared, batch: Batch, host: &mut usize) {
                 };
                 let st = ItemStatus {
                     status: 0,
-                    error: Some(serde_json::json!({"type": "oxibeat_routing", "reason": error}).to_string()),
+                    error: Some(
+                        serde_json::json!({"type": "oxibeat_routing", "reason": error}).to_string(),
+                    ),
                 };
                 if non_indexable(shared, &mut item, &st, &mut tally, &mut for_file) {
                     pending.push(item);
@@ -304,10 +309,8 @@ async fn deliver(shared: &Shared, batch: Batch, host: &mut usize) {
             pending.extend(again);
         }
     }
-    let mut file_backoff = Backoff::new(
-        shared.out.cfg.backoff.init.0,
-        shared.out.cfg.backoff.max.0,
-    );
+    let mut file_backoff =
+        Backoff::new(shared.out.cfg.backoff.init.0, shared.out.cfg.backoff.max.0);
     let to_file = for_file.len();
     while !shared.dead_letter_file(for_file.clone()) {
         file_backoff.wait().await;
@@ -332,8 +335,17 @@ fn non_indexable(
 ) -> bool {
     let error = format!("{} {}", st.status, st.error.as_deref().unwrap_or(""));
     if let Some((index, original, first)) = item.dead_letter.take() {
-        shared.log_rejected(st.status, st, item, "the dead-letter index refused it too: it goes to the dead-letter file");
-        for_file.push((index, format!("{first}; dead-letter index: {error}"), original));
+        shared.log_rejected(
+            st.status,
+            st,
+            item,
+            "the dead-letter index refused it too: it goes to the dead-letter file",
+        );
+        for_file.push((
+            index,
+            format!("{first}; dead-letter index: {error}"),
+            original,
+        ));
         return false;
     }
     match &shared.dead_letter_index {

@@ -117,7 +117,10 @@ impl Resend for Sender<'_> {
                             }
                         }
                     }
-                    Ok(_) => fail_all(&mut results, "the bulk response does not answer every item".into()),
+                    Ok(_) => fail_all(
+                        &mut results,
+                        "the bulk response does not answer every item".into(),
+                    ),
                     Err(e) => fail_all(&mut results, format!("unreadable bulk response: {e}")),
                 },
                 Reply::Status(s, resp) => fail_all(
@@ -155,8 +158,12 @@ mod tests {
         assert_eq!(doc["message"], "m");
         let mut out = Vec::new();
         item(&line, Some("other"), &mut out).unwrap();
-        assert!(String::from_utf8(out).unwrap().contains("\"_index\":\"other\""));
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains("\"_index\":\"other\""));
         let no_index = dlq::parse(br#"{"index":"","error":"e","event":{"a":1}}"#).unwrap();
-        assert!(item(&no_index, None, &mut Vec::new()).unwrap_err().contains("--index"));
+        assert!(item(&no_index, None, &mut Vec::new())
+            .unwrap_err()
+            .contains("--index"));
     }
 }

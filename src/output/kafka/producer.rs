@@ -31,9 +31,9 @@ use crate::output::{Backoff, OutputError};
 use crate::pipeline::{Batch, Consumer, Receipt};
 
 use super::config::{KafkaConfig, VerificationMode};
-use crate::output::dlq::{DeadLetter, Destination, Entry};
 use super::partition::Partitioner;
 use super::KafkaError;
+use crate::output::dlq::{DeadLetter, Destination, Entry};
 use crate::output::format::{FormatString, Router};
 
 /// librdkafka properties for `cfg`. Secrets go into the config only, never into logs.

@@ -168,12 +168,14 @@ impl Resend for Sender<'_> {
                 .unwrap_or_else(|e| e.into_inner()),
         );
         (0..entries.len())
-            .map(|i| match (failed.remove(&i), results.get(&(first_id + i))) {
-                (Some(why), _) => Some(why),
-                (None, Some(None)) => None,
-                (None, Some(Some(why))) => Some(why.clone()),
-                (None, None) => Some("no delivery report before the replay timeout".into()),
-            })
+            .map(
+                |i| match (failed.remove(&i), results.get(&(first_id + i))) {
+                    (Some(why), _) => Some(why),
+                    (None, Some(None)) => None,
+                    (None, Some(Some(why))) => Some(why.clone()),
+                    (None, None) => Some("no delivery report before the replay timeout".into()),
+                },
+            )
             .collect()
     }
 }
