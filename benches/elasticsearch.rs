@@ -2,7 +2,8 @@
 //! in-memory OpenSearch-compatible server, installed by tests/run.sh), 200-byte lines, with the
 //! default settings (preset custom = Filebeat's defaults: bulk_max_size 1600, 1 worker, gzip
 //! level 1) and with `preset = "throughput"` (4 workers), each against a baseline measured in
-//! the same run: a minimal bulk client that sends the same documents, pre-encoded, with the
+//! the same run: a minimal bulk client that sends the same documents (the agent's own, captured
+//! with the file output beforehand), pre-encoded, with the
 //! same batch size, compression level and concurrency to the same server.
 //!
 //! `cargo bench --bench elasticsearch` (BENCH_LINES=N to size, default 1,000,000). The agent and
@@ -125,27 +126,37 @@ async fn delete(c: &reqwest::Client, port: u16, index: &str) {
         .await;
 }
 
-/// The documents the agent sends for the lines of `path`: Beats JSON without @metadata, the
-/// same fields and sizes (agent/host values differ, which changes nothing in the cost).
-fn documents(path: &str, n: usize) -> Vec<Vec<u8>> {
-    let mut offset = 0usize;
-    (0..n)
-        .map(|i| {
-            let l = line(i);
-            let msg = l.trim_end_matches('\n');
-            let doc = serde_json::json!({
-                "@timestamp": "2026-11-25T10:00:00.000Z",
-                "message": msg,
-                "log": {"offset": offset, "file": {"path": path, "device_id": "64514", "inode": "140027", "fingerprint": "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}},
-                "input": {"type": "filestream"},
-                "ecs": {"version": "8.0.0"},
-                "host": {"name": "bench-host"},
-                "agent": {"type": "oxibeat", "name": "bench-host", "version": "0.1.0", "id": "9f0a4a4b-6f3e-4c8e-8d1e-2f5b0b6b1e11", "ephemeral_id": "0c1b1b36-22f4-4a3b-9a53-0f3d8f2e7a55"}
-            });
-            offset += l.len();
-            serde_json::to_vec(&doc).unwrap()
-        })
-        .collect()
+/// The documents the agent sends for the lines of `path`: its own events (a `--once` run with
+/// the file output), without `@metadata`, as the Elasticsearch output sends them.
+fn documents(dir: &std::path::Path, path: &str) -> Vec<Vec<u8>> {
+    let out = dir.join("docs-out");
+    let cfg = dir.join("docs.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "[path]\ndata = {:?}\n[[inputs]]\ntype = \"filestream\"\nid = \"bench\"\npaths = [{path:?}]\n\
+             [output.file]\npath = {:?}\nrotate_every_kb = 10485760\n[logging.metrics]\nenabled = false\n",
+            dir.join("docs-data").display().to_string(),
+            out.display().to_string()
+        ),
+    )
+    .unwrap();
+    let st = Command::new(bin())
+        .args(["run", "--once", "-e", "--log-level", "warn", "-c"])
+        .arg(&cfg)
+        .status()
+        .expect("oxibeat");
+    assert!(st.success());
+    let mut docs = Vec::new();
+    for f in fs::read_dir(&out).unwrap().flatten() {
+        for l in fs::read_to_string(f.path()).unwrap().lines() {
+            let mut v: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(l).unwrap();
+            v.remove("@metadata");
+            docs.push(serde_json::to_vec(&v).unwrap());
+        }
+    }
+    docs
 }
 
 /// The baseline: pre-encoded bulk bodies (create actions), gzip level 1 at send time, `workers`
@@ -225,7 +236,8 @@ fn main() {
         }
     }
     let log_path = log.display().to_string();
-    let docs = documents(&log_path, n);
+    let docs = documents(dir.path(), &log_path);
+    assert_eq!(docs.len(), n);
     let server = start_server();
     let port = server.1;
     let c = client();
@@ -247,6 +259,13 @@ fn main() {
             ),
         )
         .unwrap();
+        let bindex = format!("bench-baseline-{name}");
+        rt.block_on(create(&c, port, &bindex));
+        let base = rt.block_on(baseline(port, &bindex, &docs, 1600, workers));
+        let got = rt.block_on(count(&c, port, &bindex));
+        assert_eq!(got, n as u64, "baseline indexed {got} of {n}");
+        rt.block_on(delete(&c, port, &bindex));
+
         rt.block_on(create(&c, port, &index));
         let cpu0 = children_cpu();
         let t = Instant::now();
@@ -271,13 +290,6 @@ fn main() {
         let got = rt.block_on(count(&c, port, &index));
         assert_eq!(got, n as u64, "agent indexed {got} of {n}");
         rt.block_on(delete(&c, port, &index));
-
-        let bindex = format!("bench-baseline-{name}");
-        rt.block_on(create(&c, port, &bindex));
-        let base = rt.block_on(baseline(port, &bindex, &docs, 1600, workers));
-        let got = rt.block_on(count(&c, port, &bindex));
-        assert_eq!(got, n as u64, "baseline indexed {got} of {n}");
-        rt.block_on(delete(&c, port, &bindex));
 
         let eps = |d: Duration| n as f64 / d.as_secs_f64();
         println!(

@@ -55,7 +55,11 @@ pub fn queue(
             shared,
             input: Arc::new(Chain::default()),
         },
-        Consumer { rx, metrics },
+        Consumer {
+            rx,
+            metrics,
+            held: None,
+        },
     )
 }
 
@@ -159,13 +163,21 @@ impl Publisher {
 pub struct Consumer {
     rx: mpsc::UnboundedReceiver<Chunk>,
     metrics: Arc<Metrics>,
+    /// A chunk that did not fit in the previous batch; it starts the next one.
+    held: Option<Chunk>,
 }
 
 impl Consumer {
-    /// Wait for events, then take whatever is queued up to about `max_events`.
+    /// Wait for events, then take whatever is queued up to `max_events` (more only when the
+    /// first chunk alone is bigger: chunks are not split). A chunk that would overflow the
+    /// batch starts the next one, so outputs that send `max_events` per request (Elasticsearch)
+    /// get full requests instead of a full one and a small remainder.
     /// `None` when every publisher is gone and the queue is empty.
     pub async fn next_batch(&mut self, max_events: usize) -> Option<Batch> {
-        let first = self.rx.recv().await?;
+        let first = match self.held.take() {
+            Some(c) => c,
+            None => self.rx.recv().await?,
+        };
         let mut batch = Batch {
             chunks: vec![first],
             metrics: self.metrics.clone(),
@@ -173,6 +185,10 @@ impl Consumer {
         let mut n = batch.chunks[0].events.len();
         while n < max_events {
             match self.rx.try_recv() {
+                Ok(c) if n + c.events.len() > max_events => {
+                    self.held = Some(c);
+                    break;
+                }
                 Ok(c) => {
                     n += c.events.len();
                     batch.chunks.push(c);
