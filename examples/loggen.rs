@@ -990,7 +990,9 @@ const TRACE_DISK: Trace = Trace {
         "at java.base/java.lang.Thread.run(Thread.java:1583)",
     ],
     cause: "java.nio.file.FileSystemException: /var/lib/checkout/receipts: No space left on device",
-    cause_frames: &["at java.base/sun.nio.fs.UnixException.translateToIOException(UnixException.java:100)"],
+    cause_frames: &[
+        "at java.base/sun.nio.fs.UnixException.translateToIOException(UnixException.java:100)",
+    ],
     more: 3,
 };
 
@@ -2470,6 +2472,77 @@ mod tests {
             }
         }
         (inside, outside)
+    }
+
+    /// The labelled corpus of `tests/fixtures/search/` is this generator's output, byte for
+    /// byte (the commands are in that directory's README).
+    #[test]
+    fn search_fixture_is_reproducible() {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/search/logs");
+        for (host, kind, at, seed) in [
+            ("web-1", "5xx-spike", "30m", "11"),
+            ("web-2", "disk-full", "50m", "12"),
+            ("web-3", "oom-kill", "70m", "13"),
+            ("web-4", "tls-expiry", "90m", "14"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            generate(
+                dir.path(),
+                &[
+                    "--format",
+                    "mixed",
+                    "--files",
+                    "3",
+                    "--start-time",
+                    "2026-11-24T20:00:00Z",
+                    "--rate",
+                    "0.125",
+                    "--duration",
+                    "2h",
+                    "--anomaly",
+                    kind,
+                    "--anomaly-at",
+                    at,
+                    "--anomaly-duration",
+                    "10m",
+                    "--seed",
+                    seed,
+                ],
+            );
+            for f in ["nginx-0.log", "app-0.log", "json-0.log"] {
+                let want = fs::read(fixture.join(host).join(f)).unwrap();
+                let got = fs::read(dir.path().join(f)).unwrap();
+                assert!(
+                    got == want,
+                    "{host}/{f} differs from what loggen writes now"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn incidents_for_search_only_in_the_window() {
+        for (kind, needle) in [
+            ("disk-full", "No space left on device"),
+            ("oom-kill", "OOM-killed"),
+            ("tls-expiry", "CertificateExpiredException"),
+        ] {
+            let (dir, _) = anomaly_run(kind, "app");
+            let text = fs::read_to_string(dir.path().join("app-0.log")).unwrap();
+            let (inside, outside) = by_window(&text, |l| l[..19].to_string());
+            let all = text.contains(needle);
+            assert!(all, "{kind}: no {needle:?} at all");
+            assert!(
+                inside.iter().filter(|l| l.contains(" ERROR [")).count() > 10,
+                "{kind}"
+            );
+            assert!(
+                outside.iter().all(|l| !l.contains("receipts")
+                    && !l.contains("OOM-killed")
+                    && !l.contains("payments-gw")),
+                "{kind}"
+            );
+        }
     }
 
     #[test]

@@ -102,7 +102,11 @@ pub fn choose(caps: &Capabilities, requested: Option<&str>) -> Result<Llm, Strin
 }
 
 fn names(list: &[InferenceEndpoint]) -> String {
-    let l: Vec<&str> = list.iter().filter(|e| is_llm(e)).map(|e| e.id.as_str()).collect();
+    let l: Vec<&str> = list
+        .iter()
+        .filter(|e| is_llm(e))
+        .map(|e| e.id.as_str())
+        .collect();
     if l.is_empty() {
         format!("none; {HOW_TO_CREATE}")
     } else {
@@ -118,7 +122,13 @@ If the lines do not answer the question, say so plainly and say what is missing.
 Be brief.";
 
 fn strip_markers(s: &str) -> String {
-    s.replace([HL_PRE.chars().next().unwrap_or('\u{2}'), HL_POST.chars().next().unwrap_or('\u{3}')], "")
+    s.replace(
+        [
+            HL_PRE.chars().next().unwrap_or('\u{2}'),
+            HL_POST.chars().next().unwrap_or('\u{3}'),
+        ],
+        "",
+    )
 }
 
 fn cut(s: &str, max: usize) -> String {
@@ -357,7 +367,12 @@ pub async fn ask(
                     Chunk::Error(s) => Some(s),
                     _ => None,
                 })
-                .unwrap_or_else(|| format!("HTTP {status}: {}", text.chars().take(300).collect::<String>()))
+                .unwrap_or_else(|| {
+                    format!(
+                        "HTTP {status}: {}",
+                        text.chars().take(300).collect::<String>()
+                    )
+                })
         } else {
             super::llm_reason(status, &body)
         };
@@ -520,7 +535,10 @@ mod tests {
 
     #[test]
     fn citations_are_checked() {
-        let c = citations("Disk full on web-2 [2], then OOM [5][12]; see [2, 3] and [6-7]. Not [x].", 8);
+        let c = citations(
+            "Disk full on web-2 [2], then OOM [5][12]; see [2, 3] and [6-7]. Not [x].",
+            8,
+        );
         assert_eq!(c.valid, [2, 5, 3, 6, 7]);
         assert_eq!(c.invalid, [12]);
         assert_eq!(citations("no citations", 8), Citations::default());

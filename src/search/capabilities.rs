@@ -26,7 +26,10 @@ pub const ELSER_ID: &str = crate::setup::assets::INFERENCE_ID;
 pub enum Flavor {
     Elasticsearch(String),
     /// OpenSearch or another server that answers like it: BM25 only.
-    Other { distribution: String, version: String },
+    Other {
+        distribution: String,
+        version: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,7 +189,11 @@ async fn coverage(client: &Client, index: &str) -> Result<Coverage, SearchError>
 
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -265,7 +272,10 @@ pub fn semantic_unavailable(c: &Capabilities) -> Option<String> {
                 if list.is_empty() {
                     "none".to_string()
                 } else {
-                    list.iter().map(|e| e.id.as_str()).collect::<Vec<_>>().join(", ")
+                    list.iter()
+                        .map(|e| e.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 }
             ));
         }
@@ -353,7 +363,9 @@ pub fn plan(
                      set search.rerank.inference_id to a rerank endpoint of yours"
                 )),
             },
-            Err(why) => Some(format!("the inference endpoints could not be listed: {why}")),
+            Err(why) => Some(format!(
+                "the inference endpoints could not be listed: {why}"
+            )),
         }
     };
     let rerank = match (rerank, rerank_missing) {
@@ -386,7 +398,12 @@ pub fn plan(
 mod tests {
     use super::*;
 
-    fn caps(licence: &str, endpoints: &[(&str, &str)], semantic: usize, total: usize) -> Capabilities {
+    fn caps(
+        licence: &str,
+        endpoints: &[(&str, &str)],
+        semantic: usize,
+        total: usize,
+    ) -> Capabilities {
         Capabilities {
             flavor: Flavor::Elasticsearch("9.2.1".into()),
             licence: Ok(Licence {
@@ -415,45 +432,107 @@ mod tests {
 
     #[test]
     fn full_stack_is_hybrid_and_reranked() {
-        let p = plan(Mode::Hybrid, RerankChoice::Auto, ".rerank-v1-elasticsearch", &caps("trial", ALL, 2, 2)).unwrap();
+        let p = plan(
+            Mode::Hybrid,
+            RerankChoice::Auto,
+            ".rerank-v1-elasticsearch",
+            &caps("trial", ALL, 2, 2),
+        )
+        .unwrap();
         assert_eq!(p.retrieval, Mode::Hybrid);
         assert_eq!(p.rerank.as_deref(), Some(".rerank-v1-elasticsearch"));
         assert!(p.notices.is_empty(), "{:?}", p.notices);
-        let p = plan(Mode::Hybrid, RerankChoice::Off, ".rerank-v1-elasticsearch", &caps("enterprise", ALL, 2, 2)).unwrap();
+        let p = plan(
+            Mode::Hybrid,
+            RerankChoice::Off,
+            ".rerank-v1-elasticsearch",
+            &caps("enterprise", ALL, 2, 2),
+        )
+        .unwrap();
         assert_eq!(p.rerank, None);
     }
 
     #[test]
     fn basic_licence_falls_back_and_says_why() {
         let c = caps("basic", ALL, 2, 2);
-        let p = plan(Mode::Hybrid, RerankChoice::Auto, ".rerank-v1-elasticsearch", &c).unwrap();
+        let p = plan(
+            Mode::Hybrid,
+            RerankChoice::Auto,
+            ".rerank-v1-elasticsearch",
+            &c,
+        )
+        .unwrap();
         assert_eq!(p.retrieval, Mode::Lexical);
         assert_eq!(p.rerank, None);
         assert!(p.notices[0].contains("licence is basic"), "{:?}", p.notices);
         assert!(p.notices[0].contains("start_trial"), "{:?}", p.notices);
-        let e = plan(Mode::Semantic, RerankChoice::Auto, ".rerank-v1-elasticsearch", &c).unwrap_err();
+        let e = plan(
+            Mode::Semantic,
+            RerankChoice::Auto,
+            ".rerank-v1-elasticsearch",
+            &c,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("licence is basic"), "{e}");
-        let e = plan(Mode::Lexical, RerankChoice::On, ".rerank-v1-elasticsearch", &c).unwrap_err();
+        let e = plan(
+            Mode::Lexical,
+            RerankChoice::On,
+            ".rerank-v1-elasticsearch",
+            &c,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("reranking is not available"), "{e}");
         // Platinum: the inference API on ML nodes is an Enterprise feature.
-        let p = plan(Mode::Hybrid, RerankChoice::Auto, ".rerank-v1-elasticsearch", &caps("platinum", ALL, 2, 2)).unwrap();
+        let p = plan(
+            Mode::Hybrid,
+            RerankChoice::Auto,
+            ".rerank-v1-elasticsearch",
+            &caps("platinum", ALL, 2, 2),
+        )
+        .unwrap();
         assert_eq!(p.retrieval, Mode::Lexical);
     }
 
     #[test]
     fn missing_endpoint_or_field() {
         let c = caps("trial", &[(".rerank-v1-elasticsearch", "rerank")], 2, 2);
-        let p = plan(Mode::Hybrid, RerankChoice::Auto, ".rerank-v1-elasticsearch", &c).unwrap();
+        let p = plan(
+            Mode::Hybrid,
+            RerankChoice::Auto,
+            ".rerank-v1-elasticsearch",
+            &c,
+        )
+        .unwrap();
         assert_eq!(p.retrieval, Mode::Lexical);
-        assert!(p.notices[0].contains(".elser-2-elasticsearch does not exist"), "{:?}", p.notices);
+        assert!(
+            p.notices[0].contains(".elser-2-elasticsearch does not exist"),
+            "{:?}",
+            p.notices
+        );
         // Lexical is still reranked when the reranker exists.
         assert!(p.rerank.is_some());
         let c = caps("trial", ALL, 0, 3);
-        let p = plan(Mode::Hybrid, RerankChoice::Auto, ".rerank-v1-elasticsearch", &c).unwrap();
+        let p = plan(
+            Mode::Hybrid,
+            RerankChoice::Auto,
+            ".rerank-v1-elasticsearch",
+            &c,
+        )
+        .unwrap();
         assert!(p.notices[0].contains("_rollover"), "{:?}", p.notices);
         let c = caps("trial", ALL, 1, 3);
-        let p = plan(Mode::Hybrid, RerankChoice::Auto, ".rerank-v1-elasticsearch", &c).unwrap();
+        let p = plan(
+            Mode::Hybrid,
+            RerankChoice::Auto,
+            ".rerank-v1-elasticsearch",
+            &c,
+        )
+        .unwrap();
         assert_eq!(p.retrieval, Mode::Hybrid);
-        assert!(p.notices[0].contains("covers 1 of the 3"), "{:?}", p.notices);
+        assert!(
+            p.notices[0].contains("covers 1 of the 3"),
+            "{:?}",
+            p.notices
+        );
     }
 }

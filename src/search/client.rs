@@ -56,7 +56,9 @@ impl Client {
             .build()
             .map_err(|e| SearchError::Setup(format!("cannot build the HTTP client: {e}")))?;
         if ep.urls.is_empty() {
-            return Err(SearchError::Setup("no Elasticsearch host configured".into()));
+            return Err(SearchError::Setup(
+                "no Elasticsearch host configured".into(),
+            ));
         }
         Ok(Client {
             http,
@@ -74,7 +76,12 @@ impl Client {
             .unwrap_or_default()
     }
 
-    fn request(&self, base: &url::Url, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    fn request(
+        &self,
+        base: &url::Url,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
         let url = format!("{}{}", base.as_str().trim_end_matches('/'), path);
         let rb = self.http.request(method, url);
         match &self.auth {
@@ -128,7 +135,9 @@ impl Client {
     }
 
     pub async fn get(&self, path: &str) -> Result<Resp, SearchError> {
-        let r = self.send(reqwest::Method::GET, path, None, self.timeout).await?;
+        let r = self
+            .send(reqwest::Method::GET, path, None, self.timeout)
+            .await?;
         read(r, self.timeout).await
     }
 

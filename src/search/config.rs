@@ -5,7 +5,7 @@
 //! [search]
 //! index = "logs-oxibeat.*-*"
 //! timeout = "30s"
-//! min_score = { lexical = 2.0, semantic = 5.0 }   # raw-score relevance floors (see README)
+//! min_score = { lexical = 1.0, semantic = 5.0 }   # raw-score relevance floors (see README)
 //! rerank = { inference_id = ".rerank-v1-elasticsearch", window = 30 }
 //! answer = { hits = 8, llm = ".rainbow-sprinkles-elastic", timeout = "120s" }
 //! ```
@@ -30,7 +30,7 @@ fn default_answer_timeout() -> Dur {
     Dur(std::time::Duration::from_secs(120))
 }
 fn default_lexical() -> f64 {
-    2.0
+    1.0
 }
 fn default_semantic() -> f64 {
     5.0

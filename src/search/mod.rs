@@ -219,10 +219,16 @@ fn explain_out(err: &mut dyn Write, method: &str, path: &str, body: &Value) -> s
 fn floors(plan: &Plan, c: &SearchConfig) -> String {
     let mut v = Vec::new();
     if plan.retrieval != Mode::Semantic {
-        v.push(format!("search.min_score.lexical = {}", c.min_score.lexical));
+        v.push(format!(
+            "search.min_score.lexical = {}",
+            c.min_score.lexical
+        ));
     }
     if plan.retrieval != Mode::Lexical {
-        v.push(format!("search.min_score.semantic = {}", c.min_score.semantic));
+        v.push(format!(
+            "search.min_score.semantic = {}",
+            c.min_score.semantic
+        ));
     }
     if let (Some(_), Some(r)) = (&plan.rerank, c.min_score.rerank) {
         v.push(format!("search.min_score.rerank = {r}"));
@@ -243,13 +249,19 @@ pub async fn run(
         return Err(SearchError::Usage("the query is empty".into()));
     }
     if opts.size == 0 || opts.size > 500 {
-        return Err(SearchError::Usage("--size must be between 1 and 500".into()));
+        return Err(SearchError::Usage(
+            "--size must be between 1 and 500".into(),
+        ));
     }
     let range = TimeRange::resolve(&opts.range, time::now_ms()).map_err(SearchError::Usage)?;
     let filters = Filters {
         range: Some(range),
         hosts: opts.hosts.clone(),
-        datasets: opts.datasets.iter().map(|d| query::dataset_name(d)).collect(),
+        datasets: opts
+            .datasets
+            .iter()
+            .map(|d| query::dataset_name(d))
+            .collect(),
         levels: match &opts.level {
             Some(l) => query::levels_from(l).map_err(SearchError::Usage)?,
             None => Vec::new(),
@@ -273,7 +285,11 @@ pub async fn run(
     };
     let path = format!("/{}/_search", path_segment(&scfg.index));
     let mut resp = search(&client, &path, opts, &plan, &filters, fetch, &scfg, err).await?;
-    if !resp.ok() && is_licence_error(resp.status, &resp.body) && opts.mode == Mode::Hybrid && (plan.retrieval != Mode::Lexical || plan.rerank.is_some()) {
+    if !resp.ok()
+        && is_licence_error(resp.status, &resp.body)
+        && opts.mode == Mode::Hybrid
+        && (plan.retrieval != Mode::Lexical || plan.rerank.is_some())
+    {
         writeln!(
             err,
             "oxibeat search: Elasticsearch refused {} for the licence ({}); searching lexically (BM25) instead",
@@ -293,13 +309,19 @@ pub async fn run(
         });
     }
     if resp.body["timed_out"].as_bool() == Some(true) {
-        writeln!(err, "oxibeat search: the search timed out on some shards; the hits are partial")?;
+        writeln!(
+            err,
+            "oxibeat search: the search timed out on some shards; the hits are partial"
+        )?;
     }
     if let Some(failed) = resp.body["_shards"]["failed"].as_u64().filter(|f| *f > 0) {
         let why = resp.body["_shards"]["failures"][0]["reason"]["reason"]
             .as_str()
             .unwrap_or("");
-        writeln!(err, "oxibeat search: {failed} shard(s) failed, the hits are partial: {why}")?;
+        writeln!(
+            err,
+            "oxibeat search: {failed} shard(s) failed, the hits are partial: {why}"
+        )?;
     }
     let all = render::hits(&resp.body);
     let shown = &all[..all.len().min(opts.size)];

@@ -210,10 +210,7 @@ pub fn body(spec: &Spec) -> Value {
             if let Some(m) = spec.min_score.rerank {
                 r.insert("min_score".into(), json!(m));
             }
-            b.insert(
-                "retriever".into(),
-                json!({"text_similarity_reranker": r}),
-            );
+            b.insert("retriever".into(), json!({"text_similarity_reranker": r}));
         }
         (None, Some((field, floor))) => {
             let mut q = Map::new();
@@ -237,7 +234,11 @@ pub fn body(spec: &Spec) -> Value {
 /// Breaches of the structural rules in a body (empty when it follows them): filters inside
 /// every retriever, no top-level query parts beside a retriever, window sizes, and a reranker
 /// only when `reranker_available`.
-pub fn rule_breaches(body: &Value, expected_filters: &[Value], reranker_available: bool) -> Vec<String> {
+pub fn rule_breaches(
+    body: &Value,
+    expected_filters: &[Value],
+    reranker_available: bool,
+) -> Vec<String> {
     let mut out = Vec::new();
     let from = body["from"].as_u64().unwrap_or(0) as usize;
     let size = body["size"].as_u64().unwrap_or(10) as usize;
@@ -257,7 +258,14 @@ pub fn rule_breaches(body: &Value, expected_filters: &[Value], reranker_availabl
                     out.push(format!("top-level [{k}] beside [retriever]"));
                 }
             }
-            walk(r, from + size, None, expected_filters, reranker_available, &mut out);
+            walk(
+                r,
+                from + size,
+                None,
+                expected_filters,
+                reranker_available,
+                &mut out,
+            );
         }
         None => {
             if body.get("post_filter").is_some() {
@@ -265,7 +273,9 @@ pub fn rule_breaches(body: &Value, expected_filters: &[Value], reranker_availabl
             }
             let f = &body["query"]["bool"]["filter"];
             if !same_filters(f, expected_filters) {
-                out.push(format!("query filters {f} differ from {expected_filters:?}"));
+                out.push(format!(
+                    "query filters {f} differ from {expected_filters:?}"
+                ));
             }
         }
     }
@@ -307,7 +317,9 @@ fn walk(
             }
             let w = inner["rank_window_size"].as_u64().unwrap_or(10) as usize;
             if w < need {
-                out.push(format!("[{name}] rank_window_size {w} < from + size {need}"));
+                out.push(format!(
+                    "[{name}] rank_window_size {w} < from + size {need}"
+                ));
             }
             if let Some((p, pw)) = parent_window {
                 if pw > w {
@@ -317,7 +329,10 @@ fn walk(
                 }
             }
             let children: Vec<&Value> = if name == "rrf" {
-                inner["retrievers"].as_array().map(|a| a.iter().collect()).unwrap_or_default()
+                inner["retrievers"]
+                    .as_array()
+                    .map(|a| a.iter().collect())
+                    .unwrap_or_default()
             } else {
                 vec![&inner["retriever"]]
             };
@@ -348,7 +363,10 @@ mod tests {
     #[test]
     fn levels_and_datasets() {
         assert_eq!(levels_from("warn").unwrap(), ["warn", "error", "critical"]);
-        assert_eq!(levels_from("WARNING").unwrap(), ["warn", "error", "critical"]);
+        assert_eq!(
+            levels_from("WARNING").unwrap(),
+            ["warn", "error", "critical"]
+        );
         assert_eq!(levels_from("fatal").unwrap(), ["critical"]);
         assert!(levels_from("loud").unwrap_err().contains("debug, info"));
         assert_eq!(dataset_name("app"), "oxibeat.app");
@@ -382,8 +400,14 @@ mod tests {
                     };
                     let b = body(&spec);
                     let breaches = rule_breaches(&b, &filters.clauses(), rerank);
-                    assert!(breaches.is_empty(), "{retrieval:?} {rerank} {size}: {breaches:?}\n{b:#}");
-                    assert_eq!(b.get("retriever").is_some(), rerank || retrieval == Mode::Hybrid);
+                    assert!(
+                        breaches.is_empty(),
+                        "{retrieval:?} {rerank} {size}: {breaches:?}\n{b:#}"
+                    );
+                    assert_eq!(
+                        b.get("retriever").is_some(),
+                        rerank || retrieval == Mode::Hybrid
+                    );
                 }
             }
         }
@@ -398,13 +422,20 @@ mod tests {
             "post_filter": f[0].clone()});
         let v = rule_breaches(&b, &f, false);
         assert!(v.iter().any(|s| s.contains("post_filter")), "{v:?}");
-        assert!(v.iter().any(|s| s.contains("rank_window_size 10 < from + size 20")), "{v:?}");
+        assert!(
+            v.iter()
+                .any(|s| s.contains("rank_window_size 10 < from + size 20")),
+            "{v:?}"
+        );
         assert!(v.iter().any(|s| s.contains("filter null differs")), "{v:?}");
         let b = json!({"size": 5, "retriever": {"text_similarity_reranker": {"retriever":
             {"rrf": {"retrievers": [{"standard": {}}, {"standard": {}}], "rank_window_size": 20}},
             "rank_window_size": 40, "field": "message", "inference_text": "x"}}});
         let v = rule_breaches(&b, &[], false);
-        assert!(v.iter().any(|s| s.contains("no reranker is available")), "{v:?}");
+        assert!(
+            v.iter().any(|s| s.contains("no reranker is available")),
+            "{v:?}"
+        );
         assert!(v.iter().any(|s| s.contains("40 > its child")), "{v:?}");
     }
 }

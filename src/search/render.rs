@@ -30,7 +30,11 @@ impl Hit {
             highlighted: hl[MESSAGE_FIELD][0].as_str().map(str::to_string),
             chunks: hl[SEMANTIC_FIELD]
                 .as_array()
-                .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default(),
         })
     }
@@ -45,7 +49,11 @@ impl Hit {
             Some(Value::String(s)) => s.clone(),
             Some(Value::Array(a)) => a
                 .iter()
-                .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                })
                 .collect::<Vec<_>>()
                 .join(","),
             Some(Value::Null) | None => String::new(),
@@ -126,7 +134,11 @@ pub fn fold(text: &str) -> String {
         out.push_str(&sanitize(l.trim()));
         shown += 1;
     }
-    let hidden = lines.iter().filter(|l| !l.trim().is_empty()).count().saturating_sub(shown);
+    let hidden = lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .count()
+        .saturating_sub(shown);
     if hidden > 0 {
         out.push_str(&format!(" [+{hidden} lines]"));
     }
@@ -346,15 +358,24 @@ mod tests {
         let t = table(&[hit()], false, None);
         let mut lines = t.lines();
         let head = lines.next().unwrap();
-        assert!(head.starts_with("#  TIME") && head.ends_with("MESSAGE"), "{head}");
+        assert!(
+            head.starts_with("#  TIME") && head.ends_with("MESSAGE"),
+            "{head}"
+        );
         let row = lines.next().unwrap();
         assert!(row.starts_with("1  2026-11-24T21:03:12.520Z"), "{row}");
-        assert!(row.contains("web-2") && row.contains("oxibeat.app") && row.contains("7.25"), "{row}");
+        assert!(
+            row.contains("web-2") && row.contains("oxibeat.app") && row.contains("7.25"),
+            "{row}"
+        );
         assert!(row.contains("No **space** **left**"), "{row}");
         let j: Value = serde_json::from_str(&json_line(&hit())).unwrap();
         assert_eq!(j["_id"], "abc");
         assert_eq!(j["fields"]["host.name"], "web-2");
         assert_eq!(j["fields"]["log.level"], "error");
-        assert!(j["highlight"]["message"][0].as_str().unwrap().contains("<em>space</em>"));
+        assert!(j["highlight"]["message"][0]
+            .as_str()
+            .unwrap()
+            .contains("<em>space</em>"));
     }
 }

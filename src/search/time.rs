@@ -147,7 +147,11 @@ mod tests {
         let r = TimeRange::resolve(&args(Some("7d"), None, None), NOW).unwrap();
         assert_eq!(r.from_ms, Some(NOW - 7 * 86_400_000));
         let r = TimeRange::resolve(
-            &args(None, Some("2026-11-24T20:00:00Z"), Some("2026-11-24T22:00:00Z")),
+            &args(
+                None,
+                Some("2026-11-24T20:00:00Z"),
+                Some("2026-11-24T22:00:00Z"),
+            ),
             NOW,
         )
         .unwrap();
