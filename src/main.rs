@@ -407,6 +407,10 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             match rt.block_on(search::run(&cfg, &opts, &mut out, &mut err)) {
                 Ok(search::Status::Found) => Ok(ExitCode::SUCCESS),
                 Ok(search::Status::NothingRelevant) => Ok(ExitCode::from(1)),
+                Err(e @ search::SearchError::Config(_)) => {
+                    eprintln!("Error: configuration {}: {e}", g.config.display());
+                    Ok(ExitCode::from(2))
+                }
                 Err(e) => {
                     eprintln!("Error: {e}");
                     Ok(ExitCode::from(2))
