@@ -144,20 +144,17 @@ pub fn rrf_window(spec: &Spec) -> usize {
 }
 
 fn highlight(spec: &Spec) -> Value {
-    let mut fields = Map::new();
-    fields.insert(
-        MESSAGE_FIELD.into(),
-        json!({"number_of_fragments": 0, "pre_tags": [HL_PRE], "post_tags": [HL_POST]}),
-    );
+    // The API spec (`_global.search._types.Highlight`) types `fields` as one single-key object
+    // or an array of them; the array form (which Elasticsearch and OpenSearch both accept)
+    // holds two fields.
+    let mut fields = vec![json!({MESSAGE_FIELD: {
+        "number_of_fragments": 0, "pre_tags": [HL_PRE], "post_tags": [HL_POST]}})];
     if spec.plan.retrieval != Mode::Lexical {
         // The `semantic` highlighter returns the best-scoring chunks (SemanticTextHighlighter).
-        fields.insert(
-            SEMANTIC_FIELD.into(),
-            json!({"type": "semantic", "number_of_fragments": 2, "order": "score"}),
-        );
+        fields.push(json!({SEMANTIC_FIELD: {"type": "semantic", "number_of_fragments": 2, "order": "score"}}));
     }
     let mut h = Map::new();
-    h.insert("fields".into(), Value::Object(fields));
+    h.insert("fields".into(), Value::Array(fields));
     if spec.plan.elasticsearch {
         // OpenSearch spells it max_analyzer_offset and rejects this name.
         h.insert("max_analyzed_offset".into(), json!(MAX_ANALYZED_OFFSET));

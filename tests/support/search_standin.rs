@@ -815,7 +815,19 @@ fn check_window(
 
 fn highlight(req: &Value, q_tokens: &HashSet<String>, doc: &Doc, semantic: bool) -> Value {
     let mut out = Map::new();
-    let fields = &req["highlight"]["fields"];
+    // `fields` is an object, or an array of single-key objects (HighlightBuilder).
+    let mut fields = Map::new();
+    match &req["highlight"]["fields"] {
+        Value::Object(o) => fields.extend(o.clone()),
+        Value::Array(a) => {
+            for f in a {
+                if let Some(o) = f.as_object() {
+                    fields.extend(o.clone());
+                }
+            }
+        }
+        _ => {}
+    }
     if let Some(m) = fields.get("message") {
         let pre = m["pre_tags"][0].as_str().unwrap_or("<em>");
         let post = m["post_tags"][0].as_str().unwrap_or("</em>");
