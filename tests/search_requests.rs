@@ -21,8 +21,23 @@ fn filter_sets() -> Vec<(&'static str, Filters)> {
         until_ms: 1_795_557_600_000,
     };
     vec![
-        ("range", Filters { range: Some(range), ..Default::default() }),
-        ("open-range", Filters { range: Some(TimeRange { from_ms: None, until_ms: range.until_ms }), ..Default::default() }),
+        (
+            "range",
+            Filters {
+                range: Some(range),
+                ..Default::default()
+            },
+        ),
+        (
+            "open-range",
+            Filters {
+                range: Some(TimeRange {
+                    from_ms: None,
+                    until_ms: range.until_ms,
+                }),
+                ..Default::default()
+            },
+        ),
         (
             "all",
             Filters {
@@ -39,7 +54,10 @@ fn filter_sets() -> Vec<(&'static str, Filters)> {
 /// (name, path, method, body) of every combination.
 fn bodies() -> Vec<(String, String, &'static str, Value, Vec<Value>, bool)> {
     let mut out = Vec::new();
-    let floors = MinScores { rerank: Some(1.0), ..MinScores::default() };
+    let floors = MinScores {
+        rerank: Some(1.0),
+        ..MinScores::default()
+    };
     for (fname, filters) in filter_sets() {
         for retrieval in [Mode::Lexical, Mode::Semantic, Mode::Hybrid] {
             for rerank in [false, true] {
@@ -64,7 +82,12 @@ fn bodies() -> Vec<(String, String, &'static str, Value, Vec<Value>, bool)> {
                             rerank_window: 30,
                         };
                         out.push((
-                            format!("search-{}-{}-{}-{fname}-{size}", retrieval.name(), if rerank { "rerank" } else { "plain" }, if elasticsearch { "es" } else { "os" }),
+                            format!(
+                                "search-{}-{}-{}-{fname}-{size}",
+                                retrieval.name(),
+                                if rerank { "rerank" } else { "plain" },
+                                if elasticsearch { "es" } else { "os" }
+                            ),
                             "/{index}/_search".to_string(),
                             "post",
                             query::body(&spec),
@@ -96,7 +119,11 @@ fn every_body_matches_the_elasticsearch_9_2_spec() {
     let tool = root.join("../shared/tools/validate-es-assets");
     let spec = root.join("../shared/elastic-spec/es-serverless-openapi-9.2.json");
     if !tool.exists() || !spec.exists() {
-        println!("SKIPPED: {} or {} is absent (a dev-time check that lives beside the repo)", tool.display(), spec.display());
+        println!(
+            "SKIPPED: {} or {} is absent (a dev-time check that lives beside the repo)",
+            tool.display(),
+            spec.display()
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -109,16 +136,27 @@ fn every_body_matches_the_elasticsearch_9_2_spec() {
     }
     // The answer's requests.
     let hit = Hit::from_json(&json!({"_index": "i", "_id": "1", "_score": 1.0,
-        "_source": {"@timestamp": "2026-11-24T21:00:00Z", "message": "disk full"}})).unwrap();
-    for (task, id) in [("chat_completion", ".rainbow-sprinkles-elastic"), ("completion", "my-llm")] {
-        let llm = answer::Llm { id: id.into(), task_type: task.into(), service: "elastic".into() };
+        "_source": {"@timestamp": "2026-11-24T21:00:00Z", "message": "disk full"}}))
+    .unwrap();
+    for (task, id) in [
+        ("chat_completion", ".rainbow-sprinkles-elastic"),
+        ("completion", "my-llm"),
+    ] {
+        let llm = answer::Llm {
+            id: id.into(),
+            task_type: task.into(),
+            service: "elastic".into(),
+        };
         let (path, body) = answer::request(&llm, "why?", &[hit.clone()], 2000);
         let spec_path = if task == "completion" {
             "/_inference/completion/{inference_id}"
         } else {
             "/_inference/chat_completion/{inference_id}/_stream"
         };
-        assert!(path.starts_with(&spec_path[..spec_path.find('{').unwrap()]), "{path}");
+        assert!(
+            path.starts_with(&spec_path[..spec_path.find('{').unwrap()]),
+            "{path}"
+        );
         write(&format!("answer-{task}"), spec_path, "post", &body, "ok");
     }
     // The check means something only if it rejects a wrong body.
@@ -129,14 +167,30 @@ fn every_body_matches_the_elasticsearch_9_2_spec() {
         &json!({"retriever": {"rrf": {"retrievers": "all", "rank_window_size": "fifty"}}}),
         "off",
     );
-    write("broken-reranker", "/{index}/_search", "post", &json!({"retriever": {"text_similarity_reranker": {"field": "message"}}}), "off");
-    write("broken-chat", "/_inference/chat_completion/{inference_id}/_stream", "post", &json!({"messages": [{"content": "x"}]}), "off");
+    write(
+        "broken-reranker",
+        "/{index}/_search",
+        "post",
+        &json!({"retriever": {"text_similarity_reranker": {"field": "message"}}}),
+        "off",
+    );
+    write(
+        "broken-chat",
+        "/_inference/chat_completion/{inference_id}/_stream",
+        "post",
+        &json!({"messages": [{"content": "x"}]}),
+        "off",
+    );
     let out = std::process::Command::new("python3")
         .arg(root.join("tests/stack/validate_request_bodies.py"))
         .arg(dir.path())
         .output()
         .expect("python3");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     println!("{text}");
     assert!(out.status.success(), "{text}");
     assert!(text.contains(", 0 not as expected"), "{text}");

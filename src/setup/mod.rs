@@ -9,6 +9,7 @@
 
 pub mod assets;
 pub mod config;
+pub mod elser_cost;
 mod es;
 mod kibana;
 
@@ -200,6 +201,9 @@ pub async fn run_with(
             }
             if sel.index_management {
                 let inference_ok = client.check_inference(&mut p).await?;
+                if inference_ok {
+                    elser_cost::report(&client, &mut p).await?;
+                }
                 client.load(&mut p, Kind::ComponentTemplate).await?;
                 client.load_semantic(&mut p, inference_ok).await?;
                 client.load(&mut p, Kind::IndexTemplate).await?;
