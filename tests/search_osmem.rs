@@ -286,3 +286,135 @@ fn on_opensearch_semantic_falls_back_and_says_why() {
         );
     }
 }
+
+/// Opt-in: the same labelled set on a real stack (Elasticsearch 9.2 with ELSER, the
+/// reranker and `oxibeat setup` done), in every mode, figures printed. The corpus goes
+/// through the real `oxibeat-logs` ingest pipeline into `logs-oxibeat.<format>-e2esearch`
+/// data streams, which are deleted at the end.
+///
+///     OXIBEAT_E2E_STACK=1 OXIBEAT_E2E_ES_URL=http://localhost:9200 \
+///     OXIBEAT_E2E_USER=elastic OXIBEAT_E2E_PASSWORD=... (or OXIBEAT_E2E_API_KEY=id:key) \
+///     cargo test --test search_osmem real_stack -- --nocapture
+#[test]
+fn real_stack_hybrid_recall_at_5_and_mrr() {
+    if std::env::var("OXIBEAT_E2E_STACK").as_deref() != Ok("1") {
+        println!("SKIPPED: needs a running stack; set OXIBEAT_E2E_STACK=1 and OXIBEAT_E2E_ES_URL, OXIBEAT_E2E_USER/OXIBEAT_E2E_PASSWORD or OXIBEAT_E2E_API_KEY");
+        return;
+    }
+    let url =
+        std::env::var("OXIBEAT_E2E_ES_URL").unwrap_or_else(|_| "http://localhost:9200".into());
+    let auth = match std::env::var("OXIBEAT_E2E_API_KEY") {
+        Ok(k) => format!("api_key = {k:?}"),
+        Err(_) => format!(
+            "username = {:?}\npassword = {:?}",
+            std::env::var("OXIBEAT_E2E_USER").unwrap_or_else(|_| "elastic".into()),
+            std::env::var("OXIBEAT_E2E_PASSWORD").unwrap_or_default()
+        ),
+    };
+    let curl = |method: &str, path: &str, ctype: &str, body: &str| -> String {
+        let mut c = Command::new("curl");
+        c.args([
+            "-s",
+            "-X",
+            method,
+            &format!("{url}{path}"),
+            "-H",
+            &format!("Content-Type: {ctype}"),
+        ]);
+        match std::env::var("OXIBEAT_E2E_API_KEY") {
+            Ok(k) => {
+                use base64::Engine;
+                c.args([
+                    "-H",
+                    &format!(
+                        "Authorization: ApiKey {}",
+                        base64::engine::general_purpose::STANDARD.encode(k)
+                    ),
+                ]);
+            }
+            Err(_) => {
+                c.args([
+                    "-u",
+                    &format!(
+                        "{}:{}",
+                        std::env::var("OXIBEAT_E2E_USER").unwrap_or_else(|_| "elastic".into()),
+                        std::env::var("OXIBEAT_E2E_PASSWORD").unwrap_or_default()
+                    ),
+                ]);
+            }
+        }
+        if !body.is_empty() {
+            c.args(["--data-binary", "@-"]);
+        }
+        c.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
+        let mut child = c.spawn().expect("curl");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.as_bytes())
+            .unwrap();
+        String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout).to_string()
+    };
+    let mut bulk = String::new();
+    for d in search_corpus::docs() {
+        let stream = d.index.replace("-default", "-e2esearch");
+        let mut src = d.source.clone();
+        src["data_stream"]["namespace"] = serde_json::json!("e2esearch");
+        bulk.push_str(&serde_json::json!({"create": {"_index": stream}}).to_string());
+        bulk.push('\n');
+        bulk.push_str(&src.to_string());
+        bulk.push('\n');
+    }
+    let r = curl(
+        "POST",
+        "/_bulk?refresh=wait_for",
+        "application/x-ndjson",
+        &bulk,
+    );
+    assert!(
+        r.contains("\"errors\":false"),
+        "{}",
+        &r[..r.len().min(2000)]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("oxibeat.toml");
+    std::fs::write(&cfg, format!("[output.elasticsearch]\nhosts = [{url:?}]\n{auth}\n[search]\nindex = \"logs-oxibeat.*-e2esearch\"\n")).unwrap();
+    let labels = search_corpus::labels();
+    for mode in ["lexical", "semantic", "hybrid"] {
+        let mut ranks = Vec::new();
+        for q in &labels.queries {
+            let mut args: Vec<&str> =
+                vec![q.query.as_str(), "--mode", mode, "--json", "--size", "10"];
+            args.extend(q.args.iter().map(String::as_str));
+            let r = search(&cfg, &args);
+            assert!(r.code == 0 || r.code == 1, "{mode} {}: {}", q.id, r.stderr);
+            let rank = hits(&r.stdout)
+                .iter()
+                .position(|h| {
+                    labels.relevant(&q.incident, &text(h, "message"), &text(h, "host.name"))
+                })
+                .map(|p| p + 1);
+            println!(
+                "{mode:<8} {:<21} {:>4}  {}",
+                q.id,
+                rank.map_or("-".into(), |r| r.to_string()),
+                r.stderr.lines().last().unwrap_or("")
+            );
+            ranks.push(rank);
+        }
+        let (r5, mrr) = figures(&ranks);
+        println!(
+            "{mode}: recall@5 {r5:.2}, MRR {mrr:.2} over {} queries",
+            ranks.len()
+        );
+    }
+    curl(
+        "DELETE",
+        "/_data_stream/logs-oxibeat.*-e2esearch",
+        "application/json",
+        "",
+    );
+}

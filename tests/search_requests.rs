@@ -51,8 +51,10 @@ fn filter_sets() -> Vec<(&'static str, Filters)> {
     ]
 }
 
-/// (name, path, method, body) of every combination.
-fn bodies() -> Vec<(String, String, &'static str, Value, Vec<Value>, bool)> {
+/// Name, API path, method, body, the filter clauses, and whether a reranker was available.
+type Case = (String, String, &'static str, Value, Vec<Value>, bool);
+
+fn bodies() -> Vec<Case> {
     let mut out = Vec::new();
     let floors = MinScores {
         rerank: Some(1.0),
@@ -62,7 +64,7 @@ fn bodies() -> Vec<(String, String, &'static str, Value, Vec<Value>, bool)> {
         for retrieval in [Mode::Lexical, Mode::Semantic, Mode::Hybrid] {
             for rerank in [false, true] {
                 for elasticsearch in [true, false] {
-                    if rerank && !elasticsearch || retrieval != Mode::Lexical && !elasticsearch {
+                    if !elasticsearch && (rerank || retrieval != Mode::Lexical) {
                         continue; // never planned off Elasticsearch
                     }
                     for size in [1, 10, 80] {
@@ -147,7 +149,7 @@ fn every_body_matches_the_elasticsearch_9_2_spec() {
             task_type: task.into(),
             service: "elastic".into(),
         };
-        let (path, body) = answer::request(&llm, "why?", &[hit.clone()], 2000);
+        let (path, body) = answer::request(&llm, "why?", std::slice::from_ref(&hit), 2000);
         let spec_path = if task == "completion" {
             "/_inference/completion/{inference_id}"
         } else {
