@@ -435,7 +435,7 @@ fn answer_is_streamed_and_its_citations_checked() {
         llm: Llm::Stream {
             deltas: vec![
                 "The disk of web-2 filled up: receipts could not be written ".into(),
-                "[1][2]".into(),
+                "[2]".into(),
                 "; a worker was OOM-killed [5]".into(),
                 " and the certificate expired [12].".into(),
             ],
@@ -501,7 +501,7 @@ fn answer_is_streamed_and_its_citations_checked() {
         out.contains("Answer (.rainbow-sprinkles-elastic, from the top"),
         "{out}"
     );
-    assert!(out.contains("The disk of web-2 filled up: receipts could not be written [1][2]; a worker was OOM-killed [5] and the certificate expired [12]."), "{out}");
+    assert!(out.contains("The disk of web-2 filled up: receipts could not be written [2]; a worker was OOM-killed [5] and the certificate expired [12]."), "{out}");
     // References: the cited lines with time, host and index/id.
     let refs: Vec<&str> = out
         .lines()
