@@ -509,11 +509,12 @@ fn answer_is_streamed_and_its_citations_checked() {
         .skip(1)
         .take_while(|l| l.starts_with("  ["))
         .collect();
-    assert_eq!(refs.len(), 3, "{out}");
+    assert_eq!(refs.len(), 2, "{out}");
     assert!(
-        refs[0].starts_with("  [1] 2026-11-24T") && refs[0].contains(&format!(" {APP}/")),
+        refs[0].starts_with("  [2] 2026-11-24T") && refs[0].contains(&format!(" {APP}/")),
         "{out}"
     );
+    assert!(refs[1].starts_with("  [5] 2026-11-24T"), "{out}");
     assert!(
         out.contains("Invalid citations: [12] (only lines [1] to ["),
         "{out}"
