@@ -77,6 +77,9 @@ enum Command {
         #[arg(long)]
         dashboards: bool,
     },
+    /// Search the logs in Elasticsearch: hybrid BM25 + ELSER (reranked) when the cluster can,
+    /// lexical otherwise (and says why); --answer asks an LLM, with checked citations.
+    Search(SearchArgs),
     /// Show the registry: one line per file with its cursor.
     Registry,
     /// The dead-letter files of the Kafka or Elasticsearch output: count their events, or send
@@ -87,6 +90,59 @@ enum Command {
     },
     /// Print the version.
     Version,
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    /// What to look for, in words.
+    query: String,
+    /// Look back this long (30m, 24h, 7d; default 24h).
+    #[arg(long, conflicts_with = "from")]
+    since: Option<String>,
+    /// Start of the range: RFC 3339, a date, or now-2h.
+    #[arg(long, value_name = "TS")]
+    from: Option<String>,
+    /// End of the range (default now).
+    #[arg(long, value_name = "TS")]
+    until: Option<String>,
+    /// Only lines of this host.name (repeatable).
+    #[arg(long = "host", value_name = "H")]
+    hosts: Vec<String>,
+    /// Only this data_stream.dataset (repeatable; `app` means oxibeat.app).
+    #[arg(long = "dataset", value_name = "D")]
+    datasets: Vec<String>,
+    /// Only lines of this log.level or a more severe one (debug, info, warn, error, critical).
+    #[arg(long)]
+    level: Option<String>,
+    #[arg(long, value_enum, default_value_t = SearchMode::Hybrid)]
+    mode: SearchMode,
+    /// Rerank (fails when no reranker is available); default: rerank when one is.
+    #[arg(long, overrides_with = "no_rerank")]
+    rerank: bool,
+    #[arg(long = "no-rerank")]
+    no_rerank: bool,
+    /// Number of hits.
+    #[arg(long, default_value_t = 10)]
+    size: usize,
+    /// One JSON object per hit and line.
+    #[arg(long)]
+    json: bool,
+    /// Answer the question from the top hits with an LLM, citing them.
+    #[arg(long)]
+    answer: bool,
+    /// The inference endpoint for --answer (chat_completion or completion).
+    #[arg(long, value_name = "INFERENCE_ID", requires = "answer")]
+    llm: Option<String>,
+    /// Print the request bodies sent (stderr).
+    #[arg(long)]
+    explain: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SearchMode {
+    Hybrid,
+    Semantic,
+    Lexical,
 }
 
 #[derive(Subcommand)]
@@ -313,6 +369,57 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Command::Search(a) => {
+            let (cfg, _) = load(&g)?;
+            if g.stderr {
+                init_logging(&g, &cfg);
+            }
+            use oxibeat::search::{self, Mode, RerankChoice};
+            let opts = search::Options {
+                query: a.query,
+                range: search::time::RangeArgs {
+                    since: a.since,
+                    from: a.from,
+                    until: a.until,
+                },
+                hosts: a.hosts,
+                datasets: a.datasets,
+                level: a.level,
+                mode: match a.mode {
+                    SearchMode::Hybrid => Mode::Hybrid,
+                    SearchMode::Semantic => Mode::Semantic,
+                    SearchMode::Lexical => Mode::Lexical,
+                },
+                rerank: match (a.rerank, a.no_rerank) {
+                    (true, _) => RerankChoice::On,
+                    (_, true) => RerankChoice::Off,
+                    _ => RerankChoice::Auto,
+                },
+                size: a.size,
+                json: a.json,
+                answer: a.answer,
+                llm: a.llm,
+                explain: a.explain,
+                terminal: search::Terminal::detect(),
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the runtime")?;
+            let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+            match rt.block_on(search::run(&cfg, &opts, &mut out, &mut err)) {
+                Ok(search::Status::Found) => Ok(ExitCode::SUCCESS),
+                Ok(search::Status::NothingRelevant) => Ok(ExitCode::from(1)),
+                Err(e @ search::SearchError::Config(_)) => {
+                    eprintln!("Error: configuration {}: {e}", g.config.display());
+                    Ok(ExitCode::from(2))
+                }
+                Err(e) => {
+                    eprintln!("Error: {e}");
+                    Ok(ExitCode::from(2))
+                }
+            }
         }
         Command::Registry => {
             let (cfg, _) = load(&g)?;

@@ -433,6 +433,9 @@ pub struct Config {
     /// `[cloud] id, auth` for Elastic Cloud.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud: Option<toml::Value>,
+    /// `[search]` for `oxibeat search` (typed in `search::config`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<toml::Value>,
 }
 
 impl Config {
