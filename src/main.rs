@@ -99,15 +99,72 @@ enum Command {
         #[arg(long)]
         dashboards: bool,
     },
+    /// Search the logs in Elasticsearch: hybrid BM25 + ELSER (reranked) when the cluster can,
+    /// lexical otherwise (and says why); --answer asks an LLM, with checked citations.
+    Search(SearchArgs),
     /// Show the registry: one line per file with its cursor.
     Registry,
-    /// The Kafka output's dead-letter files: count their events, or send them again.
+    /// The dead-letter files of the Kafka or Elasticsearch output: count their events, or send
+    /// them again.
     Dlq {
         #[command(subcommand)]
         what: DlqWhat,
     },
     /// Print the version.
     Version,
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    /// What to look for, in words.
+    query: String,
+    /// Look back this long (30m, 24h, 7d; default 24h).
+    #[arg(long, conflicts_with = "from")]
+    since: Option<String>,
+    /// Start of the range: RFC 3339, a date, or now-2h.
+    #[arg(long, value_name = "TS")]
+    from: Option<String>,
+    /// End of the range (default now).
+    #[arg(long, value_name = "TS")]
+    until: Option<String>,
+    /// Only lines of this host.name (repeatable).
+    #[arg(long = "host", value_name = "H")]
+    hosts: Vec<String>,
+    /// Only this data_stream.dataset (repeatable; `app` means oxibeat.app).
+    #[arg(long = "dataset", value_name = "D")]
+    datasets: Vec<String>,
+    /// Only lines of this log.level or a more severe one (debug, info, warn, error, critical).
+    #[arg(long)]
+    level: Option<String>,
+    #[arg(long, value_enum, default_value_t = SearchMode::Hybrid)]
+    mode: SearchMode,
+    /// Rerank (fails when no reranker is available); default: rerank when one is.
+    #[arg(long, overrides_with = "no_rerank")]
+    rerank: bool,
+    #[arg(long = "no-rerank")]
+    no_rerank: bool,
+    /// Number of hits.
+    #[arg(long, default_value_t = 10)]
+    size: usize,
+    /// One JSON object per hit and line.
+    #[arg(long)]
+    json: bool,
+    /// Answer the question from the top hits with an LLM, citing them.
+    #[arg(long)]
+    answer: bool,
+    /// The inference endpoint for --answer (chat_completion or completion).
+    #[arg(long, value_name = "INFERENCE_ID", requires = "answer")]
+    llm: Option<String>,
+    /// Print the request bodies sent (stderr).
+    #[arg(long)]
+    explain: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SearchMode {
+    Hybrid,
+    Semantic,
+    Lexical,
 }
 
 #[derive(Subcommand)]
@@ -120,15 +177,18 @@ enum TestWhat {
 
 #[derive(Subcommand)]
 enum DlqWhat {
-    /// Count the dead-lettered events by topic and error.
+    /// Count the dead-lettered events by topic or index and error.
     Show,
-    /// Send the dead-lettered events to Kafka again (with the output's settings); those that
-    /// fail again stay in the dead-letter file with their new error.
+    /// Send the dead-lettered events again (with the output's settings); those that fail
+    /// again stay in the dead-letter file with their new error.
     Replay {
-        /// Send to this topic instead of the one each event was meant for.
+        /// Kafka: send to this topic instead of the one each event was meant for.
         #[arg(long)]
         topic: Option<String>,
-        /// How long to wait for each delivery before keeping the event (seconds).
+        /// Elasticsearch: send to this index instead of the one each event was meant for.
+        #[arg(long)]
+        index: Option<String>,
+        /// Kafka: how long to wait for each delivery before keeping the event (seconds).
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
@@ -470,6 +530,57 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Search(a) => {
+            let (cfg, _) = load(&g)?;
+            if g.stderr {
+                init_logging(&g, &cfg);
+            }
+            use oxibeat::search::{self, Mode, RerankChoice};
+            let opts = search::Options {
+                query: a.query,
+                range: search::time::RangeArgs {
+                    since: a.since,
+                    from: a.from,
+                    until: a.until,
+                },
+                hosts: a.hosts,
+                datasets: a.datasets,
+                level: a.level,
+                mode: match a.mode {
+                    SearchMode::Hybrid => Mode::Hybrid,
+                    SearchMode::Semantic => Mode::Semantic,
+                    SearchMode::Lexical => Mode::Lexical,
+                },
+                rerank: match (a.rerank, a.no_rerank) {
+                    (true, _) => RerankChoice::On,
+                    (_, true) => RerankChoice::Off,
+                    _ => RerankChoice::Auto,
+                },
+                size: a.size,
+                json: a.json,
+                answer: a.answer,
+                llm: a.llm,
+                explain: a.explain,
+                terminal: search::Terminal::detect(),
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the runtime")?;
+            let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+            match rt.block_on(search::run(&cfg, &opts, &mut out, &mut err)) {
+                Ok(search::Status::Found) => Ok(ExitCode::SUCCESS),
+                Ok(search::Status::NothingRelevant) => Ok(ExitCode::from(1)),
+                Err(e @ search::SearchError::Config(_)) => {
+                    eprintln!("Error: configuration {}: {e}", config_name(&g));
+                    Ok(ExitCode::from(2))
+                }
+                Err(e) => {
+                    eprintln!("Error: {e}");
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
         Command::Registry => {
             let (cfg, _) = load(&g)?;
             let reg = oxibeat::registry::Registry::open(
@@ -488,25 +599,47 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let (cfg, _) = load(&g)?;
             let mut kind = cfg.output.selected()?;
             oxibeat::output::resolve_paths(&mut kind, &cfg.path.data);
-            let oxibeat::config::OutputKind::Kafka(k) = kind else {
-                anyhow::bail!("oxibeat dlq: the configured output is not output.kafka; dead-letter files belong to the Kafka output");
-            };
-            let dir = oxibeat::output::kafka::producer::dead_letter_dir(&k, &cfg.path.data);
-            use oxibeat::output::kafka::replay;
-            match what {
-                DlqWhat::Show => print!("{}", replay::show(&dir)?.render(&dir, false)),
-                DlqWhat::Replay { topic, timeout } => {
-                    let report = replay::replay(
+            use oxibeat::config::OutputKind;
+            use oxibeat::output::{elasticsearch as es, kafka};
+            let (dir, report) = match (kind, what) {
+                (OutputKind::Kafka(k), DlqWhat::Show) => {
+                    let dir = kafka::producer::dead_letter_dir(&k, &cfg.path.data);
+                    let r = kafka::replay::show(&dir)?;
+                    print!("{}", r.render(&dir, false));
+                    return Ok(ExitCode::SUCCESS);
+                }
+                (OutputKind::Elasticsearch(e), DlqWhat::Show) => {
+                    let dir = e.dead_letter_dir();
+                    let r = es::replay::show(&dir)?;
+                    print!("{}", r.render(&dir, false));
+                    return Ok(ExitCode::SUCCESS);
+                }
+                (OutputKind::Kafka(k), DlqWhat::Replay { topic, timeout, index }) => {
+                    if index.is_some() {
+                        anyhow::bail!("oxibeat dlq replay: --index is for output.elasticsearch; use --topic with output.kafka");
+                    }
+                    let dir = kafka::producer::dead_letter_dir(&k, &cfg.path.data);
+                    let r = kafka::replay::replay(
                         &k,
                         &dir,
                         topic.as_deref(),
                         std::time::Duration::from_secs(timeout.max(1)),
                     )?;
-                    print!("{}", report.render(&dir, true));
-                    if report.failed_again > 0 {
-                        return Ok(ExitCode::FAILURE);
-                    }
+                    (dir, r)
                 }
+                (OutputKind::Elasticsearch(e), DlqWhat::Replay { topic, index, .. }) => {
+                    if topic.is_some() {
+                        anyhow::bail!("oxibeat dlq replay: --topic is for output.kafka; use --index with output.elasticsearch");
+                    }
+                    let dir = e.dead_letter_dir();
+                    let r = es::replay::replay(&e, &dir, index.as_deref())?;
+                    (dir, r)
+                }
+                _ => anyhow::bail!("oxibeat dlq: the configured output has no dead-letter file; dead-letter files belong to output.kafka and output.elasticsearch"),
+            };
+            print!("{}", report.render(&dir, true));
+            if report.failed_again > 0 {
+                return Ok(ExitCode::FAILURE);
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -158,8 +158,8 @@ const NO_EFFECT: &[(&str, &str)] = &[
 
 /// Known Filebeat keys that oxibeat does not implement, by key suffix, and why.
 const UNSUPPORTED: &[(&str, &str)] = &[
-    ("pipeline", "not applicable: Elasticsearch ingest pipelines are chosen by the Elasticsearch output, which this build lacks; name the pipeline in Logstash or in the index template"),
-    ("index", "not applicable: the index is chosen by the Elasticsearch output, which this build lacks"),
+    ("pipeline", "not implemented per input: set output.elasticsearch.pipeline, or pipelines with `when` conditions (e.g. on input.id or fields)"),
+    ("index", "not implemented per input: set output.elasticsearch.index, or indices with `when` conditions"),
     ("keep_null", "not implemented: fields with null values are dropped"),
     ("publisher_pipeline.disable_host", "not implemented: host.name is always added"),
     ("ignore_inactive", "not implemented; use ignore_older or start_position = \"end\""),
@@ -192,7 +192,6 @@ const UNSUPPORTED_TOP: &[(&str, &str)] = &[
     ("features", "not implemented"),
     ("keystore", "not implemented in this build: use ${VAR} from the environment"),
     ("output.redis", "not implemented: use output.kafka or output.logstash"),
-    ("output.elasticsearch.preset", "not implemented"),
 ];
 
 /// Top-level settings accepted with no effect.
@@ -1347,7 +1346,6 @@ const FILEBEAT_PROCESSORS_MISSING: &[&str] = &[
     "detect_mime_type",
     "dns",
     "extract_array",
-    "fingerprint",
     "lowercase",
     "move_fields",
     "parse_aws_vpc_flow_log",
