@@ -7,8 +7,14 @@
 //! inputs instead of growing memory. An output that hands copies of the events to a client
 //! with its own bounded buffer (Kafka) returns it earlier with `Batch::into_receipt`; that
 //! client's bound then pauses the inputs.
+//!
+//! Two queues sit behind the same `Publisher`/`Consumer`/`Batch` API, so every output works
+//! with either: the memory queue (`[queue.mem]`, here) and the disk queue (`[queue.disk]`,
+//! `disk`), where an input's events are acknowledged once durable on disk and the queue's own
+//! read position moves on output acks.
 
 pub mod ack;
+pub mod disk;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -28,8 +34,19 @@ pub struct QueueLimits {
 
 struct Chunk {
     events: Vec<Event>,
-    _event_permits: OwnedSemaphorePermit,
-    _byte_permits: OwnedSemaphorePermit,
+    hold: Hold,
+}
+
+/// What a chunk holds of its queue until it is acknowledged or dropped.
+enum Hold {
+    /// Memory-queue space.
+    Mem {
+        _events: OwnedSemaphorePermit,
+        _bytes: OwnedSemaphorePermit,
+    },
+    /// A frame of the disk queue: acking it lets the queue's position move on; dropping it
+    /// unacknowledged has it delivered again.
+    Disk(disk::Span),
 }
 
 /// Creates the queue; returns the publishing side (clone it per input) and the output side.
@@ -42,11 +59,13 @@ pub fn queue(
     let events = limits.events.max(1);
     let bytes = limits.max_bytes.max(1);
     let shared = Arc::new(Shared {
-        tx,
-        event_slots: Arc::new(Semaphore::new(events)),
-        byte_slots: Arc::new(Semaphore::new(bytes)),
-        max_events: events,
-        max_bytes: bytes,
+        sink: Sink::Mem {
+            tx,
+            event_slots: Arc::new(Semaphore::new(events)),
+            byte_slots: Arc::new(Semaphore::new(bytes)),
+            max_events: events,
+            max_bytes: bytes,
+        },
         global,
         metrics: metrics.clone(),
     });
@@ -55,18 +74,55 @@ pub fn queue(
             shared,
             input: Arc::new(Chain::default()),
         },
-        Consumer { rx, metrics },
+        Consumer {
+            source: Source::Mem(rx),
+            metrics,
+        },
     )
 }
 
-struct Shared {
-    tx: mpsc::UnboundedSender<Chunk>,
-    event_slots: Arc<Semaphore>,
-    byte_slots: Arc<Semaphore>,
-    max_events: usize,
-    max_bytes: usize,
+/// Opens the disk queue (`[queue.disk]`) behind the same publishing and output sides; the
+/// `DiskQueue` handle stops it in order (`DiskQueue::shutdown`).
+pub fn disk_queue(
+    cfg: &disk::DiskQueueConfig,
+    data: &std::path::Path,
     global: Arc<Chain>,
     metrics: Arc<Metrics>,
+) -> Result<(Publisher, Consumer, disk::DiskQueue), disk::DiskQueueError> {
+    let (input, output, handle) = disk::open(cfg, data, metrics.clone())?;
+    let shared = Arc::new(Shared {
+        sink: Sink::Disk(input),
+        global,
+        metrics: metrics.clone(),
+    });
+    Ok((
+        Publisher {
+            shared,
+            input: Arc::new(Chain::default()),
+        },
+        Consumer {
+            source: Source::Disk(output),
+            metrics,
+        },
+        handle,
+    ))
+}
+
+struct Shared {
+    sink: Sink,
+    global: Arc<Chain>,
+    metrics: Arc<Metrics>,
+}
+
+enum Sink {
+    Mem {
+        tx: mpsc::UnboundedSender<Chunk>,
+        event_slots: Arc<Semaphore>,
+        byte_slots: Arc<Semaphore>,
+        max_events: usize,
+        max_bytes: usize,
+    },
+    Disk(disk::Input),
 }
 
 /// The input side of the queue. Cheap to clone; the queue closes when every publisher is gone.
@@ -122,20 +178,40 @@ impl Publisher {
             return Ok(());
         }
         let n = events.len();
+        let (tx, event_slots, byte_slots, max_events, max_bytes) = match &self.shared.sink {
+            Sink::Mem {
+                tx,
+                event_slots,
+                byte_slots,
+                max_events,
+                max_bytes,
+            } => (tx, event_slots, byte_slots, *max_events, *max_bytes),
+            Sink::Disk(input) => {
+                // Counted before the hand-over: the writer may write and the output ack them
+                // before `publish` returns.
+                m.gauges
+                    .pipeline_active
+                    .fetch_add(n as i64, Ordering::Relaxed);
+                Metrics::add(&m.counters.pipeline_published, n as u64);
+                let res = input.publish(events).await.map_err(|_| Closed);
+                if res.is_err() {
+                    m.gauges
+                        .pipeline_active
+                        .fetch_sub(n as i64, Ordering::Relaxed);
+                }
+                return res;
+            }
+        };
         let bytes: usize = events.iter().map(Event::size_hint).sum();
         // A batch bigger than the whole queue takes all of it rather than waiting forever.
-        let want_events = n.min(self.shared.max_events) as u32;
-        let want_bytes = bytes.min(self.shared.max_bytes).min(u32::MAX as usize) as u32;
-        let ev_permit = self
-            .shared
-            .event_slots
+        let want_events = n.min(max_events) as u32;
+        let want_bytes = bytes.min(max_bytes).min(u32::MAX as usize) as u32;
+        let ev_permit = event_slots
             .clone()
             .acquire_many_owned(want_events)
             .await
             .map_err(|_| Closed)?;
-        let byte_permit = self
-            .shared
-            .byte_slots
+        let byte_permit = byte_slots
             .clone()
             .acquire_many_owned(want_bytes)
             .await
@@ -144,40 +220,70 @@ impl Publisher {
             .pipeline_active
             .fetch_add(n as i64, Ordering::Relaxed);
         Metrics::add(&m.counters.pipeline_published, n as u64);
-        self.shared
-            .tx
-            .send(Chunk {
-                events,
-                _event_permits: ev_permit,
-                _byte_permits: byte_permit,
-            })
-            .map_err(|_| Closed)
+        tx.send(Chunk {
+            events,
+            hold: Hold::Mem {
+                _events: ev_permit,
+                _bytes: byte_permit,
+            },
+        })
+        .map_err(|_| Closed)
     }
 }
 
 /// The output side of the queue.
 pub struct Consumer {
-    rx: mpsc::UnboundedReceiver<Chunk>,
+    source: Source,
     metrics: Arc<Metrics>,
+}
+
+enum Source {
+    Mem(mpsc::UnboundedReceiver<Chunk>),
+    Disk(disk::Output),
+}
+
+impl Source {
+    async fn recv(&mut self) -> Option<Chunk> {
+        match self {
+            Source::Mem(rx) => rx.recv().await,
+            Source::Disk(out) => out.recv().await.map(Chunk::from_disk),
+        }
+    }
+
+    fn try_recv(&mut self) -> Option<Chunk> {
+        match self {
+            Source::Mem(rx) => rx.try_recv().ok(),
+            Source::Disk(out) => out.try_recv().map(Chunk::from_disk),
+        }
+    }
+}
+
+impl Chunk {
+    fn from_disk(d: disk::Delivery) -> Chunk {
+        Chunk {
+            events: d.events,
+            hold: Hold::Disk(d.span),
+        }
+    }
 }
 
 impl Consumer {
     /// Wait for events, then take whatever is queued up to about `max_events`.
     /// `None` when every publisher is gone and the queue is empty.
     pub async fn next_batch(&mut self, max_events: usize) -> Option<Batch> {
-        let first = self.rx.recv().await?;
+        let first = self.source.recv().await?;
         let mut batch = Batch {
             chunks: vec![first],
             metrics: self.metrics.clone(),
         };
         let mut n = batch.chunks[0].events.len();
         while n < max_events {
-            match self.rx.try_recv() {
-                Ok(c) => {
+            match self.source.try_recv() {
+                Some(c) => {
                     n += c.events.len();
                     batch.chunks.push(c);
                 }
-                Err(_) => break,
+                None => break,
             }
         }
         Some(batch)
@@ -233,13 +339,17 @@ impl Batch {
     /// bound, not the queue, is what pauses them.
     pub fn into_receipt(self) -> Receipt {
         let len = self.len();
-        let cursors = self
-            .chunks
-            .into_iter()
-            .flat_map(|c| c.events.into_iter().filter_map(|e| e.cursor))
-            .collect();
+        let mut cursors = Vec::new();
+        let mut spans = Vec::new();
+        for c in self.chunks {
+            cursors.extend(c.events.into_iter().filter_map(|e| e.cursor));
+            if let Hold::Disk(span) = c.hold {
+                spans.push(span);
+            }
+        }
         Receipt {
             cursors,
+            spans,
             len,
             metrics: self.metrics,
         }
@@ -250,6 +360,8 @@ impl Batch {
 /// Its events still count as active in the pipeline until it is acked.
 pub struct Receipt {
     cursors: Vec<ack::Cursor>,
+    /// Disk-queue frames the batch came from.
+    spans: Vec<disk::Span>,
     len: usize,
     metrics: Arc<Metrics>,
 }
@@ -274,6 +386,9 @@ impl Receipt {
         let dropped = (dropped as u64).min(n);
         let delivered = n - dropped;
         ack::ack_events(self.cursors.iter());
+        for span in self.spans {
+            span.ack();
+        }
         let m = &self.metrics;
         Metrics::add(&m.counters.queue_acked, n);
         Metrics::add(&m.counters.output_acked, delivered);
