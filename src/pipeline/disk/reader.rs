@@ -296,7 +296,7 @@ impl Reader {
         if new {
             DiskQueueStats::add(&sh.stats().corrupt_frames, 1);
             sh.move_aside(seg, offset, end);
-            tracing::error!(segment = seg, offset, end, path = %sh.dir.join("corrupt").display(), "disk queue: {what} ({} bytes) skipped; a copy is kept for inspection, the frames after it are delivered", end - offset);
+            tracing::error!(segment = seg, offset, end, path = %sh.dir.join("corrupt").display(), "disk queue: segment {seg} offset {offset}: {what} ({} bytes) skipped; a copy is kept for inspection, the frames after it are delivered", end - offset);
         }
         let to = Position {
             segment: seg,
@@ -332,10 +332,25 @@ impl Reader {
         if !d.problems.is_empty() {
             DiskQueueStats::add(&stats.corrupt_frames, 1);
             DiskQueueStats::add(&stats.corrupt_events, d.lost as u64);
+            // Lost events never reach the output: they leave the pipeline here.
+            sh.metrics
+                .gauges
+                .pipeline_active
+                .fetch_sub(d.lost as i64, std::sync::atomic::Ordering::Relaxed);
             sh.move_aside(seg, offset, offset + h.frame_len());
-            for p in &d.problems {
-                tracing::error!(segment = seg, offset = offset + p.at, frame = offset, lost = d.lost, "disk queue: damaged entry skipped ({}); a copy of the frame is kept for inspection", p.reason);
-            }
+            let first = &d.problems[0];
+            tracing::error!(
+                segment = seg,
+                offset = offset + first.at,
+                frame = offset,
+                lost = d.lost,
+                damaged_entries = d.problems.len(),
+                "disk queue: segment {seg} offset {}: damaged entry skipped ({}; {} damaged entries in this frame, {} events lost); a copy of the frame is kept in corrupt/",
+                offset + first.at,
+                first.reason,
+                d.problems.len(),
+                d.lost
+            );
         }
         DiskQueueStats::add(&stats.read_events, d.events.len() as u64);
         DiskQueueStats::add(&stats.read_bytes, h.frame_len());
