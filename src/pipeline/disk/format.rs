@@ -876,8 +876,7 @@ mod tests {
         let mut f = frames.remove(0);
         f.seal(0, 0);
         // Flip a byte inside the third line's message.
-        let text = String::from_utf8_lossy(&f.bytes).to_string();
-        let at = text.find("line 2").unwrap();
+        let at = memchr::memmem::find(&f.bytes, b"line 2").unwrap();
         f.bytes[at + 3] ^= 0x20;
         let h = decode_frame_header(&f.bytes).unwrap();
         let area = Bytes::from(f.bytes).slice(FRAME_HEADER_LEN..);

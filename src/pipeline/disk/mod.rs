@@ -797,3 +797,251 @@ fn has_segments(dir: &Path) -> bool {
         })
         .unwrap_or(false)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{BeatInfo, FileSource, InputCommon, LineFields};
+    use crate::pipeline::ack::AckTracker;
+    use crate::processors::Chain;
+
+    fn source() -> Arc<FileSource> {
+        let beat = BeatInfo {
+            beat: "oxibeat".into(),
+            version: "0.1.0".into(),
+            hostname: "h".into(),
+            name: "h".into(),
+            agent_id: "a".into(),
+            ephemeral_id: "e".into(),
+        };
+        let common = Arc::new(InputCommon::new(
+            "t",
+            "filestream",
+            &beat,
+            serde_json::Map::new(),
+        ));
+        Arc::new(FileSource::new(
+            "/t.log".into(),
+            "1".into(),
+            "2".into(),
+            None,
+            common,
+        ))
+    }
+
+    fn events(src: &Arc<FileSource>, t: &Arc<AckTracker>, from: u64, n: u64) -> Vec<Event> {
+        (from..from + n)
+            .map(|i| {
+                Event::line(
+                    0,
+                    LineFields {
+                        message: format!("m{i}"),
+                        offset: i * 10,
+                        flags: 0,
+                        source: src.clone(),
+                    },
+                    Some(t.next_cursor((i + 1) * 10)),
+                )
+            })
+            .collect()
+    }
+
+    fn open_queue(
+        dir: &Path,
+        cfg: DiskQueueConfig,
+    ) -> (
+        crate::pipeline::Publisher,
+        crate::pipeline::Consumer,
+        DiskQueue,
+        Arc<Metrics>,
+    ) {
+        let m = Metrics::new();
+        let (p, c, q) =
+            crate::pipeline::disk_queue(&cfg, dir, Arc::new(Chain::default()), m.clone())
+                .expect("open");
+        (p, c, q, m)
+    }
+
+    async fn msgs(c: &mut crate::pipeline::Consumer) -> (Vec<String>, crate::pipeline::Batch) {
+        let b = tokio::time::timeout(Duration::from_secs(10), c.next_batch(1))
+            .await
+            .expect("a batch in time")
+            .expect("a batch");
+        let m = b
+            .events()
+            .filter_map(|e| e.message().map(String::from))
+            .collect();
+        (m, b)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn inputs_are_acked_when_durable_and_the_queue_moves_only_over_acked_frames() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = source();
+        let t = AckTracker::new(0);
+        let (p, mut c, q, m) = open_queue(tmp.path(), DiskQueueConfig::default());
+        p.publish(events(&src, &t, 0, 3)).await.unwrap();
+        p.publish(events(&src, &t, 3, 2)).await.unwrap();
+        let (first, b1) = msgs(&mut c).await;
+        let (second, b2) = msgs(&mut c).await;
+        assert_eq!(first, ["m0", "m1", "m2"]);
+        assert_eq!(second, ["m3", "m4"]);
+        // Durable (fsynced) before any output ack: the input's cursor is at the end.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while t.acked_offset() != 50 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(t.acked_offset(), 50, "acked to the input once fsynced");
+        // The output acks out of order: the queue position waits for the first frame.
+        b2.ack();
+        let pos_after_second = lock(&q.shared.acks).acked;
+        assert_eq!(
+            pos_after_second.seq, 0,
+            "an unacked older frame holds the position"
+        );
+        b1.ack();
+        assert_eq!(lock(&q.shared.acks).acked.seq, 5);
+        assert_eq!(m.disk_queue.events.load(Ordering::Relaxed), 0);
+        drop(p);
+        assert!(
+            c.next_batch(10).await.is_none(),
+            "closed after the last frame"
+        );
+        q.shutdown(Duration::from_secs(5));
+        let state = state::load_state(tmp.path().join("diskqueue").as_path())
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(state.seq, 5, "position persisted at stop");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_dropped_unacked_is_delivered_again_and_a_restart_replays_the_rest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = source();
+        let t = AckTracker::new(0);
+        let (p, mut c, q, _) = open_queue(tmp.path(), DiskQueueConfig::default());
+        p.publish(events(&src, &t, 0, 2)).await.unwrap();
+        p.publish(events(&src, &t, 2, 2)).await.unwrap();
+        let (first, b1) = msgs(&mut c).await;
+        assert_eq!(first, ["m0", "m1"]);
+        drop(b1); // the output gave up on it
+        let mut seen = Vec::new();
+        let mut batches = Vec::new();
+        while seen.len() < 4 {
+            let (m, b) = msgs(&mut c).await;
+            seen.extend(m);
+            batches.push(b);
+        }
+        seen.sort();
+        assert_eq!(seen, ["m0", "m1", "m2", "m3"], "redelivered");
+        // Ack only the batch holding m2/m3: m0/m1 stay unacknowledged.
+        for b in batches {
+            let has_m0 = b.events().any(|e| e.message() == Some("m0"));
+            if !has_m0 {
+                b.ack();
+            }
+        }
+        drop(p);
+        drop(c);
+        q.shutdown(Duration::from_secs(5));
+        // A restart delivers exactly the unacknowledged frame (and what follows it).
+        let (p, mut c, q, m) = open_queue(tmp.path(), DiskQueueConfig::default());
+        assert_eq!(m.disk_queue.events.load(Ordering::Relaxed), 4);
+        let (again, b) = msgs(&mut c).await;
+        assert_eq!(again, ["m0", "m1"]);
+        b.ack();
+        let (rest, b) = msgs(&mut c).await;
+        assert_eq!(
+            rest,
+            ["m2", "m3"],
+            "acked after an unacked frame: sent again (at-least-once)"
+        );
+        b.ack();
+        drop(p);
+        assert!(c.next_batch(10).await.is_none());
+        q.shutdown(Duration::from_secs(5));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn max_size_pauses_publishers_until_the_output_acks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = source();
+        let t = AckTracker::new(0);
+        let cfg = DiskQueueConfig {
+            max_size: ByteSize(1 << 20),
+            segment_size: Some(ByteSize(64 << 10)),
+            write_ahead: 4,
+            ..Default::default()
+        };
+        let (p, mut c, q, m) = open_queue(tmp.path(), cfg);
+        let big = move |i: u64| {
+            let mut e = events(&src, &t, i, 1);
+            if let crate::event::Fields::Line(l) = &mut e[0].fields {
+                l.message = format!("{i} {}", "x".repeat(30_000));
+            }
+            e
+        };
+        // 1 MiB holds about 34 of these; publish 60 without reading (4 more wait in memory).
+        let publisher = tokio::spawn(async move {
+            for i in 0..60 {
+                p.publish(big(i)).await.unwrap();
+            }
+            p
+        });
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(
+            !publisher.is_finished(),
+            "publishers wait while the queue is full"
+        );
+        let used = m.disk_queue.bytes.load(Ordering::Relaxed);
+        assert!(used <= 1 << 20, "disk usage {used} within max_size");
+        let mut n = 0;
+        while n < 60 {
+            let b = tokio::time::timeout(Duration::from_secs(10), c.next_batch(100))
+                .await
+                .unwrap()
+                .unwrap();
+            n += b.len();
+            b.ack();
+            assert!(m.disk_queue.bytes.load(Ordering::Relaxed) <= 1 << 20);
+        }
+        let p = publisher.await.unwrap();
+        drop(p);
+        assert!(c.next_batch(10).await.is_none());
+        q.shutdown(Duration::from_secs(5));
+    }
+
+    #[test]
+    fn config_values_and_exclusive_queues() {
+        use crate::config::Config;
+        let load = |q: &str| {
+            Config::from_str_with(
+                &format!("[[inputs]]\ntype = \"filestream\"\nid = \"a\"\npaths = [\"/x\"]\n[output.discard]\n{q}"),
+                "t.toml",
+                &[],
+                &|_| None,
+            )
+            .map(|(c, _)| c)
+        };
+        let c = load("[queue.disk]\nsync = \"250ms\"\nmax_size = \"1GiB\"\n").unwrap();
+        let d = c.queue.disk.unwrap();
+        assert_eq!(d.sync, SyncMode::Interval(Duration::from_millis(250)));
+        assert_eq!(d.segment_bytes(), 100 << 20);
+        assert_eq!(d.read_ahead, 512);
+        assert_eq!(d.write_ahead, 2048);
+        let small = load("[queue.disk]\nmax_size = \"10MiB\"\n").unwrap();
+        assert_eq!(small.queue.disk.unwrap().segment_bytes(), 1 << 20);
+        let e = load("[queue.mem]\nevents = 10\n[queue.disk]\n").unwrap_err();
+        assert_eq!(e.key, "queue");
+        assert!(e.message.contains("exclusive"), "{e}");
+        let e = load("[queue.disk]\nsync = \"sometimes\"\n").unwrap_err();
+        assert!(e.to_string().contains("queue.disk.sync"), "{e}");
+        let e = load("[queue.disk]\nmax_size = \"10MiB\"\nsegment_size = \"20MiB\"\n").unwrap_err();
+        assert_eq!(e.key, "queue.disk.segment_size");
+        let e = load("[queue.disk]\nread_ahead = 0\n").unwrap_err();
+        assert_eq!(e.key, "queue.disk.read_ahead");
+        let e = load("[queue.disk]\nmax_sise = \"1GiB\"\n").unwrap_err();
+        assert!(e.to_string().contains("max_sise"), "{e}");
+    }
+}
