@@ -327,7 +327,16 @@ fn write_source_record(src: &FileSource, out: &mut Vec<u8>) {
 
 /// Encode a publish call's events into one frame (several for very large calls).
 pub fn encode(events: Vec<Event>) -> Vec<Frame> {
-    let estimate: usize = events.iter().map(|e| e.size_hint() / 2 + 40).sum();
+    // Close to the real size: an over-estimate past malloc's mmap threshold (128 KiB) would
+    // cost a fresh mapping, and its page faults, per frame.
+    let estimate: usize = events
+        .iter()
+        .map(|e| match &e.fields {
+            Fields::Line(l) => l.message.len() + 40,
+            _ => e.size_hint(),
+        })
+        .sum::<usize>()
+        + 1024;
     let mut frames = Vec::new();
     let mut b = Builder::new(estimate.min(SPLIT_AREA));
     for ev in events {

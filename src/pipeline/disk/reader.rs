@@ -87,8 +87,7 @@ impl Reader {
         true
     }
 
-    /// Wait for the writer (or a redelivery), handing over what was collected first; after a
-    /// wake-up, linger a moment so that the next burst carries more frames.
+    /// Wait for the writer (or a redelivery), handing over what was collected first.
     fn wait_for_writer<'a>(
         &mut self,
         g: std::sync::MutexGuard<'a, super::LogState>,
@@ -105,8 +104,6 @@ impl Reader {
         g.reader_waiting = true;
         let mut g = wait_timeout(&sh.log_cv, g, Duration::from_secs(1));
         g.reader_waiting = false;
-        drop(g);
-        std::thread::sleep(super::writer::LINGER);
         Ok(())
     }
 

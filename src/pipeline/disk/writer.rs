@@ -23,10 +23,6 @@ use super::{
 use crate::monitoring::disk_queue::DiskQueueStats;
 use crate::pipeline::ack::{ack_events, Cursor};
 
-/// How long a thread woken for new work waits for more before taking it (adds at most this
-/// much latency; saves a context switch per frame on a busy core).
-pub(crate) const LINGER: Duration = Duration::from_micros(500);
-
 /// A written frame waiting for its fdatasync.
 pub struct Pending {
     segment: u64,
@@ -114,19 +110,11 @@ impl Writer {
         loop {
             let batch: Vec<Unit> = {
                 let mut g = lock(&self.shared.input);
-                let mut woke = false;
                 loop {
                     if self.shared.stopping() {
                         break Vec::new();
                     }
                     if !g.units.is_empty() {
-                        if woke && !g.closed {
-                            // Woken for one frame: let a few more arrive, so that one wake-up
-                            // (a context switch each way) carries many frames.
-                            drop(g);
-                            std::thread::sleep(LINGER);
-                            g = lock(&self.shared.input);
-                        }
                         break g.units.drain(..).collect();
                     }
                     if g.closed {
@@ -135,7 +123,6 @@ impl Writer {
                     g.writer_waiting = true;
                     g = wait_timeout(&self.shared.input_cv, g, Duration::from_secs(1));
                     g.writer_waiting = false;
-                    woke = true;
                 }
             };
             if batch.is_empty() {
