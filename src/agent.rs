@@ -22,6 +22,8 @@ pub enum AgentError {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Output(#[from] crate::output::OutputError),
+    #[error(transparent)]
+    DiskQueue(#[from] crate::pipeline::disk::DiskQueueError),
     #[error("path.data {path}: {source}; create the directory or point path.data elsewhere")]
     DataDir {
         path: String,
@@ -92,14 +94,15 @@ pub async fn run(cfg: Config, once: bool) -> Result<(), AgentError> {
         metrics.clone(),
     )?);
     let global = Arc::new(crate::processors::build(&cfg.processors, "processors")?);
-    let (publisher, consumer) = pipeline::queue(
-        QueueLimits {
-            events: queue_events,
-            max_bytes: cfg.queue.mem.max_bytes.0 as usize,
-        },
-        global,
-        metrics.clone(),
-    );
+    let (publisher, consumer, disk_queue) =
+        open_queue(&cfg, queue_events, global, metrics.clone())?;
+    // Stops the disk queue in order (what the inputs handed over written and acknowledged to
+    // them, position persisted) before the registry's last write.
+    let close_queue = |timeout: Duration| async move {
+        if let Some(d) = disk_queue {
+            let _ = tokio::task::spawn_blocking(move || d.shutdown(timeout)).await;
+        }
+    };
     tracing::info!(
         agent.id = %beat.agent_id,
         version = %beat.version,
@@ -198,6 +201,8 @@ pub async fn run(cfg: Config, once: bool) -> Result<(), AgentError> {
         res = &mut output => {
             // The output only returns this early on a fatal setup error.
             shutdown.cancel();
+            while inputs.join_next().await.is_some() {}
+            close_queue(cfg.shutdown_timeout.0).await;
             flusher.abort();
             registry.close();
             return match res {
@@ -221,6 +226,7 @@ pub async fn run(cfg: Config, once: bool) -> Result<(), AgentError> {
             .ok()
             .and_then(Result::ok)
     };
+    close_queue(timeout).await;
     match drained {
         Some(Err(e)) => {
             flusher.abort();
@@ -246,6 +252,37 @@ pub async fn run(cfg: Config, once: bool) -> Result<(), AgentError> {
     let total: Vec<String> = snap.nonzero_delta(&Default::default());
     tracing::info!(monitoring = %total.join(" "), "Total metrics; oxibeat stopped");
     Ok(())
+}
+
+/// The memory queue, or the disk queue when `[queue.disk]` is set. Starting with the memory
+/// queue is refused while a disk queue of this `path.data` still holds undelivered events.
+fn open_queue(
+    cfg: &Config,
+    mem_events: usize,
+    global: Arc<crate::processors::Chain>,
+    metrics: Arc<Metrics>,
+) -> Result<
+    (
+        pipeline::Publisher,
+        pipeline::Consumer,
+        Option<pipeline::disk::DiskQueue>,
+    ),
+    AgentError,
+> {
+    if let Some(d) = &cfg.queue.disk {
+        let (p, c, q) = pipeline::disk_queue(d, &cfg.path.data, global, metrics)?;
+        return Ok((p, c, Some(q)));
+    }
+    pipeline::disk::check_left_behind(&cfg.path.data)?;
+    let (p, c) = pipeline::queue(
+        QueueLimits {
+            events: mem_events,
+            max_bytes: cfg.queue.mem.max_bytes.0 as usize,
+        },
+        global,
+        metrics,
+    );
+    Ok((p, c, None))
 }
 
 async fn wait_for_signal() {

@@ -88,6 +88,11 @@ enum Command {
         #[command(subcommand)]
         what: DlqWhat,
     },
+    /// The disk queue ([queue.disk]): its size and oldest event, or a check of every frame.
+    Queue {
+        #[command(subcommand)]
+        what: QueueWhat,
+    },
     /// Print the version.
     Version,
 }
@@ -143,6 +148,14 @@ enum SearchMode {
     Hybrid,
     Semantic,
     Lexical,
+}
+
+#[derive(Subcommand)]
+enum QueueWhat {
+    /// Events not yet delivered, size, segments and the oldest event.
+    Show,
+    /// Read and verify every frame of every segment; exits 1 if damage is found.
+    Check,
 }
 
 #[derive(Subcommand)]
@@ -271,6 +284,49 @@ fn raise_fd_limit() {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
             lim.rlim_cur = lim.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// `oxibeat queue show|check`: read only, so it can run beside the agent.
+fn queue_command(cfg: &Config, what: QueueWhat) -> anyhow::Result<ExitCode> {
+    use oxibeat::pipeline::disk;
+    let dir = match &cfg.queue.disk {
+        Some(d) => d.dir(&cfg.path.data),
+        None => {
+            let dir = disk::default_dir(&cfg.path.data);
+            if !dir.exists() {
+                anyhow::bail!(
+                    "oxibeat queue: no [queue.disk] in the configuration and no disk queue at {}",
+                    dir.display()
+                );
+            }
+            eprintln!(
+                "no [queue.disk] in the configuration: looking at {}",
+                dir.display()
+            );
+            dir
+        }
+    };
+    if !dir.exists() {
+        anyhow::bail!(
+            "oxibeat queue: {} does not exist (the agent creates it at its first start)",
+            dir.display()
+        );
+    }
+    match what {
+        QueueWhat::Show => {
+            print!("{}", disk::inspect::show(&dir)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        QueueWhat::Check => {
+            let report = disk::inspect::check(&dir)?;
+            print!("{}", report.text);
+            Ok(if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }
@@ -482,6 +538,10 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Queue { what } => {
+            let (cfg, _) = load(&g)?;
+            queue_command(&cfg, what)
         }
         Command::Run { once } => {
             let (cfg, _) = load(&g)?;

@@ -107,6 +107,27 @@ impl Default for MemQueueConfig {
 pub struct QueueConfig {
     #[serde(default)]
     pub mem: MemQueueConfig,
+    /// `[queue.disk]`: when set, the disk queue replaces the memory queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<crate::pipeline::disk::DiskQueueConfig>,
+}
+
+impl QueueConfig {
+    /// `[queue.mem]` and `[queue.disk]` are exclusive (as in Filebeat: one queue type), and the
+    /// disk queue's values are in range. `tree` is the effective TOML, to see what was written.
+    fn validate(&self, tree: &toml::Value) -> Result<(), ConfigError> {
+        let written = |k: &str| tree.get("queue").and_then(|q| q.get(k)).is_some();
+        if written("mem") && written("disk") {
+            return Err(ConfigError::new(
+                "queue",
+                "[queue.mem] and [queue.disk] are exclusive: keep one of them",
+            ));
+        }
+        if let Some(d) = &self.disk {
+            d.validate("queue.disk")?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -472,6 +493,7 @@ impl Config {
         let mut cfg: Config = typed(tree.clone(), "")?;
         cfg.output.cloud = cfg.cloud.clone();
         cfg.inputs = parse_inputs(&cfg.raw_inputs)?;
+        cfg.queue.validate(&tree)?;
         if let Some(http) = &cfg.http {
             crate::monitoring::http::parse_config(http)?;
         }

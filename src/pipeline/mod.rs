@@ -7,8 +7,14 @@
 //! inputs instead of growing memory. An output that hands copies of the events to a client
 //! with its own bounded buffer (Kafka) returns it earlier with `Batch::into_receipt`; that
 //! client's bound then pauses the inputs.
+//!
+//! Two queues sit behind the same `Publisher`/`Consumer`/`Batch` API, so every output works
+//! with either: the memory queue (`[queue.mem]`, here) and the disk queue (`[queue.disk]`,
+//! `disk`), where an input's events are acknowledged once durable on disk and the queue's own
+//! read position moves on output acks.
 
 pub mod ack;
+pub mod disk;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -28,8 +34,19 @@ pub struct QueueLimits {
 
 struct Chunk {
     events: Vec<Event>,
-    _event_permits: OwnedSemaphorePermit,
-    _byte_permits: OwnedSemaphorePermit,
+    hold: Hold,
+}
+
+/// What a chunk holds of its queue until it is acknowledged or dropped.
+enum Hold {
+    /// Memory-queue space.
+    Mem {
+        _events: OwnedSemaphorePermit,
+        _bytes: OwnedSemaphorePermit,
+    },
+    /// A frame of the disk queue: acking it lets the queue's position move on; dropping it
+    /// unacknowledged has it delivered again.
+    Disk(disk::Span),
 }
 
 /// Creates the queue; returns the publishing side (clone it per input) and the output side.
@@ -42,11 +59,13 @@ pub fn queue(
     let events = limits.events.max(1);
     let bytes = limits.max_bytes.max(1);
     let shared = Arc::new(Shared {
-        tx,
-        event_slots: Arc::new(Semaphore::new(events)),
-        byte_slots: Arc::new(Semaphore::new(bytes)),
-        max_events: events,
-        max_bytes: bytes,
+        sink: Sink::Mem {
+            tx,
+            event_slots: Arc::new(Semaphore::new(events)),
+            byte_slots: Arc::new(Semaphore::new(bytes)),
+            max_events: events,
+            max_bytes: bytes,
+        },
         global,
         metrics: metrics.clone(),
     });
@@ -56,21 +75,56 @@ pub fn queue(
             input: Arc::new(Chain::default()),
         },
         Consumer {
-            rx,
+            source: Source::Mem(rx),
             metrics,
             held: None,
         },
     )
 }
 
-struct Shared {
-    tx: mpsc::UnboundedSender<Chunk>,
-    event_slots: Arc<Semaphore>,
-    byte_slots: Arc<Semaphore>,
-    max_events: usize,
-    max_bytes: usize,
+/// Opens the disk queue (`[queue.disk]`) behind the same publishing and output sides; the
+/// `DiskQueue` handle stops it in order (`DiskQueue::shutdown`).
+pub fn disk_queue(
+    cfg: &disk::DiskQueueConfig,
+    data: &std::path::Path,
     global: Arc<Chain>,
     metrics: Arc<Metrics>,
+) -> Result<(Publisher, Consumer, disk::DiskQueue), disk::DiskQueueError> {
+    let (input, output, handle) = disk::open(cfg, data, metrics.clone())?;
+    let shared = Arc::new(Shared {
+        sink: Sink::Disk(input),
+        global,
+        metrics: metrics.clone(),
+    });
+    Ok((
+        Publisher {
+            shared,
+            input: Arc::new(Chain::default()),
+        },
+        Consumer {
+            source: Source::Disk(output),
+            metrics,
+            held: None,
+        },
+        handle,
+    ))
+}
+
+struct Shared {
+    sink: Sink,
+    global: Arc<Chain>,
+    metrics: Arc<Metrics>,
+}
+
+enum Sink {
+    Mem {
+        tx: mpsc::UnboundedSender<Chunk>,
+        event_slots: Arc<Semaphore>,
+        byte_slots: Arc<Semaphore>,
+        max_events: usize,
+        max_bytes: usize,
+    },
+    Disk(disk::Input),
 }
 
 /// The input side of the queue. Cheap to clone; the queue closes when every publisher is gone.
@@ -126,20 +180,40 @@ impl Publisher {
             return Ok(());
         }
         let n = events.len();
+        let (tx, event_slots, byte_slots, max_events, max_bytes) = match &self.shared.sink {
+            Sink::Mem {
+                tx,
+                event_slots,
+                byte_slots,
+                max_events,
+                max_bytes,
+            } => (tx, event_slots, byte_slots, *max_events, *max_bytes),
+            Sink::Disk(input) => {
+                // Counted before the hand-over: the writer may write and the output ack them
+                // before `publish` returns.
+                m.gauges
+                    .pipeline_active
+                    .fetch_add(n as i64, Ordering::Relaxed);
+                Metrics::add(&m.counters.pipeline_published, n as u64);
+                let res = input.publish(events).await.map_err(|_| Closed);
+                if res.is_err() {
+                    m.gauges
+                        .pipeline_active
+                        .fetch_sub(n as i64, Ordering::Relaxed);
+                }
+                return res;
+            }
+        };
         let bytes: usize = events.iter().map(Event::size_hint).sum();
         // A batch bigger than the whole queue takes all of it rather than waiting forever.
-        let want_events = n.min(self.shared.max_events) as u32;
-        let want_bytes = bytes.min(self.shared.max_bytes).min(u32::MAX as usize) as u32;
-        let ev_permit = self
-            .shared
-            .event_slots
+        let want_events = n.min(max_events) as u32;
+        let want_bytes = bytes.min(max_bytes).min(u32::MAX as usize) as u32;
+        let ev_permit = event_slots
             .clone()
             .acquire_many_owned(want_events)
             .await
             .map_err(|_| Closed)?;
-        let byte_permit = self
-            .shared
-            .byte_slots
+        let byte_permit = byte_slots
             .clone()
             .acquire_many_owned(want_bytes)
             .await
@@ -148,23 +222,53 @@ impl Publisher {
             .pipeline_active
             .fetch_add(n as i64, Ordering::Relaxed);
         Metrics::add(&m.counters.pipeline_published, n as u64);
-        self.shared
-            .tx
-            .send(Chunk {
-                events,
-                _event_permits: ev_permit,
-                _byte_permits: byte_permit,
-            })
-            .map_err(|_| Closed)
+        tx.send(Chunk {
+            events,
+            hold: Hold::Mem {
+                _events: ev_permit,
+                _bytes: byte_permit,
+            },
+        })
+        .map_err(|_| Closed)
     }
 }
 
 /// The output side of the queue.
 pub struct Consumer {
-    rx: mpsc::UnboundedReceiver<Chunk>,
+    source: Source,
     metrics: Arc<Metrics>,
     /// A chunk that did not fit in the previous batch; it starts the next one.
     held: Option<Chunk>,
+}
+
+enum Source {
+    Mem(mpsc::UnboundedReceiver<Chunk>),
+    Disk(disk::Output),
+}
+
+impl Source {
+    async fn recv(&mut self) -> Option<Chunk> {
+        match self {
+            Source::Mem(rx) => rx.recv().await,
+            Source::Disk(out) => out.recv().await.map(Chunk::from_disk),
+        }
+    }
+
+    fn try_recv(&mut self) -> Option<Chunk> {
+        match self {
+            Source::Mem(rx) => rx.try_recv().ok(),
+            Source::Disk(out) => out.try_recv().map(Chunk::from_disk),
+        }
+    }
+}
+
+impl Chunk {
+    fn from_disk(d: disk::Delivery) -> Chunk {
+        Chunk {
+            events: d.events,
+            hold: Hold::Disk(d.span),
+        }
+    }
 }
 
 impl Consumer {
@@ -176,7 +280,7 @@ impl Consumer {
     pub async fn next_batch(&mut self, max_events: usize) -> Option<Batch> {
         let first = match self.held.take() {
             Some(c) => c,
-            None => self.rx.recv().await?,
+            None => self.source.recv().await?,
         };
         let mut batch = Batch {
             chunks: vec![first],
@@ -184,16 +288,16 @@ impl Consumer {
         };
         let mut n = batch.chunks[0].events.len();
         while n < max_events {
-            match self.rx.try_recv() {
-                Ok(c) if n + c.events.len() > max_events => {
+            match self.source.try_recv() {
+                Some(c) if n + c.events.len() > max_events => {
                     self.held = Some(c);
                     break;
                 }
-                Ok(c) => {
+                Some(c) => {
                     n += c.events.len();
                     batch.chunks.push(c);
                 }
-                Err(_) => break,
+                None => break,
             }
         }
         Some(batch)
@@ -256,13 +360,17 @@ impl Batch {
     /// bound, not the queue, is what pauses them.
     pub fn into_receipt(self) -> Receipt {
         let len = self.len();
-        let cursors = self
-            .chunks
-            .into_iter()
-            .flat_map(|c| c.events.into_iter().filter_map(|e| e.cursor))
-            .collect();
+        let mut cursors = Vec::new();
+        let mut spans = Vec::new();
+        for c in self.chunks {
+            cursors.extend(c.events.into_iter().filter_map(|e| e.cursor));
+            if let Hold::Disk(span) = c.hold {
+                spans.push(span);
+            }
+        }
         Receipt {
             cursors,
+            spans,
             len,
             metrics: self.metrics,
         }
@@ -273,6 +381,8 @@ impl Batch {
 /// Its events still count as active in the pipeline until it is acked.
 pub struct Receipt {
     cursors: Vec<ack::Cursor>,
+    /// Disk-queue frames the batch came from.
+    spans: Vec<disk::Span>,
     len: usize,
     metrics: Arc<Metrics>,
 }
@@ -303,6 +413,9 @@ impl Receipt {
         let n = self.len as u64;
         let (delivered, dropped) = (delivered as u64, dropped as u64);
         ack::ack_events(self.cursors.iter());
+        for span in self.spans {
+            span.ack();
+        }
         let m = &self.metrics;
         Metrics::add(&m.counters.queue_acked, n);
         Metrics::add(&m.counters.output_acked, delivered);
