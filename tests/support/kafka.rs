@@ -339,6 +339,10 @@ impl Kafka {
         // Topics exist only when a test creates them: an unknown topic is a real error.
         set("auto.create.topics.enable", "false".into());
         if !self.spec.bench {
+            // A restarted controller waits out the old broker session before it takes the
+            // broker's registration back (9 s by default).
+            set("broker.session.timeout.ms", "3000".into());
+            set("broker.heartbeat.interval.ms", "500".into());
             set("num.network.threads", "2".into());
             set("num.io.threads", "2".into());
             set("background.threads", "2".into());

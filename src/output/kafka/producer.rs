@@ -207,6 +207,16 @@ fn is_permanent(code: RDKafkaErrorCode) -> bool {
     )
 }
 
+/// Client errors after which `test output` reports at once instead of waiting for its
+/// timeout: every broker is down (refused, TLS handshake failed), or SASL failed.
+fn is_definitive(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::AllBrokersDown | C::Authentication | C::SaslAuthenticationFailed | C::SSL
+    )
+}
+
 fn error_code(e: &RdError) -> Option<RDKafkaErrorCode> {
     e.rdkafka_error_code()
 }
@@ -262,6 +272,8 @@ pub struct Ctx {
     fatal: AtomicBool,
     /// Client error reasons seen so far (for `oxibeat test output`).
     last_error: Mutex<Vec<String>>,
+    /// Every broker is down or refused us (TLS, authentication): `test output` need not wait.
+    gave_up: AtomicBool,
     /// Errors logged recently: when, and how many identical ones were held back since.
     previous: Mutex<HashMap<String, (Instant, u64)>>,
 }
@@ -276,6 +288,7 @@ impl Ctx {
             retry,
             fatal: AtomicBool::new(false),
             last_error: Mutex::new(Vec::new()),
+            gave_up: AtomicBool::new(false),
             previous: Mutex::new(HashMap::new()),
         }
     }
@@ -341,6 +354,9 @@ impl ClientContext for Ctx {
     fn error(&self, error: RdError, reason: &str) {
         if error_code(&error) == Some(RDKafkaErrorCode::Fatal) {
             self.fatal.store(true, Ordering::Release);
+        }
+        if error_code(&error).is_some_and(is_definitive) {
+            self.gave_up.store(true, Ordering::Release);
         }
         let Some(held_back) = self.repeated(&error, reason) else {
             return;
@@ -915,29 +931,39 @@ pub fn check(cfg: &KafkaConfig) -> Result<String, KafkaError> {
         .create_with_context(Ctx::new(done, retry))
         .map_err(|e| KafkaError::Client(e.to_string()))?;
     let hosts = cfg.hosts.join(",");
-    let md = p
-        .client()
-        .fetch_metadata(None, Duration::from_secs(10))
-        .map_err(|e| {
-            // Client errors (TLS handshake, SASL) arrive as events served by poll().
-            for _ in 0..5 {
-                p.poll(Duration::from_millis(50));
+    // Ask in short rounds for up to 10 s; between rounds, serve the client's error events
+    // (TLS handshake, SASL, refused connections arrive there) and stop at a definitive one.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let md = loop {
+        let round = deadline
+            .saturating_duration_since(Instant::now())
+            .clamp(Duration::from_millis(100), Duration::from_secs(1));
+        match p.client().fetch_metadata(None, round) {
+            Ok(md) => break md,
+            Err(e) => {
+                for _ in 0..5 {
+                    p.poll(Duration::from_millis(20));
+                }
+                if Instant::now() < deadline && !p.context().gave_up.load(Ordering::Acquire) {
+                    continue;
+                }
+                let detail = p
+                    .context()
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                return Err(KafkaError::Connect {
+                    hosts,
+                    reason: if detail.is_empty() {
+                        e.to_string()
+                    } else {
+                        format!("{e} ({})", detail.join("; "))
+                    },
+                });
             }
-            let detail = p
-                .context()
-                .last_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            KafkaError::Connect {
-                hosts: hosts.clone(),
-                reason: if detail.is_empty() {
-                    e.to_string()
-                } else {
-                    format!("{e} ({})", detail.join("; "))
-                },
-            }
-        })?;
+        }
+    };
     let mut out = format!("kafka output: connected to {hosts}\nbrokers:\n");
     for b in md.brokers() {
         out.push_str(&format!("  {} {}:{}\n", b.id(), b.host(), b.port()));
@@ -1065,6 +1091,15 @@ mod tests {
             Some(0),
             "another broker is logged at once"
         );
+    }
+
+    #[test]
+    fn test_output_stops_at_definitive_client_errors_only() {
+        assert!(is_definitive(RDKafkaErrorCode::AllBrokersDown));
+        assert!(is_definitive(RDKafkaErrorCode::Authentication));
+        assert!(is_definitive(RDKafkaErrorCode::SSL));
+        assert!(!is_definitive(RDKafkaErrorCode::BrokerTransportFailure));
+        assert!(!is_definitive(RDKafkaErrorCode::OperationTimedOut));
     }
 
     #[test]
