@@ -868,7 +868,10 @@ fn test_output_reports_brokers_and_partitions_or_fails_clearly() {
         &kafka_output(&broker.bootstrap(), "topic = \"testout-missing\""),
     );
     let err = test_output_err(&cfg);
-    assert!(err.contains("testout-missing"), "{err}");
+    assert!(
+        err.contains("testout-missing") && err.contains("create the topic"),
+        "{err}"
+    );
     // A port nobody listens on: non-zero exit and an error naming the hosts.
     let dead = format!("127.0.0.1:{}", free_port());
     let cfg = w.config_with(
@@ -1212,14 +1215,17 @@ fn unauthorised_topic_goes_to_the_dead_letter_file_and_replays_once_granted() {
         ),
     );
     let err = test_output_err(&cfg);
-    assert!(err.contains("acl-secret"), "{err}");
+    assert!(
+        err.contains("\"acl-secret\": TopicAuthorizationFailed") && err.contains("kafka-acls"),
+        "test output names the topic, the refusal and the fix: {err}"
+    );
     w.run_once(&cfg);
     let rows = dead_letters(&w);
     assert_eq!(rows.len(), 20, "{rows:?}");
     let error = rows[0]["error"].as_str().unwrap();
     assert!(
-        error.contains("TopicAuthorizationFailed") || error.contains("authorization failed"),
-        "the broker's error: {error}"
+        error.contains("Topic authorization failed") && error.contains("grant"),
+        "the broker's error and the fix: {error}"
     );
     // Granted: replay delivers every event once.
     broker.acls(&[

@@ -217,6 +217,23 @@ fn is_definitive(code: RDKafkaErrorCode) -> bool {
     )
 }
 
+/// What to do about a topic the brokers' metadata refuses.
+fn topic_hint(code: RDKafkaErrorCode) -> &'static str {
+    use RDKafkaErrorCode as C;
+    match code {
+        C::TopicAuthorizationFailed | C::ClusterAuthorizationFailed => {
+            "grant this client's principal Write and Describe on the topic (kafka-acls.sh --add --allow-principal User:<name> --operation Write --operation Describe --topic <topic>)"
+        }
+        C::UnknownTopic | C::UnknownTopicOrPartition => {
+            "create the topic (this output does not rely on broker auto-creation)"
+        }
+        C::InvalidTopic => {
+            "fix the topic name (ASCII letters, digits, '.', '_' and '-', at most 249 characters)"
+        }
+        _ => "fix the topic settings",
+    }
+}
+
 fn error_code(e: &RdError) -> Option<RDKafkaErrorCode> {
     e.rdkafka_error_code()
 }
@@ -442,9 +459,7 @@ pub(super) fn fetch_partitions<C: ClientContext>(
                 Some(err) => {
                     let code = RDKafkaErrorCode::from(err);
                     if is_permanent(code) {
-                        Lookup::Bad(format!(
-                            "topic {topic:?}: {code}; create the topic (this output does not rely on broker auto-creation) or fix the topic settings"
-                        ))
+                        Lookup::Bad(format!("topic {topic:?}: {code}; {}", topic_hint(code)))
                     } else {
                         Lookup::Unavailable(format!("topic {topic:?}: {code}"))
                     }
@@ -969,31 +984,31 @@ pub fn check(cfg: &KafkaConfig) -> Result<String, KafkaError> {
         out.push_str(&format!("  {} {}:{}\n", b.id(), b.host(), b.port()));
     }
     let constants = router.constant_topics();
-    let mut missing = Vec::new();
+    let mut refused = Vec::new();
     out.push_str("topics:\n");
     for t in &constants {
-        match md.topics().iter().find(|x| x.name() == t) {
-            Some(x) if x.error().is_none() => {
-                out.push_str(&format!("  {t}: {} partitions\n", x.partitions().len()))
-            }
-            Some(x) => {
-                let code = x.error().map(RDKafkaErrorCode::from);
-                out.push_str(&format!("  {t}: error {code:?}\n"));
-                missing.push(t.clone());
-            }
-            None => {
-                out.push_str(&format!("  {t}: not found on the brokers\n"));
-                missing.push(t.clone());
+        let listed = md
+            .topics()
+            .iter()
+            .find(|x| x.name() == t && x.error().is_none());
+        if let Some(x) = listed {
+            out.push_str(&format!("  {t}: {} partitions\n", x.partitions().len()));
+            continue;
+        }
+        // Not in the full list: a broker leaves out the topics this client may not describe.
+        // Asked by name, it says why (unknown, not authorised, ...).
+        match fetch_partitions(p.client(), t, Duration::from_secs(5)) {
+            Lookup::Partitions(n) => out.push_str(&format!("  {t}: {n} partitions\n")),
+            Lookup::Bad(why) | Lookup::Unavailable(why) => {
+                out.push_str(&format!("  {t}: {why}\n"));
+                refused.push(why);
             }
         }
     }
-    if !missing.is_empty() {
-        return Err(KafkaError::Connect {
+    if !refused.is_empty() {
+        return Err(KafkaError::Topics {
             hosts,
-            reason: format!(
-                "topic(s) {} do not exist; create them (kafka-topics.sh --create ...) before starting oxibeat",
-                missing.join(", ")
-            ),
+            reason: refused.join("; "),
         });
     }
     Ok(out.trim_end().to_string())
@@ -1100,6 +1115,13 @@ mod tests {
         assert!(is_definitive(RDKafkaErrorCode::SSL));
         assert!(!is_definitive(RDKafkaErrorCode::BrokerTransportFailure));
         assert!(!is_definitive(RDKafkaErrorCode::OperationTimedOut));
+    }
+
+    #[test]
+    fn refused_topics_get_the_fix_for_their_error() {
+        assert!(topic_hint(RDKafkaErrorCode::TopicAuthorizationFailed).contains("kafka-acls"));
+        assert!(topic_hint(RDKafkaErrorCode::UnknownTopicOrPartition).contains("create the topic"));
+        assert!(topic_hint(RDKafkaErrorCode::InvalidTopic).contains("topic name"));
     }
 
     #[test]
