@@ -643,6 +643,7 @@ impl Runner {
         // `self` is borrowed mutably below.
         let router = self.router.clone();
         let batch_start = Instant::now();
+        let mut bytes = 0u64;
         // Encode while borrowing the batch, then park it in the flight record.
         for ev in batch.events() {
             self.buf.clear();
@@ -660,24 +661,31 @@ impl Runner {
                 }
             };
             let payload = std::mem::take(&mut self.buf);
-            self.send(
-                &flight,
-                &topic,
-                partition,
-                key.as_deref(),
-                &payload,
-                Some(ev.timestamp.div_euclid(1_000_000)),
-                done_rx,
-            )
-            .await;
+            if self
+                .send(
+                    &flight,
+                    &topic,
+                    partition,
+                    key.as_deref(),
+                    &payload,
+                    Some(ev.timestamp.div_euclid(1_000_000)),
+                    done_rx,
+                )
+                .await
+            {
+                bytes += payload.len() as u64;
+            }
             self.buf = payload;
         }
+        // Once per batch: a shared counter per message costs more than it tells.
+        Metrics::add(&self.metrics.counters.output_write_bytes, bytes);
         *flight.batch.lock().unwrap_or_else(|e| e.into_inner()) = Some(batch.into_receipt());
         flight.settle(&self.ctx_done);
     }
 
     /// Send one message, waiting while librdkafka's queue is full (this is what pauses the
-    /// inputs). Completed batches are acked meanwhile so the registry keeps moving.
+    /// inputs). Completed batches are acked meanwhile so the registry keeps moving. Returns
+    /// whether librdkafka took it (false: it failed for good and was settled as failed).
     #[allow(clippy::too_many_arguments)]
     async fn send(
         &mut self,
@@ -688,10 +696,12 @@ impl Runner {
         payload: &[u8],
         timestamp: Option<i64>,
         done_rx: &mut mpsc::UnboundedReceiver<Arc<InFlight>>,
-    ) {
+    ) -> bool {
         let mut waited = Duration::ZERO;
         loop {
-            if self.producer.context().fatal.swap(false, Ordering::AcqRel) {
+            let fatal = &self.producer.context().fatal;
+            // A plain load first: no read-modify-write per message on the hot path.
+            if fatal.load(Ordering::Acquire) && fatal.swap(false, Ordering::AcqRel) {
                 self.recreate().await;
             }
             let mut rec = BaseRecord::with_opaque_to(topic, flight.clone())
@@ -707,13 +717,7 @@ impl Runner {
                 rec = rec.headers(h.clone());
             }
             match self.producer.send(rec) {
-                Ok(()) => {
-                    Metrics::add(
-                        &self.metrics.counters.output_write_bytes,
-                        payload.len() as u64,
-                    );
-                    return;
-                }
+                Ok(()) => return true,
                 Err((e, _rec)) => match error_code(&e) {
                     Some(RDKafkaErrorCode::Fatal) => {
                         // Seen before the error callback ran: mark it, recreate on the next turn.
@@ -738,7 +742,7 @@ impl Runner {
                             payload: payload.to_vec(),
                         });
                         flight.settle(&self.ctx_done);
-                        return;
+                        return false;
                     }
                     _ => {
                         Metrics::add(&self.metrics.counters.output_write_errors, 1);
@@ -800,16 +804,23 @@ impl Runner {
 
     async fn retry(&mut self, r: Retry, done_rx: &mut mpsc::UnboundedReceiver<Arc<InFlight>>) {
         Metrics::add(&self.metrics.counters.output_write_errors, 1);
-        self.send(
-            &r.flight,
-            &r.topic,
-            r.partition,
-            r.key.as_deref(),
-            &r.payload,
-            r.timestamp,
-            done_rx,
-        )
-        .await;
+        if self
+            .send(
+                &r.flight,
+                &r.topic,
+                r.partition,
+                r.key.as_deref(),
+                &r.payload,
+                r.timestamp,
+                done_rx,
+            )
+            .await
+        {
+            Metrics::add(
+                &self.metrics.counters.output_write_bytes,
+                r.payload.len() as u64,
+            );
+        }
     }
 
     /// After a fatal idempotence error librdkafka refuses to produce: start a new producer.
