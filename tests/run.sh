@@ -20,13 +20,17 @@ if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
 fi
 # shellcheck source=tests/kafka/versions.env
 source tests/kafka/versions.env
-export OXIBEAT_KAFKA_CACHE="${OXIBEAT_KAFKA_CACHE:-$HOME/.cache/oxibeat}"
+export OXIBEAT_KAFKA_CACHE="${OXIBEAT_KAFKA_CACHE:-${HOME:-/root}/.cache/oxibeat}"
 for v in "$KAFKA_VERSION" "$KAFKA_OLDEST_VERSION"; do
     libs="$OXIBEAT_KAFKA_CACHE/kafka-$v/libs"
     [ -f "$libs/kafka_2.13-$v.jar" ] && continue
     rm -rf "$libs.partial"
-    mvn -B -q -Dstyle.color=never -f tests/kafka/pom.xml -Dkafka.version="$v" \
-        -Dkafka.libs="$libs.partial" dependency:copy-dependencies
+    if ! out=$(mvn -B -q -Dstyle.color=never -f tests/kafka/pom.xml -Dkafka.version="$v" \
+        -Dkafka.libs="$libs.partial" dependency:copy-dependencies 2>&1); then
+        echo "$out" >&2
+        echo "tests/run.sh: resolving Apache Kafka $v from Maven Central failed (see above)" >&2
+        exit 1
+    fi
     rm -rf "$libs" && mv "$libs.partial" "$libs"
 done
 
