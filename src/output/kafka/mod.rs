@@ -25,6 +25,8 @@ pub enum KafkaError {
     Client(String),
     #[error("output.kafka: cannot fetch metadata from {hosts}: {reason}; check that the brokers are reachable and the ssl/sasl settings match them")]
     Connect { hosts: String, reason: String },
+    #[error("output.kafka: connected to {hosts}, but {reason}")]
+    Topics { hosts: String, reason: String },
     #[error("output.kafka: cannot read {path}: {source}")]
     ReadFile {
         path: String,

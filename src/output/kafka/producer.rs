@@ -207,6 +207,33 @@ fn is_permanent(code: RDKafkaErrorCode) -> bool {
     )
 }
 
+/// Client errors after which `test output` reports at once instead of waiting for its
+/// timeout: every broker is down (refused, TLS handshake failed), or SASL failed.
+fn is_definitive(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::AllBrokersDown | C::Authentication | C::SaslAuthenticationFailed | C::SSL
+    )
+}
+
+/// What to do about a topic the brokers' metadata refuses.
+fn topic_hint(code: RDKafkaErrorCode) -> &'static str {
+    use RDKafkaErrorCode as C;
+    match code {
+        C::TopicAuthorizationFailed | C::ClusterAuthorizationFailed => {
+            "grant this client's principal Write and Describe on the topic (kafka-acls.sh --add --allow-principal User:<name> --operation Write --operation Describe --topic <topic>)"
+        }
+        C::UnknownTopic | C::UnknownTopicOrPartition => {
+            "create the topic (this output does not rely on broker auto-creation)"
+        }
+        C::InvalidTopic => {
+            "fix the topic name (ASCII letters, digits, '.', '_' and '-', at most 249 characters)"
+        }
+        _ => "fix the topic settings",
+    }
+}
+
 fn error_code(e: &RdError) -> Option<RDKafkaErrorCode> {
     e.rdkafka_error_code()
 }
@@ -262,6 +289,8 @@ pub struct Ctx {
     fatal: AtomicBool,
     /// Client error reasons seen so far (for `oxibeat test output`).
     last_error: Mutex<Vec<String>>,
+    /// Every broker is down or refused us (TLS, authentication): `test output` need not wait.
+    gave_up: AtomicBool,
     /// Errors logged recently: when, and how many identical ones were held back since.
     previous: Mutex<HashMap<String, (Instant, u64)>>,
 }
@@ -276,6 +305,7 @@ impl Ctx {
             retry,
             fatal: AtomicBool::new(false),
             last_error: Mutex::new(Vec::new()),
+            gave_up: AtomicBool::new(false),
             previous: Mutex::new(HashMap::new()),
         }
     }
@@ -341,6 +371,9 @@ impl ClientContext for Ctx {
     fn error(&self, error: RdError, reason: &str) {
         if error_code(&error) == Some(RDKafkaErrorCode::Fatal) {
             self.fatal.store(true, Ordering::Release);
+        }
+        if error_code(&error).is_some_and(is_definitive) {
+            self.gave_up.store(true, Ordering::Release);
         }
         let Some(held_back) = self.repeated(&error, reason) else {
             return;
@@ -426,9 +459,7 @@ pub(super) fn fetch_partitions<C: ClientContext>(
                 Some(err) => {
                     let code = RDKafkaErrorCode::from(err);
                     if is_permanent(code) {
-                        Lookup::Bad(format!(
-                            "topic {topic:?}: {code}; create the topic (this output does not rely on broker auto-creation) or fix the topic settings"
-                        ))
+                        Lookup::Bad(format!("topic {topic:?}: {code}; {}", topic_hint(code)))
                     } else {
                         Lookup::Unavailable(format!("topic {topic:?}: {code}"))
                     }
@@ -612,6 +643,7 @@ impl Runner {
         // `self` is borrowed mutably below.
         let router = self.router.clone();
         let batch_start = Instant::now();
+        let mut bytes = 0u64;
         // Encode while borrowing the batch, then park it in the flight record.
         for ev in batch.events() {
             self.buf.clear();
@@ -629,24 +661,31 @@ impl Runner {
                 }
             };
             let payload = std::mem::take(&mut self.buf);
-            self.send(
-                &flight,
-                &topic,
-                partition,
-                key.as_deref(),
-                &payload,
-                Some(ev.timestamp.div_euclid(1_000_000)),
-                done_rx,
-            )
-            .await;
+            if self
+                .send(
+                    &flight,
+                    &topic,
+                    partition,
+                    key.as_deref(),
+                    &payload,
+                    Some(ev.timestamp.div_euclid(1_000_000)),
+                    done_rx,
+                )
+                .await
+            {
+                bytes += payload.len() as u64;
+            }
             self.buf = payload;
         }
+        // Once per batch: a shared counter per message costs more than it tells.
+        Metrics::add(&self.metrics.counters.output_write_bytes, bytes);
         *flight.batch.lock().unwrap_or_else(|e| e.into_inner()) = Some(batch.into_receipt());
         flight.settle(&self.ctx_done);
     }
 
     /// Send one message, waiting while librdkafka's queue is full (this is what pauses the
-    /// inputs). Completed batches are acked meanwhile so the registry keeps moving.
+    /// inputs). Completed batches are acked meanwhile so the registry keeps moving. Returns
+    /// whether librdkafka took it (false: it failed for good and was settled as failed).
     #[allow(clippy::too_many_arguments)]
     async fn send(
         &mut self,
@@ -657,10 +696,12 @@ impl Runner {
         payload: &[u8],
         timestamp: Option<i64>,
         done_rx: &mut mpsc::UnboundedReceiver<Arc<InFlight>>,
-    ) {
+    ) -> bool {
         let mut waited = Duration::ZERO;
         loop {
-            if self.producer.context().fatal.swap(false, Ordering::AcqRel) {
+            let fatal = &self.producer.context().fatal;
+            // A plain load first: no read-modify-write per message on the hot path.
+            if fatal.load(Ordering::Acquire) && fatal.swap(false, Ordering::AcqRel) {
                 self.recreate().await;
             }
             let mut rec = BaseRecord::with_opaque_to(topic, flight.clone())
@@ -676,13 +717,7 @@ impl Runner {
                 rec = rec.headers(h.clone());
             }
             match self.producer.send(rec) {
-                Ok(()) => {
-                    Metrics::add(
-                        &self.metrics.counters.output_write_bytes,
-                        payload.len() as u64,
-                    );
-                    return;
-                }
+                Ok(()) => return true,
                 Err((e, _rec)) => match error_code(&e) {
                     Some(RDKafkaErrorCode::Fatal) => {
                         // Seen before the error callback ran: mark it, recreate on the next turn.
@@ -707,7 +742,7 @@ impl Runner {
                             payload: payload.to_vec(),
                         });
                         flight.settle(&self.ctx_done);
-                        return;
+                        return false;
                     }
                     _ => {
                         Metrics::add(&self.metrics.counters.output_write_errors, 1);
@@ -769,16 +804,23 @@ impl Runner {
 
     async fn retry(&mut self, r: Retry, done_rx: &mut mpsc::UnboundedReceiver<Arc<InFlight>>) {
         Metrics::add(&self.metrics.counters.output_write_errors, 1);
-        self.send(
-            &r.flight,
-            &r.topic,
-            r.partition,
-            r.key.as_deref(),
-            &r.payload,
-            r.timestamp,
-            done_rx,
-        )
-        .await;
+        if self
+            .send(
+                &r.flight,
+                &r.topic,
+                r.partition,
+                r.key.as_deref(),
+                &r.payload,
+                r.timestamp,
+                done_rx,
+            )
+            .await
+        {
+            Metrics::add(
+                &self.metrics.counters.output_write_bytes,
+                r.payload.len() as u64,
+            );
+        }
     }
 
     /// After a fatal idempotence error librdkafka refuses to produce: start a new producer.
@@ -915,59 +957,69 @@ pub fn check(cfg: &KafkaConfig) -> Result<String, KafkaError> {
         .create_with_context(Ctx::new(done, retry))
         .map_err(|e| KafkaError::Client(e.to_string()))?;
     let hosts = cfg.hosts.join(",");
-    let md = p
-        .client()
-        .fetch_metadata(None, Duration::from_secs(10))
-        .map_err(|e| {
-            // Client errors (TLS handshake, SASL) arrive as events served by poll().
-            for _ in 0..5 {
-                p.poll(Duration::from_millis(50));
+    // Ask in short rounds for up to 10 s; between rounds, serve the client's error events
+    // (TLS handshake, SASL, refused connections arrive there) and stop at a definitive one.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let md = loop {
+        let round = deadline
+            .saturating_duration_since(Instant::now())
+            .clamp(Duration::from_millis(100), Duration::from_secs(1));
+        match p.client().fetch_metadata(None, round) {
+            Ok(md) => break md,
+            Err(e) => {
+                for _ in 0..5 {
+                    p.poll(Duration::from_millis(20));
+                }
+                if Instant::now() < deadline && !p.context().gave_up.load(Ordering::Acquire) {
+                    continue;
+                }
+                let detail = p
+                    .context()
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                return Err(KafkaError::Connect {
+                    hosts,
+                    reason: if detail.is_empty() {
+                        e.to_string()
+                    } else {
+                        format!("{e} ({})", detail.join("; "))
+                    },
+                });
             }
-            let detail = p
-                .context()
-                .last_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            KafkaError::Connect {
-                hosts: hosts.clone(),
-                reason: if detail.is_empty() {
-                    e.to_string()
-                } else {
-                    format!("{e} ({})", detail.join("; "))
-                },
-            }
-        })?;
+        }
+    };
     let mut out = format!("kafka output: connected to {hosts}\nbrokers:\n");
     for b in md.brokers() {
         out.push_str(&format!("  {} {}:{}\n", b.id(), b.host(), b.port()));
     }
     let constants = router.constants();
-    let mut missing = Vec::new();
+    let mut refused = Vec::new();
     out.push_str("topics:\n");
     for t in &constants {
-        match md.topics().iter().find(|x| x.name() == t) {
-            Some(x) if x.error().is_none() => {
-                out.push_str(&format!("  {t}: {} partitions\n", x.partitions().len()))
-            }
-            Some(x) => {
-                let code = x.error().map(RDKafkaErrorCode::from);
-                out.push_str(&format!("  {t}: error {code:?}\n"));
-                missing.push(t.clone());
-            }
-            None => {
-                out.push_str(&format!("  {t}: not found on the brokers\n"));
-                missing.push(t.clone());
+        let listed = md
+            .topics()
+            .iter()
+            .find(|x| x.name() == t && x.error().is_none());
+        if let Some(x) = listed {
+            out.push_str(&format!("  {t}: {} partitions\n", x.partitions().len()));
+            continue;
+        }
+        // Not in the full list: a broker leaves out the topics this client may not describe.
+        // Asked by name, it says why (unknown, not authorised, ...).
+        match fetch_partitions(p.client(), t, Duration::from_secs(5)) {
+            Lookup::Partitions(n) => out.push_str(&format!("  {t}: {n} partitions\n")),
+            Lookup::Bad(why) | Lookup::Unavailable(why) => {
+                out.push_str(&format!("  {t}: {why}\n"));
+                refused.push(why);
             }
         }
     }
-    if !missing.is_empty() {
-        return Err(KafkaError::Connect {
+    if !refused.is_empty() {
+        return Err(KafkaError::Topics {
             hosts,
-            reason: format!(
-                "topic(s) {} do not exist; create them (kafka-topics.sh --create ...) before starting oxibeat",
-                missing.join(", ")
-            ),
+            reason: refused.join("; "),
         });
     }
     Ok(out.trim_end().to_string())
@@ -1065,6 +1117,22 @@ mod tests {
             Some(0),
             "another broker is logged at once"
         );
+    }
+
+    #[test]
+    fn test_output_stops_at_definitive_client_errors_only() {
+        assert!(is_definitive(RDKafkaErrorCode::AllBrokersDown));
+        assert!(is_definitive(RDKafkaErrorCode::Authentication));
+        assert!(is_definitive(RDKafkaErrorCode::SSL));
+        assert!(!is_definitive(RDKafkaErrorCode::BrokerTransportFailure));
+        assert!(!is_definitive(RDKafkaErrorCode::OperationTimedOut));
+    }
+
+    #[test]
+    fn refused_topics_get_the_fix_for_their_error() {
+        assert!(topic_hint(RDKafkaErrorCode::TopicAuthorizationFailed).contains("kafka-acls"));
+        assert!(topic_hint(RDKafkaErrorCode::UnknownTopicOrPartition).contains("create the topic"));
+        assert!(topic_hint(RDKafkaErrorCode::InvalidTopic).contains("topic name"));
     }
 
     #[test]
