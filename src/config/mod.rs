@@ -4,6 +4,7 @@
 //! structs (serde, unknown keys rejected) with the failing key path in every error.
 
 pub mod filestream;
+pub mod lenient;
 pub mod secret;
 pub mod source;
 pub mod units;
@@ -448,12 +449,13 @@ impl Config {
     }
 }
 
-/// Deserialize `v` into `T`, naming the failing key path (prefixed with `prefix`).
+/// Deserialize `v` into `T`, naming the failing key path (prefixed with `prefix`). Strings are
+/// read as numbers or booleans where `T` wants one (`lenient`), as Beats does after `${VAR}`.
 pub fn typed<T: serde::de::DeserializeOwned>(
     v: toml::Value,
     prefix: &str,
 ) -> Result<T, ConfigError> {
-    serde_path_to_error::deserialize(v).map_err(|e| {
+    serde_path_to_error::deserialize(lenient::Lenient(v)).map_err(|e| {
         let inner = e.path().to_string();
         let key = match (prefix.is_empty(), inner == ".") {
             (true, _) => inner,
