@@ -343,7 +343,11 @@ raw = { x = "1" }"#)
         assert_eq!(v.d.unwrap().0.as_secs(), 10);
         assert_eq!(v.size.unwrap().0, 1 << 20);
         assert_eq!(v.e, Some(E::Plain));
-        assert_eq!(v.raw.unwrap()["x"].as_str(), Some("1"), "raw tables stay as written");
+        assert_eq!(
+            v.raw.unwrap()["x"].as_str(),
+            Some("1"),
+            "raw tables stay as written"
+        );
         let v = t("e = { wrapped = { x = \"9\" } }").unwrap();
         assert_eq!(v.e, Some(E::Wrapped { x: 9 }));
     }

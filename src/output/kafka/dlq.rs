@@ -49,6 +49,24 @@ impl DirLock {
     }
 }
 
+impl DirLock {
+    /// For readers that must not change anything (`dlq show`): wait for the lock if the lock
+    /// file exists, `None` if it does not (no writer has used the directory yet).
+    pub fn acquire_existing(dir: &Path) -> std::io::Result<Option<DirLock>> {
+        use std::os::fd::AsRawFd;
+        let f = match OpenOptions::new().read(true).open(dir.join(LOCK_NAME)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // SAFETY: flock on a descriptor we own; it is released when the file is closed.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Some(DirLock { _file: f }))
+    }
+}
+
 /// The dead-letter files of `dir`, oldest first (`.N` … `.1`, then the active file).
 pub fn files(dir: &Path) -> Vec<PathBuf> {
     let mut rotated = numbered(dir, |name| {

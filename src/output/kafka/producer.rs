@@ -169,6 +169,37 @@ pub fn client_config(cfg: &KafkaConfig) -> Result<ClientConfig, KafkaError> {
     Ok(c)
 }
 
+/// Check every librdkafka property the configuration sets (ours and the passthrough ones)
+/// with librdkafka itself, without creating a client: unknown names and invalid values fail
+/// at load, naming the key. Values are never shown (a passthrough value may be a credential).
+pub fn check_properties(cfg: &KafkaConfig) -> Result<(), crate::config::ConfigError> {
+    use crate::config::ConfigError;
+    let c = client_config(cfg).map_err(|e| ConfigError::new("", e.to_string()))?;
+    match c.create_native_config() {
+        Ok(_) => Ok(()),
+        Err(rdkafka::error::KafkaError::ClientConfig(_, desc, key, value)) => {
+            let desc = if value.is_empty() {
+                desc
+            } else {
+                desc.replace(&value, "***")
+            };
+            let at = if cfg.librdkafka.contains_key(&key) {
+                format!("output.kafka.librdkafka.{key:?}")
+            } else {
+                "output.kafka".to_string()
+            };
+            Err(ConfigError::new(
+                at,
+                format!(
+                    "librdkafka refuses property {key:?}: {desc}; see \
+                     https://github.com/confluentinc/librdkafka/blob/master/CONFIGURATION.md"
+                ),
+            ))
+        }
+        Err(e) => Err(ConfigError::new("output.kafka", e.to_string())),
+    }
+}
+
 /// The error of an event bigger than `output.kafka.max_message_bytes`.
 pub fn oversize(len: usize, max: usize) -> String {
     format!("message of {len} bytes exceeds output.kafka.max_message_bytes = {max}")
@@ -902,7 +933,109 @@ pub async fn run(
     Ok(())
 }
 
-/// `oxibeat test output`: connect, fetch metadata, describe brokers and topics.
+/// How long `test output` waits for a broker that fails (refused, unresolvable, TLS or SASL
+/// errors) before saying so, and for a connection to be set up at all.
+const CHECK_CONNECT: Duration = Duration::from_secs(2);
+/// How long `test output` waits in all (slow but live brokers, long handshakes).
+const CHECK_TOTAL: Duration = Duration::from_secs(10);
+
+/// What to do about a failed connection, from the error code and librdkafka's reasons.
+pub fn connect_advice(code: Option<RDKafkaErrorCode>, reasons: &str) -> &'static str {
+    use RDKafkaErrorCode as C;
+    let r = reasons.to_ascii_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| r.contains(w));
+    if has(&["ssl", "certificate", "tls", "handshake"]) {
+        "check output.kafka.ssl (certificate_authorities, certificate/key, verification_mode) \
+         against the brokers' certificates, and that these ports are TLS listeners"
+    } else if has(&["sasl", "authentication"])
+        || matches!(code, Some(C::Authentication | C::SaslAuthenticationFailed))
+    {
+        "check output.kafka.sasl (mechanism, username, password) against the users the \
+         brokers know, and that these ports are SASL listeners"
+    } else if has(&["authoriz", "not authorized"])
+        || matches!(
+            code,
+            Some(C::ClusterAuthorizationFailed | C::TopicAuthorizationFailed)
+        )
+    {
+        "grant this user Describe on the cluster and its topics (Kafka ACLs)"
+    } else if has(&["resolve", "name or service not known", "getaddrinfo"])
+        || matches!(code, Some(C::Resolve))
+    {
+        "check the host names in output.kafka.hosts (they do not resolve)"
+    } else if has(&[
+        "refused",
+        "timed out",
+        "timeout",
+        "brokers are down",
+        "transport",
+    ]) || matches!(
+        code,
+        Some(C::BrokerTransportFailure | C::AllBrokersDown | C::MessageTimedOut)
+            | Some(C::OperationTimedOut | C::RequestTimedOut)
+    ) {
+        "check that the brokers are reachable at output.kafka.hosts (host, port, firewall) and \
+         that the port is a Kafka listener"
+    } else {
+        "check output.kafka.hosts and that the ssl/sasl settings match the brokers' listeners"
+    }
+}
+
+/// The error for topics the brokers listed with an error or not at all.
+fn topics_error(hosts: String, problems: &[(String, Option<RDKafkaErrorCode>)]) -> KafkaError {
+    use RDKafkaErrorCode as C;
+    let names = |pred: &dyn Fn(Option<RDKafkaErrorCode>) -> bool| {
+        problems
+            .iter()
+            .filter(|(_, c)| pred(*c))
+            .map(|(t, _)| t.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let denied = names(&|c| {
+        matches!(
+            c,
+            Some(C::TopicAuthorizationFailed | C::ClusterAuthorizationFailed)
+        )
+    });
+    if !denied.is_empty() {
+        return KafkaError::Topics {
+            hosts,
+            detail: format!("this user may not use topic(s) {denied}"),
+            advice: "grant it Describe and Write on them (Kafka ACLs), or set output.kafka.topic \
+                     to a topic it may write",
+        };
+    }
+    let missing = names(&|c| {
+        matches!(
+            c,
+            None | Some(C::UnknownTopicOrPartition | C::UnknownTopic | C::UnknownPartition)
+        )
+    });
+    if !missing.is_empty() {
+        return KafkaError::Topics {
+            hosts,
+            detail: format!("topic(s) {missing} do not exist"),
+            advice: "create them (kafka-topics.sh --create --topic NAME ...) before starting \
+                     oxibeat, or fix output.kafka.topic; until then their events go to the \
+                     dead-letter file",
+        };
+    }
+    let other = problems
+        .iter()
+        .map(|(t, c)| format!("{t} ({c:?})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    KafkaError::Topics {
+        hosts,
+        detail: format!("the brokers report errors for topic(s) {other}"),
+        advice: "check the topics on the brokers (kafka-topics.sh --describe)",
+    }
+}
+
+/// `oxibeat test output`: connect, fetch metadata, describe brokers and topics. Gives up
+/// after about `CHECK_CONNECT` when every attempt fails (a closed port, a TLS or SASL error),
+/// after `CHECK_TOTAL` at most otherwise.
 pub fn check(cfg: &KafkaConfig) -> Result<String, KafkaError> {
     let router = cfg.topic_router()?;
     if let Some(k) = &cfg.key {
@@ -911,39 +1044,52 @@ pub fn check(cfg: &KafkaConfig) -> Result<String, KafkaError> {
     Partitioner::new(cfg.partition.as_ref())?;
     let (done, _d) = mpsc::unbounded_channel();
     let (retry, _r) = mpsc::unbounded_channel();
-    let p: BaseProducer<Ctx> = client_config(cfg)?
+    let mut client = client_config(cfg)?;
+    let setup_timeout = "socket.connection.setup.timeout.ms";
+    if !cfg.librdkafka.contains_key(setup_timeout) {
+        client.set(setup_timeout, CHECK_CONNECT.as_millis().to_string());
+    }
+    let p: BaseProducer<Ctx> = client
         .create_with_context(Ctx::new(done, retry))
         .map_err(|e| KafkaError::Client(e.to_string()))?;
     let hosts = cfg.hosts.join(",");
-    let md = p
-        .client()
-        .fetch_metadata(None, Duration::from_secs(10))
-        .map_err(|e| {
-            // Client errors (TLS handshake, SASL) arrive as events served by poll().
-            for _ in 0..5 {
-                p.poll(Duration::from_millis(50));
-            }
-            let detail = p
-                .context()
-                .last_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            KafkaError::Connect {
-                hosts: hosts.clone(),
-                reason: if detail.is_empty() {
+    let started = Instant::now();
+    let md = loop {
+        match p.client().fetch_metadata(None, Duration::from_millis(250)) {
+            Ok(md) => break md,
+            Err(e) => {
+                // Client errors (refused, TLS handshake, SASL) arrive as events served by poll().
+                p.poll(Duration::ZERO);
+                let detail = p
+                    .context()
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                let waited = started.elapsed();
+                let failing = !detail.is_empty() && waited >= CHECK_CONNECT;
+                if !(failing || waited >= CHECK_TOTAL) {
+                    continue;
+                }
+                let reason = if detail.is_empty() {
                     e.to_string()
                 } else {
                     format!("{e} ({})", detail.join("; "))
-                },
+                };
+                return Err(KafkaError::Connect {
+                    advice: connect_advice(error_code(&e), &reason),
+                    hosts,
+                    reason,
+                });
             }
-        })?;
+        }
+    };
     let mut out = format!("kafka output: connected to {hosts}\nbrokers:\n");
     for b in md.brokers() {
         out.push_str(&format!("  {} {}:{}\n", b.id(), b.host(), b.port()));
     }
     let constants = router.constants();
-    let mut missing = Vec::new();
+    let mut problems = Vec::new();
     out.push_str("topics:\n");
     for t in &constants {
         match md.topics().iter().find(|x| x.name() == t) {
@@ -953,22 +1099,16 @@ pub fn check(cfg: &KafkaConfig) -> Result<String, KafkaError> {
             Some(x) => {
                 let code = x.error().map(RDKafkaErrorCode::from);
                 out.push_str(&format!("  {t}: error {code:?}\n"));
-                missing.push(t.clone());
+                problems.push((t.clone(), code));
             }
             None => {
                 out.push_str(&format!("  {t}: not found on the brokers\n"));
-                missing.push(t.clone());
+                problems.push((t.clone(), None));
             }
         }
     }
-    if !missing.is_empty() {
-        return Err(KafkaError::Connect {
-            hosts,
-            reason: format!(
-                "topic(s) {} do not exist; create them (kafka-topics.sh --create ...) before starting oxibeat",
-                missing.join(", ")
-            ),
-        });
+    if !problems.is_empty() {
+        return Err(topics_error(hosts, &problems));
     }
     Ok(out.trim_end().to_string())
 }
@@ -976,6 +1116,67 @@ pub fn check(cfg: &KafkaConfig) -> Result<String, KafkaError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn advice_fits_the_error() {
+        use RDKafkaErrorCode as C;
+        let refused = "Meta data fetch error: BrokerTransportFailure (Local: Broker transport failure) (127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused (after 0ms in state CONNECT); 1/1 brokers are down)";
+        assert!(connect_advice(Some(C::BrokerTransportFailure), refused).contains("reachable"));
+        let tls = "Meta data fetch error: ... (ssl://127.0.0.1:9093/bootstrap: SSL handshake failed: error:0A000086:SSL routines::certificate verify failed)";
+        let a = connect_advice(Some(C::BrokerTransportFailure), tls);
+        assert!(
+            a.contains("output.kafka.ssl") && !a.contains("reachable"),
+            "{a}"
+        );
+        let sasl = "Meta data fetch error: ... (sasl_plaintext://127.0.0.1:9092/bootstrap: SASL authentication error: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512)";
+        let a = connect_advice(Some(C::Authentication), sasl);
+        assert!(
+            a.contains("output.kafka.sasl") && !a.contains("reachable"),
+            "{a}"
+        );
+        let dns = "Meta data fetch error: ... (nohost:9092/bootstrap: Failed to resolve 'nohost:9092': Name or service not known)";
+        assert!(connect_advice(Some(C::Resolve), dns).contains("do not resolve"));
+    }
+
+    #[test]
+    fn a_missing_topic_is_not_called_unreachable() {
+        use RDKafkaErrorCode as C;
+        let e = topics_error(
+            "k:9092".into(),
+            &[
+                ("logs".into(), Some(C::UnknownTopicOrPartition)),
+                ("m".into(), None),
+            ],
+        )
+        .to_string();
+        assert!(e.contains("topic(s) logs, m do not exist"), "{e}");
+        assert!(e.contains("kafka-topics.sh --create"), "{e}");
+        assert!(!e.contains("reachable"), "{e}");
+        let e = topics_error(
+            "k:9092".into(),
+            &[("secret".into(), Some(C::TopicAuthorizationFailed))],
+        )
+        .to_string();
+        assert!(
+            e.contains("may not use topic(s) secret") && e.contains("ACLs"),
+            "{e}"
+        );
+        assert!(!e.contains("reachable"), "{e}");
+    }
+
+    #[test]
+    fn properties_are_checked_at_load_without_showing_values() {
+        let c = cfg("[librdkafka]\n\"no.such.property\" = \"x\"");
+        let e = check_properties(&c).unwrap_err().to_string();
+        assert!(e.contains("no.such.property"), "{e}");
+        let c = cfg("[librdkafka]\n\"acks\" = \"hunter2-sekrit\"");
+        let e = check_properties(&c).unwrap_err().to_string();
+        assert!(
+            e.contains("\"acks\"") && !e.contains("hunter2-sekrit"),
+            "{e}"
+        );
+        check_properties(&cfg("[librdkafka]\n\"linger.ms\" = 5")).unwrap();
+    }
 
     fn cfg(text: &str) -> KafkaConfig {
         toml::from_str(&format!("hosts = [\"a:9092\", \"b:9092\"]\n{text}")).expect("config")

@@ -141,8 +141,9 @@ pub fn show(dir: &Path) -> Result<Report, KafkaError> {
     if !dir.is_dir() {
         return Ok(report);
     }
-    // Under the lock: no rotation or replay step moves a file while it is counted.
-    let _lock = DirLock::acquire(dir).map_err(|e| io_error("lock", dir, e))?;
+    // Under the lock: no rotation or replay step moves a file while it is counted. Taken only
+    // if a writer made the lock file: showing never creates anything.
+    let _lock = DirLock::acquire_existing(dir).map_err(|e| io_error("lock", dir, e))?;
     let files: Vec<PathBuf> = claimed_files(dir)
         .into_iter()
         .map(|(_, p)| p)
@@ -502,6 +503,29 @@ mod tests {
         assert!(
             text.contains("topic (none): cannot select the topic"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn show_changes_nothing_in_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let line =
+            br#"{"@timestamp":"2026-01-01T00:00:00.000Z","topic":"t","error":"e","event":{}}"#;
+        std::fs::write(dir.path().join(dlq::FILE_NAME), [&line[..], b"\n"].concat()).unwrap();
+        let names = || {
+            let mut v: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            v.sort();
+            v
+        };
+        let before = names();
+        assert_eq!(show(dir.path()).unwrap().entries(), 1);
+        assert_eq!(
+            names(),
+            before,
+            "dlq show must not create files (a lock file)"
         );
     }
 
