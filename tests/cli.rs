@@ -741,3 +741,56 @@ fn the_readme_configuration_reference_runs_as_documented() {
     assert_eq!(json.len(), 1, "{events:?}");
     assert_eq!(json[0]["msg"], "x");
 }
+
+/// The README's error example is what the binary prints, and its Layout lists what exists.
+#[test]
+fn readme_error_example_and_layout_match_the_code() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = fs::read_to_string(root.join("README.md")).unwrap();
+    let example = readme
+        .lines()
+        .find(|l| l.starts_with("Error: configuration oxibeat.toml: inputs[0].close"))
+        .expect("the error example");
+    let w = Workspace::new();
+    w.config(&w.input("a", "*.log", "close.on_state_change.inactiv = \"5m\""));
+    let (ok, _, err) = oxibeat_in(w.path(), &["test", "config", "-c", "oxibeat.toml"], &[]);
+    assert!(!ok);
+    assert_eq!(
+        err.trim(),
+        example,
+        "the README's example differs from the real message"
+    );
+    let layout = &readme[readme.find("## Layout").unwrap()..];
+    let listed: Vec<&str> = layout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.starts_with("src/"))
+        .collect();
+    for p in &listed {
+        assert!(
+            root.join(p).exists(),
+            "README layout lists {p}, which does not exist"
+        );
+    }
+    for entry in fs::read_dir(root.join("src")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().to_string();
+        let path = if root.join("src").join(&name).is_dir() {
+            format!("src/{name}/")
+        } else {
+            format!("src/{name}")
+        };
+        assert!(
+            listed.iter().any(|l| l.starts_with(path.as_str())),
+            "README layout misses {path}"
+        );
+    }
+    for part in [
+        "kafka/",
+        "src/input/system/",
+        "src/setup/",
+        "http.rs",
+        "src/cloudid.rs",
+    ] {
+        assert!(layout.contains(part), "README layout misses {part}");
+    }
+}

@@ -1,7 +1,8 @@
 //! The configuration model: TOML with Filebeat's option names.
 //!
 //! Loading goes: text → TOML tree (`source`) → `-E` overrides → `${VAR}` expansion → typed
-//! structs (serde, unknown keys rejected) with the failing key path in every error.
+//! structs (serde through `lenient`, so strings become numbers where an option wants one;
+//! unknown keys rejected) → range checks (`validate`), with the failing key path in every error.
 
 pub mod filestream;
 pub mod lenient;
