@@ -942,9 +942,20 @@ const CHECK_TOTAL: Duration = Duration::from_secs(10);
 /// What to do about a failed connection, from the error code and librdkafka's reasons.
 pub fn connect_advice(code: Option<RDKafkaErrorCode>, reasons: &str) -> &'static str {
     use RDKafkaErrorCode as C;
-    let r = reasons.to_ascii_lowercase();
+    // Broker names carry the protocol ("sasl_ssl://host:9092/bootstrap"): not a TLS hint.
+    let mut r = reasons.to_ascii_lowercase();
+    for scheme in ["sasl_ssl://", "sasl_plaintext://", "ssl://", "plaintext://"] {
+        r = r.replace(scheme, "");
+    }
     let has = |words: &[&str]| words.iter().any(|w| r.contains(w));
-    if has(&["ssl", "certificate", "tls", "handshake"]) {
+    if has(&[
+        "connection refused",
+        "no route to host",
+        "network is unreachable",
+    ]) {
+        "check that the brokers are reachable at output.kafka.hosts (host, port, firewall) and \
+         that the port is a Kafka listener"
+    } else if has(&["ssl", "certificate", "tls", "handshake"]) {
         "check output.kafka.ssl (certificate_authorities, certificate/key, verification_mode) \
          against the brokers' certificates, and that these ports are TLS listeners"
     } else if has(&["sasl", "authentication"])
@@ -1122,6 +1133,12 @@ mod tests {
         use RDKafkaErrorCode as C;
         let refused = "Meta data fetch error: BrokerTransportFailure (Local: Broker transport failure) (127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused (after 0ms in state CONNECT); 1/1 brokers are down)";
         assert!(connect_advice(Some(C::BrokerTransportFailure), refused).contains("reachable"));
+        let refused_tls = "Meta data fetch error: BrokerTransportFailure (Local: Broker transport failure) (sasl_ssl://127.0.0.1:9092/bootstrap: Connect to ipv4#127.0.0.1:9092 failed: Connection refused (after 0ms in state CONNECT); 1/1 brokers are down)";
+        let a = connect_advice(Some(C::BrokerTransportFailure), refused_tls);
+        assert!(
+            a.contains("reachable"),
+            "a refused TLS port is unreachable, not a TLS error: {a}"
+        );
         let tls = "Meta data fetch error: ... (ssl://127.0.0.1:9093/bootstrap: SSL handshake failed: error:0A000086:SSL routines::certificate verify failed)";
         let a = connect_advice(Some(C::BrokerTransportFailure), tls);
         assert!(
