@@ -169,6 +169,37 @@ pub fn client_config(cfg: &KafkaConfig) -> Result<ClientConfig, KafkaError> {
     Ok(c)
 }
 
+/// Check every librdkafka property the configuration sets (ours and the passthrough ones)
+/// with librdkafka itself, without creating a client: unknown names and invalid values fail
+/// at load, naming the key. Values are never shown (a passthrough value may be a credential).
+pub fn check_properties(cfg: &KafkaConfig) -> Result<(), crate::config::ConfigError> {
+    use crate::config::ConfigError;
+    let c = client_config(cfg).map_err(|e| ConfigError::new("", e.to_string()))?;
+    match c.create_native_config() {
+        Ok(_) => Ok(()),
+        Err(rdkafka::error::KafkaError::ClientConfig(_, desc, key, value)) => {
+            let desc = if value.is_empty() {
+                desc
+            } else {
+                desc.replace(&value, "***")
+            };
+            let at = if cfg.librdkafka.contains_key(&key) {
+                format!("output.kafka.librdkafka.{key:?}")
+            } else {
+                "output.kafka".to_string()
+            };
+            Err(ConfigError::new(
+                at,
+                format!(
+                    "librdkafka refuses property {key:?}: {desc}; see \
+                     https://github.com/confluentinc/librdkafka/blob/master/CONFIGURATION.md"
+                ),
+            ))
+        }
+        Err(e) => Err(ConfigError::new("output.kafka", e.to_string())),
+    }
+}
+
 /// The error of an event bigger than `output.kafka.max_message_bytes`.
 pub fn oversize(len: usize, max: usize) -> String {
     format!("message of {len} bytes exceeds output.kafka.max_message_bytes = {max}")
@@ -944,7 +975,68 @@ pub async fn run(
     Ok(())
 }
 
-/// `oxibeat test output`: connect, fetch metadata, describe brokers and topics.
+/// How long `test output` waits for a broker that fails (refused, unresolvable, TLS or SASL
+/// errors) before saying so, and for a connection to be set up at all.
+const CHECK_CONNECT: Duration = Duration::from_secs(2);
+/// How long `test output` waits in all (slow but live brokers, long handshakes).
+const CHECK_TOTAL: Duration = Duration::from_secs(10);
+
+/// What to do about a failed connection, from the error code and librdkafka's reasons.
+pub fn connect_advice(code: Option<RDKafkaErrorCode>, reasons: &str) -> &'static str {
+    use RDKafkaErrorCode as C;
+    // Broker names carry the protocol ("sasl_ssl://host:9092/bootstrap"): not a TLS hint.
+    let mut r = reasons.to_ascii_lowercase();
+    for scheme in ["sasl_ssl://", "sasl_plaintext://", "ssl://", "plaintext://"] {
+        r = r.replace(scheme, "");
+    }
+    let has = |words: &[&str]| words.iter().any(|w| r.contains(w));
+    if has(&[
+        "connection refused",
+        "no route to host",
+        "network is unreachable",
+    ]) {
+        "check that the brokers are reachable at output.kafka.hosts (host, port, firewall) and \
+         that the port is a Kafka listener"
+    } else if has(&["ssl", "certificate", "tls", "handshake"]) {
+        "check output.kafka.ssl (certificate_authorities, certificate/key, verification_mode) \
+         against the brokers' certificates, and that these ports are TLS listeners"
+    } else if has(&["sasl", "authentication"])
+        || matches!(code, Some(C::Authentication | C::SaslAuthenticationFailed))
+    {
+        "check output.kafka.sasl (mechanism, username, password) against the users the \
+         brokers know, and that these ports are SASL listeners"
+    } else if has(&["authoriz", "not authorized"])
+        || matches!(
+            code,
+            Some(C::ClusterAuthorizationFailed | C::TopicAuthorizationFailed)
+        )
+    {
+        "grant this user Describe on the cluster and its topics (Kafka ACLs)"
+    } else if has(&["resolve", "name or service not known", "getaddrinfo"])
+        || matches!(code, Some(C::Resolve))
+    {
+        "check the host names in output.kafka.hosts (they do not resolve)"
+    } else if has(&[
+        "refused",
+        "timed out",
+        "timeout",
+        "brokers are down",
+        "transport",
+    ]) || matches!(
+        code,
+        Some(C::BrokerTransportFailure | C::AllBrokersDown | C::MessageTimedOut)
+            | Some(C::OperationTimedOut | C::RequestTimedOut)
+    ) {
+        "check that the brokers are reachable at output.kafka.hosts (host, port, firewall) and \
+         that the port is a Kafka listener"
+    } else {
+        "check output.kafka.hosts and that the ssl/sasl settings match the brokers' listeners"
+    }
+}
+
+/// `oxibeat test output`: connect, fetch metadata, describe brokers and topics. Gives up
+/// after about `CHECK_CONNECT` when every attempt fails (a closed port, a TLS or SASL error),
+/// after `CHECK_TOTAL` at most otherwise.
 pub fn check(cfg: &KafkaConfig) -> Result<String, KafkaError> {
     let router = cfg.topic_router()?;
     if let Some(k) = &cfg.key {
@@ -953,25 +1045,25 @@ pub fn check(cfg: &KafkaConfig) -> Result<String, KafkaError> {
     Partitioner::new(cfg.partition.as_ref())?;
     let (done, _d) = mpsc::unbounded_channel();
     let (retry, _r) = mpsc::unbounded_channel();
-    let p: BaseProducer<Ctx> = client_config(cfg)?
+    let mut client = client_config(cfg)?;
+    let setup_timeout = "socket.connection.setup.timeout.ms";
+    if !cfg.librdkafka.contains_key(setup_timeout) {
+        client.set(setup_timeout, CHECK_CONNECT.as_millis().to_string());
+    }
+    let p: BaseProducer<Ctx> = client
         .create_with_context(Ctx::new(done, retry))
         .map_err(|e| KafkaError::Client(e.to_string()))?;
     let hosts = cfg.hosts.join(",");
-    // Ask in short rounds for up to 10 s; between rounds, serve the client's error events
-    // (TLS handshake, SASL, refused connections arrive there) and stop at a definitive one.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // Ask in short rounds; between rounds, serve the client's error events (TLS handshake,
+    // SASL, refused connections arrive there). Stop at a definitive error, after
+    // CHECK_CONNECT when every attempt failed with an error, after CHECK_TOTAL at most.
+    let started = Instant::now();
     let md = loop {
-        let round = deadline
-            .saturating_duration_since(Instant::now())
-            .clamp(Duration::from_millis(100), Duration::from_secs(1));
-        match p.client().fetch_metadata(None, round) {
+        match p.client().fetch_metadata(None, Duration::from_millis(250)) {
             Ok(md) => break md,
             Err(e) => {
                 for _ in 0..5 {
                     p.poll(Duration::from_millis(20));
-                }
-                if Instant::now() < deadline && !p.context().gave_up.load(Ordering::Acquire) {
-                    continue;
                 }
                 let detail = p
                     .context()
@@ -979,13 +1071,21 @@ pub fn check(cfg: &KafkaConfig) -> Result<String, KafkaError> {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .clone();
+                let waited = started.elapsed();
+                let gave_up = p.context().gave_up.load(Ordering::Acquire);
+                let failing = !detail.is_empty() && waited >= CHECK_CONNECT;
+                if !(gave_up || failing || waited >= CHECK_TOTAL) {
+                    continue;
+                }
+                let reason = if detail.is_empty() {
+                    e.to_string()
+                } else {
+                    format!("{e} ({})", detail.join("; "))
+                };
                 return Err(KafkaError::Connect {
+                    advice: connect_advice(error_code(&e), &reason),
                     hosts,
-                    reason: if detail.is_empty() {
-                        e.to_string()
-                    } else {
-                        format!("{e} ({})", detail.join("; "))
-                    },
+                    reason,
                 });
             }
         }
@@ -1028,6 +1128,59 @@ pub fn check(cfg: &KafkaConfig) -> Result<String, KafkaError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn advice_fits_the_error() {
+        use RDKafkaErrorCode as C;
+        let refused = "Meta data fetch error: BrokerTransportFailure (Local: Broker transport failure) (127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused (after 0ms in state CONNECT); 1/1 brokers are down)";
+        assert!(connect_advice(Some(C::BrokerTransportFailure), refused).contains("reachable"));
+        let refused_tls = "Meta data fetch error: BrokerTransportFailure (Local: Broker transport failure) (sasl_ssl://127.0.0.1:9092/bootstrap: Connect to ipv4#127.0.0.1:9092 failed: Connection refused (after 0ms in state CONNECT); 1/1 brokers are down)";
+        let a = connect_advice(Some(C::BrokerTransportFailure), refused_tls);
+        assert!(
+            a.contains("reachable"),
+            "a refused TLS port is unreachable, not a TLS error: {a}"
+        );
+        let tls = "Meta data fetch error: ... (ssl://127.0.0.1:9093/bootstrap: SSL handshake failed: error:0A000086:SSL routines::certificate verify failed)";
+        let a = connect_advice(Some(C::BrokerTransportFailure), tls);
+        assert!(
+            a.contains("output.kafka.ssl") && !a.contains("reachable"),
+            "{a}"
+        );
+        let sasl = "Meta data fetch error: ... (sasl_plaintext://127.0.0.1:9092/bootstrap: SASL authentication error: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512)";
+        let a = connect_advice(Some(C::Authentication), sasl);
+        assert!(
+            a.contains("output.kafka.sasl") && !a.contains("reachable"),
+            "{a}"
+        );
+        let dns = "Meta data fetch error: ... (nohost:9092/bootstrap: Failed to resolve 'nohost:9092': Name or service not known)";
+        assert!(connect_advice(Some(C::Resolve), dns).contains("do not resolve"));
+    }
+
+    #[test]
+    fn a_missing_or_denied_topic_is_not_called_unreachable() {
+        use RDKafkaErrorCode as C;
+        let missing = topic_hint(C::UnknownTopicOrPartition);
+        assert!(missing.contains("create the topic"), "{missing}");
+        let denied = topic_hint(C::TopicAuthorizationFailed);
+        assert!(denied.contains("kafka-acls.sh"), "{denied}");
+        for h in [missing, denied] {
+            assert!(!h.contains("reachable"), "{h}");
+        }
+    }
+
+    #[test]
+    fn properties_are_checked_at_load_without_showing_values() {
+        let c = cfg("[librdkafka]\n\"no.such.property\" = \"x\"");
+        let e = check_properties(&c).unwrap_err().to_string();
+        assert!(e.contains("no.such.property"), "{e}");
+        let c = cfg("[librdkafka]\n\"acks\" = \"hunter2-sekrit\"");
+        let e = check_properties(&c).unwrap_err().to_string();
+        assert!(
+            e.contains("\"acks\"") && !e.contains("hunter2-sekrit"),
+            "{e}"
+        );
+        check_properties(&cfg("[librdkafka]\n\"linger.ms\" = 5")).unwrap();
+    }
 
     fn cfg(text: &str) -> KafkaConfig {
         toml::from_str(&format!("hosts = [\"a:9092\", \"b:9092\"]\n{text}")).expect("config")

@@ -1032,7 +1032,7 @@ mod tests {
         assert_eq!(d.write_ahead, 2048);
         let small = load("[queue.disk]\nmax_size = \"10MiB\"\n").unwrap();
         assert_eq!(small.queue.disk.unwrap().segment_bytes(), 1 << 20);
-        let e = load("[queue.mem]\nevents = 10\n[queue.disk]\n").unwrap_err();
+        let e = load("[queue.mem]\nevents = 4096\n[queue.disk]\n").unwrap_err();
         assert_eq!(e.key, "queue");
         assert!(e.message.contains("exclusive"), "{e}");
         let e = load("[queue.disk]\nsync = \"sometimes\"\n").unwrap_err();
