@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod cloudid;
 pub mod config;
+pub mod datadir;
 pub mod event;
 pub mod input;
 pub mod monitoring;

@@ -26,8 +26,10 @@ struct Cli {
 
 #[derive(Args, Clone)]
 struct Global {
-    /// Configuration file: oxibeat TOML, or a filebeat.yml (by extension or content).
-    /// Relative to --path.config when that is given.
+    /// Configuration file: oxibeat TOML, or a filebeat.yml (by extension or content),
+    /// relative to --path.config when that is given. Without -c, oxibeat.toml (or
+    /// filebeat.yml) there; when neither exists, the built-in quickstart (sample logs to
+    /// stdout), except under systemd.
     #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Override a setting, e.g. -E output.file.path=/tmp/out (repeatable).
@@ -68,8 +70,8 @@ struct Global {
     /// Run a filebeat.yml without the settings oxibeat does not implement (they are listed).
     #[arg(long = "ignore-unsupported", global = true)]
     ignore_unsupported: bool,
-    /// Log level: error, warn, info, debug, trace.
-    #[arg(long = "log-level", global = true)]
+    /// Log level (logging.level).
+    #[arg(long = "log-level", global = true, value_name = "LEVEL", value_parser = oxibeat::config::LOG_LEVELS)]
     log_level: Option<String>,
 }
 
@@ -90,12 +92,16 @@ enum Command {
     /// Load index templates, ILM, ingest pipelines, ML jobs and Kibana dashboards
     /// (everything when no flag is given).
     Setup {
+        /// The ILM policy and the component and index templates.
         #[arg(long = "index-management")]
         index_management: bool,
+        /// The ingest pipelines.
         #[arg(long)]
         pipelines: bool,
+        /// The ML anomaly detection jobs and their datafeeds (opened and started).
         #[arg(long)]
         ml: bool,
+        /// The Kibana saved objects: data views, dashboards, saved searches.
         #[arg(long)]
         dashboards: bool,
     },
@@ -109,6 +115,11 @@ enum Command {
     Dlq {
         #[command(subcommand)]
         what: DlqWhat,
+    },
+    /// The disk queue ([queue.disk]): its size and oldest event, or a check of every frame.
+    Queue {
+        #[command(subcommand)]
+        what: QueueWhat,
     },
     /// Print the version.
     Version,
@@ -165,6 +176,14 @@ enum SearchMode {
     Hybrid,
     Semantic,
     Lexical,
+}
+
+#[derive(Subcommand)]
+enum QueueWhat {
+    /// Events not yet delivered, size, segments and the oldest event.
+    Show,
+    /// Read and verify every frame of every segment; exits 1 if damage is found.
+    Check,
 }
 
 #[derive(Subcommand)]
@@ -225,25 +244,77 @@ enum ConfigFormat {
 /// sample logs of the repository (and the generator's demo directory) to the console.
 const QUICKSTART: &str = include_str!("../examples/quickstart.toml");
 
-/// The configuration file: -c (relative to --path.config), else oxibeat.toml or filebeat.yml
-/// in --path.config (or here); `None` when there is none (the quickstart runs).
-fn config_path(g: &Global) -> Option<PathBuf> {
+/// Where the configuration comes from.
+enum ConfigSource {
+    File(PathBuf),
+    Quickstart,
+}
+
+impl ConfigSource {
+    fn name(&self) -> String {
+        match self {
+            ConfigSource::File(p) => p.display().to_string(),
+            ConfigSource::Quickstart => "built-in quickstart".into(),
+        }
+    }
+}
+
+/// Started by systemd (a unit sets these): a missing configuration is then an error, never
+/// the quickstart.
+fn under_systemd() -> bool {
+    std::env::var_os("INVOCATION_ID").is_some() || std::env::var_os("NOTIFY_SOCKET").is_some()
+}
+
+/// The configuration file: -c (relative to --path.config, else --path.home, as Filebeat
+/// resolves it), else oxibeat.toml or filebeat.yml in that directory (or here); the
+/// quickstart when there is none.
+fn config_source(g: &Global) -> anyhow::Result<ConfigSource> {
     let dir = g
         .path_config
         .clone()
         .or_else(|| g.path_home.clone())
         .unwrap_or_default();
     if let Some(c) = &g.config {
-        return Some(if c.is_relative() {
+        let p = if c.is_relative() {
             dir.join(c)
         } else {
             c.clone()
-        });
+        };
+        if !p.exists() {
+            anyhow::bail!(
+                "configuration file {} does not exist; pass -c with the path of your configuration \
+                 (oxibeat TOML or a filebeat.yml; examples/quickstart.toml is a small one to start from)",
+                p.display()
+            );
+        }
+        return Ok(ConfigSource::File(p));
     }
-    [DEFAULT_CONFIG, "filebeat.yml"]
+    if let Some(p) = [DEFAULT_CONFIG, "filebeat.yml"]
         .iter()
         .map(|n| dir.join(n))
         .find(|p| p.exists())
+    {
+        return Ok(ConfigSource::File(p));
+    }
+    let here = if dir.as_os_str().is_empty() {
+        std::env::current_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_else(|_| ".".into())
+    } else {
+        dir.display().to_string()
+    };
+    if under_systemd() {
+        anyhow::bail!(
+            "no configuration: -c was not given and there is no {DEFAULT_CONFIG} or filebeat.yml in {here}; \
+             add -c /etc/oxibeat/oxibeat.toml (or your file) to the unit's ExecStart \
+             (the built-in quickstart is never used under systemd)"
+        );
+    }
+    eprintln!(
+        "oxibeat: no -c given and no {DEFAULT_CONFIG} or filebeat.yml in {here}: using the built-in \
+         quickstart configuration (sample logs to stdout); pass -c FILE to use your own"
+    );
+    Ok(ConfigSource::Quickstart)
 }
 
 /// `--path.*` flags as overrides (their values quoted, which TOML and YAML both read).
@@ -265,26 +336,25 @@ fn path_overrides(g: &Global) -> Vec<String> {
     overrides
 }
 
-fn load(g: &Global) -> anyhow::Result<(Config, toml::Value)> {
+fn load(g: &Global) -> anyhow::Result<(Config, toml::Value, ConfigSource)> {
     let overrides = path_overrides(g);
-    let Some(path) = config_path(g) else {
-        eprintln!("no {DEFAULT_CONFIG} or filebeat.yml here: using the built-in quickstart configuration (sample logs to stdout)");
-        return Config::from_str_with(QUICKSTART, "built-in quickstart", &overrides, &|n| {
-            std::env::var(n).ok()
-        })
-        .context("built-in quickstart configuration");
-    };
-    let opts = oxibeat::config::LoadOptions {
-        ignore_unsupported: g.ignore_unsupported,
-        strict_perms: g.strict_perms,
-    };
-    Config::load_with(&path, &overrides, &opts)
-        .with_context(|| format!("configuration {}", path.display()))
-}
-
-/// The configuration file's name, for messages.
-fn config_name(g: &Global) -> String {
-    config_path(g).map_or_else(|| "built-in quickstart".into(), |p| p.display().to_string())
+    let src = config_source(g)?;
+    let (cfg, tree) = match &src {
+        ConfigSource::Quickstart => {
+            Config::from_str_with(QUICKSTART, "built-in quickstart", &overrides, &|n| {
+                std::env::var(n).ok()
+            })
+        }
+        ConfigSource::File(p) => {
+            let opts = oxibeat::config::LoadOptions {
+                ignore_unsupported: g.ignore_unsupported,
+                strict_perms: g.strict_perms,
+            };
+            Config::load_with(p, &overrides, &opts)
+        }
+    }
+    .with_context(|| format!("configuration {}", src.name()))?;
+    Ok((cfg, tree, src))
 }
 
 /// What loading said about the file (translated Filebeat options, ignored ones), logged.
@@ -326,12 +396,46 @@ fn selector_filter(selectors: &[String]) -> String {
     targets.join(",")
 }
 
+/// A level of `config::LOG_LEVELS` as a tracing directive.
+fn tracing_level(level: &str) -> &'static str {
+    match level {
+        "error" | "critical" => "error",
+        "warn" | "warning" => "warn",
+        "debug" => "debug",
+        "trace" => "trace",
+        _ => "info",
+    }
+}
+
+/// An error and its causes, each said once: a message that already quotes its cause (as
+/// `cannot use directory X: <io error>; ...` does) is not followed by that cause again.
+fn render_error(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+/// What `run` needs beyond a configuration that loads: one output, at least one input.
+fn runnable(cfg: &Config, src: &ConfigSource) -> anyhow::Result<()> {
+    cfg.output
+        .selected()
+        .and_then(|_| cfg.check_inputs())
+        .with_context(|| format!("configuration {}", src.name()))?;
+    Ok(())
+}
+
 fn init_logging(g: &Global, cfg: &Config) {
     use tracing_subscriber::EnvFilter;
-    let level = g
-        .log_level
-        .clone()
-        .unwrap_or_else(|| cfg.logging.level.clone());
+    let level = tracing_level(g.log_level.as_deref().unwrap_or(cfg.logging.level.as_str()));
     // -d SELECTORS, or logging.selectors with level debug: debug for those components only.
     let selectors: Vec<String> = match &g.debug {
         Some(d) => vec![d.clone()],
@@ -343,7 +447,7 @@ fn init_logging(g: &Global, cfg: &Config) {
     let spec = if selectors.is_empty() {
         format!("oxibeat={level},warn")
     } else {
-        let base = if level == "debug" { "info" } else { &level };
+        let base = if level == "debug" { "info" } else { level };
         format!("oxibeat={base},{},warn", selector_filter(&selectors))
     };
     let filter = EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info"));
@@ -403,12 +507,55 @@ fn raise_fd_limit() {
     }
 }
 
+/// `oxibeat queue show|check`: read only, so it can run beside the agent.
+fn queue_command(cfg: &Config, what: QueueWhat) -> anyhow::Result<ExitCode> {
+    use oxibeat::pipeline::disk;
+    let dir = match &cfg.queue.disk {
+        Some(d) => d.dir(&cfg.path.data),
+        None => {
+            let dir = disk::default_dir(&cfg.path.data);
+            if !dir.exists() {
+                anyhow::bail!(
+                    "oxibeat queue: no [queue.disk] in the configuration and no disk queue at {}",
+                    dir.display()
+                );
+            }
+            eprintln!(
+                "no [queue.disk] in the configuration: looking at {}",
+                dir.display()
+            );
+            dir
+        }
+    };
+    if !dir.exists() {
+        anyhow::bail!(
+            "oxibeat queue: {} does not exist (the agent creates it at its first start)",
+            dir.display()
+        );
+    }
+    match what {
+        QueueWhat::Show => {
+            print!("{}", disk::inspect::show(&dir)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        QueueWhat::Check => {
+            let report = disk::inspect::check(&dir)?;
+            print!("{}", report.text);
+            Ok(if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match real_main(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            eprintln!("Error: {}", render_error(&e));
             ExitCode::FAILURE
         }
     }
@@ -427,10 +574,8 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Test {
             what: TestWhat::Config,
         } => {
-            let (cfg, _) = load(&g)?;
-            cfg.output
-                .selected()
-                .with_context(|| format!("configuration {}", config_name(&g)))?;
+            let (cfg, _, src) = load(&g)?;
+            runnable(&cfg, &src)?;
             for n in &cfg.notes {
                 println!("note: {n}");
             }
@@ -440,8 +585,11 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Test {
             what: TestWhat::Output,
         } => {
-            let (cfg, _) = load(&g)?;
-            let kind = cfg.output.selected()?;
+            let (cfg, _, src) = load(&g)?;
+            let kind = cfg
+                .output
+                .selected()
+                .with_context(|| format!("configuration {}", src.name()))?;
             let msg = oxibeat::output::test(&kind)?;
             println!("{msg}");
             Ok(ExitCode::SUCCESS)
@@ -451,7 +599,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 format: Some(format),
             },
         } => {
-            let (cfg, _) = load(&g)?;
+            let (cfg, _, _) = load(&g)?;
             let tree = cfg
                 .source_tree
                 .clone()
@@ -478,7 +626,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export {
             what: ExportWhat::Config { format: None },
         } => {
-            let (cfg, _) = load(&g)?;
+            let (cfg, _, _) = load(&g)?;
             // Defaults included: serialise the typed config, then mask secrets.
             let mut tree = toml::Value::try_from(&cfg).context("serialising the configuration")?;
             if let toml::Value::Table(t) = &mut tree {
@@ -510,7 +658,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             ml,
             dashboards,
         } => {
-            let (cfg, _) = load(&g)?;
+            let (cfg, _, _) = load(&g)?;
             init_logging(&g, &cfg);
             let all = !(index_management || pipelines || ml || dashboards);
             let sel = oxibeat::setup::Selection {
@@ -531,7 +679,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Search(a) => {
-            let (cfg, _) = load(&g)?;
+            let (cfg, _, src) = load(&g)?;
             if g.stderr {
                 init_logging(&g, &cfg);
             }
@@ -572,7 +720,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(search::Status::Found) => Ok(ExitCode::SUCCESS),
                 Ok(search::Status::NothingRelevant) => Ok(ExitCode::from(1)),
                 Err(e @ search::SearchError::Config(_)) => {
-                    eprintln!("Error: configuration {}: {e}", config_name(&g));
+                    eprintln!("Error: configuration {}: {e}", src.name());
                     Ok(ExitCode::from(2))
                 }
                 Err(e) => {
@@ -582,13 +730,9 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Registry => {
-            let (cfg, _) = load(&g)?;
-            let reg = oxibeat::registry::Registry::open(
-                &cfg.path.data,
-                cfg.registry.checkpoint_size.0,
-                oxibeat::monitoring::Metrics::new(),
-            )?;
-            for (k, e) in reg.all() {
+            let (cfg, _, _) = load(&g)?;
+            // Read-only: works beside a running agent and creates nothing.
+            for (k, e) in oxibeat::registry::Registry::read_only(&cfg.path.data)? {
                 let src = e.meta.as_ref().map(|m| m.source.as_str()).unwrap_or("");
                 let off = e.offset().map_or("-".to_string(), |o| o.to_string());
                 println!("{k}\toffset={off}\tsource={src}");
@@ -596,7 +740,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Dlq { what } => {
-            let (cfg, _) = load(&g)?;
+            let (cfg, _, _) = load(&g)?;
             let mut kind = cfg.output.selected()?;
             oxibeat::output::resolve_paths(&mut kind, &cfg.path.data);
             use oxibeat::config::OutputKind;
@@ -643,9 +787,14 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Queue { what } => {
+            let (cfg, _, _) = load(&g)?;
+            queue_command(&cfg, what)
+        }
         Command::Run => {
             let once = g.once;
-            let (cfg, _) = load(&g)?;
+            let (cfg, _, src) = load(&g)?;
+            runnable(&cfg, &src)?;
             init_logging(&g, &cfg);
             log_notes(&cfg);
             for n in cfg.notes.iter().filter(|n| n.starts_with("ignored")) {

@@ -210,8 +210,8 @@ impl Processor for AddKubernetesMetadata {
     fn run(&self, event: &mut Event) -> Outcome {
         let path = match &event.fields {
             Fields::Line(l) => l.source.path.clone(),
-            Fields::Map(m) => match crate::event::get_path(m, "log.file.path") {
-                Some(Value::String(p)) => p.clone(),
+            Fields::Map(_) | Fields::Json(_) => match event.get_value("log.file.path") {
+                Some(Value::String(p)) => p,
                 _ => return Outcome::Keep,
             },
         };
