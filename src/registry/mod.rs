@@ -340,8 +340,10 @@ impl Registry {
     }
 
     /// Filebeat's take-over: `new` continues at `offset` (the state of `old`, another input's
-    /// entry for the same file), and `old` is removed, so it is never taken over twice.
-    /// Does nothing if `new` exists already.
+    /// entry for the same file). A filestream input's `old` is removed; a log input's `old`
+    /// stays with ttl -2 (the registrar's mark of a state no input manages), as in Filebeat's
+    /// take-over test data (filebeat/tests/integration/testdata/take-over). Does nothing if
+    /// `new` exists already, so a state is never taken over twice.
     pub fn take_over(&self, old: &str, new: &str, offset: u64, meta: EntryMeta) -> bool {
         let mut s = self.lock();
         if s.entries.contains_key(new) || !s.entries.contains_key(old) {
@@ -355,12 +357,19 @@ impl Registry {
             other: serde_json::Map::new(),
         };
         s.entries.insert(new.to_string(), entry);
-        s.entries.remove(old);
         if let Some(t) = s.live.remove(old) {
             t.retired.store(true, Ordering::Relaxed);
         }
         self.append_set(&mut s, &[new.to_string()]);
-        self.append_remove(&mut s, old);
+        if old.starts_with("filebeat::logs::") {
+            if let Some(e) = s.entries.get_mut(old) {
+                e.ttl = -2;
+            }
+            self.append_set(&mut s, &[old.to_string()]);
+        } else {
+            s.entries.remove(old);
+            self.append_remove(&mut s, old);
+        }
         true
     }
 

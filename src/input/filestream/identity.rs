@@ -122,6 +122,15 @@ impl Identifier {
         self.mode
     }
 
+    /// The registry's `meta.identifier_name` of this identity.
+    pub fn kind_name(&self) -> &'static str {
+        match self.mode {
+            FileIdentity::Native => "native",
+            FileIdentity::Path => "path",
+            FileIdentity::Fingerprint => "fingerprint",
+        }
+    }
+
     /// Identity of a file, or `None` if it has no bytes to fingerprint yet.
     pub fn identify(&mut self, f: &FileInfo) -> std::io::Result<Option<Identity>> {
         match self.mode {

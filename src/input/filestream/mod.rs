@@ -421,8 +421,10 @@ impl Prospector {
     /// prospector.go and internal/input-logfile/store.go). A state is taken only for a file
     /// this input matches now, only if the old input's identity of that file is still the
     /// one in the state's key (a rotated path is another file), and only if this input has
-    /// no state for the file yet. The old state is removed. From the log input, states with
-    /// ttl -2 are skipped: Filebeat's registrar marks so the states no log input manages.
+    /// no state for the file yet. A filestream input's state is only taken with the same file
+    /// identity (Filebeat does not migrate identities on take-over: testdata/take-over,
+    /// expected-registry-do-no-migrate-identity.json). The old filestream state is removed;
+    /// a log input's stays, marked ttl -2 (`Registry::take_over`).
     fn take_over(&mut self, paths: &[PathBuf]) {
         let to = self.settings.cfg.take_over.clone();
         if !to.enabled && to.from_ids.is_empty() {
@@ -442,9 +444,6 @@ impl Prospector {
         let mut candidates: Vec<(String, String, u64, String, String)> = Vec::new();
         if to.from_ids.is_empty() {
             for (key, st) in self.registry.log_input_states() {
-                if st.ttl == -2 {
-                    continue;
-                }
                 let suffix = key.splitn(3, "::").nth(2).unwrap_or("").to_string();
                 candidates.push((key, st.source, st.offset, suffix, st.identifier_name));
             }
@@ -454,14 +453,12 @@ impl Prospector {
                 for (key, e) in self.registry.keys_with_prefix(&prefix) {
                     let offset = e.offset().unwrap_or(0);
                     let Some(meta) = e.meta else { continue };
+                    if meta.identifier_name != self.identifier.kind_name() {
+                        tracing::debug!(state = %key, "not taking over: another file identity");
+                        continue;
+                    }
                     let suffix = key[prefix.len()..].to_string();
-                    candidates.push((
-                        key,
-                        meta.source,
-                        offset,
-                        suffix,
-                        meta.identifier_name,
-                    ));
+                    candidates.push((key, meta.source, offset, suffix, meta.identifier_name));
                 }
             }
         }
