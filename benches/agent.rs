@@ -1,6 +1,6 @@
 //! Benchmarks of the real agent binary (not a test: nothing here asserts a speed).
 //!
-//! `cargo bench --bench agent -- [throughput] [latency] [rss] [idle]` (all by default).
+//! `cargo bench --bench agent -- [throughput] [latency] [rss] [idle] [diskqueue] [churn]` (all by default).
 //! Every figure is printed next to a baseline measured in the same run, as a ratio, because
 //! these machines are shared and noisy.
 //!
@@ -8,6 +8,10 @@
 //! - latency: new line → console output, p50/p99 over paced writes
 //! - rss: peak RSS while tailing 1,000 files written at 10,000 lines/s in total
 //! - idle: CPU share and open descriptors with 10,000 idle matched files
+//! - churn: a node's container logs: 2,000 files written at 20,000 lines/s in total, each
+//!   rotated every 30 s as the kubelet does (rename to `.log.<timestamp>`, new file); loss,
+//!   peak RSS and new-line latency, against an agent tailing one file at the same rate in the
+//!   same run
 //! - diskqueue: file → disk queue → discard (`sync` batch and none) vs the memory queue, and
 //!   the replay rate of a 1 GiB backlog
 
@@ -297,6 +301,196 @@ fn main() {
     if want("diskqueue") {
         diskqueue();
     }
+    if want("churn") {
+        churn();
+    }
+}
+
+/// What one churn run measured.
+struct Churn {
+    written: usize,
+    received: usize,
+    duplicates: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+    peak_rss_kib: u64,
+    cpu_secs: f64,
+}
+
+/// `files` files written at `rate` lines/s in total for `secs` s, each rotated every
+/// `rotate_secs` (0 = never) by renaming it to `<name>.<unix time>` and creating a new one,
+/// staggered over the period. Lines carry their sequence number and write time; the console
+/// output is read back to count them and time them.
+fn churn_run(name: &str, files: usize, rate: usize, secs: u64, rotate_secs: u64) -> Churn {
+    let d = Dir::new(name);
+    let paths: Vec<PathBuf> = (0..files)
+        .map(|i| d.logs().join(format!("pod-{i:04}_ns_app-{i:064x}.log")))
+        .collect();
+    for p in &paths {
+        fs::write(p, "").unwrap();
+    }
+    let cfg = d.config(
+        "close.on_state_change.inactive = \"20s\"\nprospector.scanner.check_interval = \"1s\"\n",
+        "[output.console]\n",
+    );
+    let mut child = Command::new(bin())
+        .args(["run", "-e", "--log-level", "warn", "-c"])
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let stdout = child.stdout.take().unwrap();
+    let start = Instant::now();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new((Vec::<f64>::new(), 0usize, 0usize)));
+    let seen2 = seen.clone();
+    let total = rate * secs as usize;
+    let reader = std::thread::spawn(move || {
+        let mut got = vec![false; total + 1];
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let now = start.elapsed().as_secs_f64();
+            let Some(m) = l.find("\"message\":\"c ") else {
+                continue;
+            };
+            let mut it = l[m + 13..].split([' ', '"']);
+            let (Some(seq), Some(at)) = (it.next(), it.next()) else {
+                continue;
+            };
+            let (Ok(seq), Ok(at)) = (seq.parse::<usize>(), at.parse::<f64>()) else {
+                continue;
+            };
+            let mut s = seen2.lock().unwrap();
+            if seq < got.len() && !got[seq] {
+                got[seq] = true;
+                s.0.push((now - at) * 1000.0);
+                s.1 += 1;
+            } else {
+                s.2 += 1;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let cpu0 = cpu_ticks(pid);
+    let mut handles: Vec<fs::File> = paths
+        .iter()
+        .map(|p| fs::OpenOptions::new().append(true).open(p).unwrap())
+        .collect();
+    let mut next_rotation: Vec<f64> = (0..files)
+        .map(|i| {
+            if rotate_secs == 0 {
+                f64::INFINITY
+            } else {
+                (i as f64 / files as f64 + 0.01) * rotate_secs as f64
+            }
+        })
+        .collect();
+    let t0 = Instant::now();
+    let mut written = 0usize;
+    let mut peak = 0u64;
+    let mut next_sample = Instant::now();
+    while written < total {
+        let el = t0.elapsed().as_secs_f64();
+        let due = ((el * rate as f64) as usize).min(total);
+        while written < due {
+            let i = written % files;
+            if el >= next_rotation[i] {
+                let ts = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_micros();
+                let rotated = paths[i].with_extension(format!("log.{ts}"));
+                fs::rename(&paths[i], &rotated).unwrap();
+                handles[i] = fs::File::create(&paths[i]).unwrap();
+                next_rotation[i] += rotate_secs as f64;
+            }
+            let at = start.elapsed().as_secs_f64();
+            writeln!(
+                handles[i],
+                "c {written} {at:.6} GET /api/items/{i} 200 512 {}",
+                "x".repeat(40)
+            )
+            .unwrap();
+            written += 1;
+        }
+        if Instant::now() >= next_sample {
+            peak = peak.max(rss_kib(pid));
+            next_sample += Duration::from_millis(250);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // Drain: wait until every line arrived or nothing came for 10 s.
+    let mut last = (0usize, Instant::now());
+    loop {
+        let n = seen.lock().unwrap().1;
+        if n >= total {
+            break;
+        }
+        if n != last.0 {
+            last = (n, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+        peak = peak.max(rss_kib(pid));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let cpu_secs = (cpu_ticks(pid) - cpu0) as f64 / hz;
+    stop(&mut child);
+    let _ = reader.join();
+    let (mut lat, received, duplicates) = {
+        let s = seen.lock().unwrap();
+        (s.0.clone(), s.1, s.2)
+    };
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    Churn {
+        written,
+        received,
+        duplicates,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        peak_rss_kib: peak,
+        cpu_secs,
+    }
+}
+
+/// `cargo bench --bench agent -- churn`: 2,000 container-like files at 20,000 lines/s in
+/// total, each rotated every 30 s, for 60 s; baseline: the same rate into one file, no
+/// rotation, in the same run.
+fn churn() {
+    let secs: u64 = std::env::var("BENCH_CHURN_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let base = churn_run("churn-base", 1, 20_000, secs, 0);
+    let c = churn_run("churn", 2000, 20_000, secs, 30);
+    println!("churn: 2,000 files, 20,000 lines/s in total for {secs} s, each file rotated every 30 s (rename to .log.<ts>, new file), console output read back");
+    for (what, r) in [
+        ("1 file, no rotation (baseline)", &base),
+        ("2,000 files, rotating", &c),
+    ] {
+        println!(
+            "  {what}: {} of {} lines arrived ({} lost, {} duplicates), new-line latency p50 {:.1} ms p99 {:.1} ms, peak RSS {:.1} MiB, {:.2} CPU-s",
+            r.received,
+            r.written,
+            r.written - r.received.min(r.written),
+            r.duplicates,
+            r.p50_ms,
+            r.p99_ms,
+            r.peak_rss_kib as f64 / 1024.0,
+            r.cpu_secs
+        );
+    }
+    println!(
+        "  ratios churn/baseline: p99 latency {:.2}, peak RSS {:.2}, CPU {:.2}",
+        c.p99_ms / base.p99_ms,
+        c.peak_rss_kib as f64 / base.peak_rss_kib as f64,
+        c.cpu_secs / base.cpu_secs
+    );
 }
 
 /// `cargo bench --bench agent -- diskqueue`: the same 3,000,000 lines of 200 B through the
