@@ -619,6 +619,37 @@ impl Tx<'_> {
             "output" => {
                 let mut t = yaml::to_toml(v);
                 self.filter_known(&mut t, "output");
+                // oxibeat's file output appends to the newest file at startup: Filebeat's
+                // `rotate_on_startup: false`. `true` stays, and is reported as not implemented.
+                if let Some(file) = t.get_mut("file").and_then(toml::Value::as_table_mut) {
+                    if file.get("rotate_on_startup") == Some(&toml::Value::Boolean(false)) {
+                        file.remove("rotate_on_startup");
+                        self.note(
+                            "output.file.rotate_on_startup: false: no effect (oxibeat appends to the newest file at startup)"
+                                .into(),
+                        );
+                    }
+                }
+                // The console output's `pretty` (libbeat outputs/console config.go) is
+                // `codec.json.pretty`.
+                if let Some(console) = t.get_mut("console").and_then(toml::Value::as_table_mut) {
+                    if let Some(pretty) = console.remove("pretty") {
+                        let codec = console
+                            .entry("codec")
+                            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                        if let Some(c) = codec.as_table_mut() {
+                            let json = c
+                                .entry("json")
+                                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                            if let Some(j) = json.as_table_mut() {
+                                j.entry("pretty").or_insert(pretty);
+                            }
+                        }
+                        self.note(
+                            "output.console.pretty → output.console.codec.json.pretty".into(),
+                        );
+                    }
+                }
                 self.out.tree.insert("output".into(), t);
             }
             _ => {

@@ -773,7 +773,11 @@ impl Config {
             let home = || text_of("path.home").unwrap_or_else(|| ".".into());
             match name {
                 "path.home" => Some(home()),
-                "path.config" => Some(home()),
+                // Filebeat's default is path.home; without one, the configuration file's
+                // directory, where inputs.d/ and modules.d/ are.
+                "path.config" => {
+                    Some(text_of("path.home").unwrap_or_else(|| dir.display().to_string()))
+                }
                 "path.data" => Some(format!("{}/data", home())),
                 "path.logs" => Some(format!("{}/logs", home())),
                 _ => lookup(name),
