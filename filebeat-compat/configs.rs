@@ -253,3 +253,65 @@ fn filebeat_reference_sections_load() {
     );
     loads(&cfg, &["-E", "filebeat.inputs.0.enabled=true"], &[]);
 }
+
+/// Filebeat's flags: `--path.config` is where `-c` (relative) and, without `-c`,
+/// `filebeat.yml` are found; `--path.home` gives `path.data` = `<home>/data`; `-d` and no verb
+/// (= `run`) are accepted.
+#[test]
+fn path_flags_find_the_configuration_as_filebeat_does() {
+    let etc = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let logs = home.path().join("logs");
+    fs::create_dir_all(&logs).unwrap();
+    fs::write(logs.join("a.log"), "one\ntwo\n").unwrap();
+    fs::write(
+        etc.path().join("filebeat.yml"),
+        format!(
+            "filebeat.inputs:\n  - type: filestream\n    id: a\n    paths: ['{}/*.log']\noutput.file:\n  path: ${{path.home}}/out\n",
+            logs.display()
+        ),
+    )
+    .unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(support::bin())
+            .args(args)
+            .current_dir(cwd.path())
+            .output()
+            .unwrap()
+    };
+    let etc_s = etc.path().display().to_string();
+    let home_s = home.path().display().to_string();
+    let o = run(&["test", "config", "--path.config", &etc_s]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&[
+        "test",
+        "config",
+        "--path.config",
+        &etc_s,
+        "-c",
+        "filebeat.yml",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // No verb: run; --once, -d, --path.home.
+    let o = run(&[
+        "--once",
+        "-e",
+        "-d",
+        "input,registrar",
+        "--path.config",
+        &etc_s,
+        "--path.home",
+        &home_s,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(support::read_events(&home.path().join("out")).len(), 2);
+    assert!(
+        home.path().join("data/registry/filebeat").is_dir(),
+        "path.data is <path.home>/data"
+    );
+    assert!(
+        fs::read_dir(cwd.path()).unwrap().next().is_none(),
+        "nothing written to the working directory"
+    );
+}
