@@ -1593,7 +1593,8 @@ max_procs: 2
         );
         assert_eq!(classify("output.kafka.hostz"), None);
         assert_eq!(
-            classify("filebeat.inputs[3].index").map(|s| s.starts_with("not implemented per input")),
+            classify("filebeat.inputs[3].index")
+                .map(|s| s.starts_with("not implemented per input")),
             Some(true)
         );
         assert_eq!(classify("filebeat.inputs[0].pathz"), None);
