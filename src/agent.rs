@@ -63,7 +63,8 @@ pub fn beat_info(cfg: &Config) -> Result<BeatInfo, AgentError> {
 }
 
 fn read_uuid(path: &Path) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&crate::bounded::read(path, 64 << 10).ok()?).ok()?;
     let id = v.get("uuid")?.as_str()?;
     uuid::Uuid::parse_str(id).ok().map(|u| u.to_string())
 }
@@ -195,17 +196,27 @@ pub async fn run(cfg: Config, once: bool) -> Result<(), AgentError> {
             };
         }
     }
+    let timeout = cfg.shutdown_timeout.0;
+    // After a signal everything below shares one deadline: shutdown_timeout.
+    let deadline = tokio::time::Instant::now() + timeout;
     if signal_seen {
+        stop_watchdog(timeout);
         // Inputs stop on the token; wait for them to hand over what they read.
-        while inputs.join_next().await.is_some() {}
+        let stopped = tokio::time::timeout_at(deadline, async {
+            while inputs.join_next().await.is_some() {}
+        })
+        .await;
+        if stopped.is_err() {
+            tracing::warn!(timeout = ?timeout, "inputs did not stop within shutdown_timeout; stopping without them");
+            inputs.abort_all();
+        }
     }
 
-    let timeout = cfg.shutdown_timeout.0;
-    let drained = if once {
+    let drained = if once && !signal_seen {
         // --once delivers everything it read, however long that takes.
         output.await.ok()
     } else {
-        tokio::time::timeout(timeout, output)
+        tokio::time::timeout_at(deadline, output)
             .await
             .ok()
             .and_then(Result::ok)
@@ -235,6 +246,24 @@ pub async fn run(cfg: Config, once: bool) -> Result<(), AgentError> {
     let total: Vec<String> = snap.nonzero_delta(&Default::default());
     tracing::info!(monitoring = %total.join(" "), "Total metrics; oxibeat stopped");
     Ok(())
+}
+
+/// The last resort after a stop was requested: if the process is still there two seconds
+/// after shutdown_timeout (a wedged filesystem call, say; the normal path persists the
+/// registry and stops the runtime within one), it exits. Acked cursors were persisted by
+/// the periodic flush, so at worst what was in flight is sent again.
+fn stop_watchdog(timeout: Duration) {
+    let limit = timeout + Duration::from_secs(2);
+    let spawned = std::thread::Builder::new()
+        .name("stop-watchdog".into())
+        .spawn(move || {
+            std::thread::sleep(limit);
+            tracing::error!(timeout = ?timeout, "still running two seconds after shutdown_timeout; exiting now (events in flight are sent again on restart)");
+            std::process::exit(1);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the stop watchdog");
+    }
 }
 
 async fn wait_for_signal() {

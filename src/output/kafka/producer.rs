@@ -159,14 +159,62 @@ pub fn client_config(cfg: &KafkaConfig) -> Result<ClientConfig, KafkaError> {
         c.set("enable.ssl.certificate.verification", verify)
             .set("ssl.endpoint.identification.algorithm", endpoint);
     }
-    for (k, v) in &cfg.librdkafka {
-        let v = match v {
-            toml::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
+    for (k, v) in passthrough(&cfg.librdkafka)? {
         c.set(k, v);
     }
     Ok(c)
+}
+
+/// The `[output.kafka.librdkafka]` properties as librdkafka takes them: name → string.
+/// Dotted names written as TOML tables (`sasl.password = ...` unquoted, or
+/// `-E output.kafka.librdkafka.sasl.password=...`) are joined back into one name.
+pub fn passthrough(
+    props: &std::collections::BTreeMap<String, toml::Value>,
+) -> Result<Vec<(String, String)>, KafkaError> {
+    let mut out = Vec::new();
+    let mut stack: Vec<(String, &toml::Value)> =
+        props.iter().rev().map(|(k, v)| (k.clone(), v)).collect();
+    while let Some((name, v)) = stack.pop() {
+        let s = match v {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Table(t) => {
+                for (k, inner) in t.iter().rev() {
+                    stack.push((format!("{name}.{k}"), inner));
+                }
+                continue;
+            }
+            toml::Value::Array(_) => {
+                return Err(crate::config::ConfigError::new(
+                    format!("output.kafka.librdkafka.\"{name}\""),
+                    "must be a string, number or boolean (librdkafka takes lists as one comma-separated string); the value is not shown",
+                )
+                .into())
+            }
+            other => other.to_string(),
+        };
+        out.push((name, s));
+    }
+    Ok(out)
+}
+
+/// librdkafka's client errors, without the value of a property that may be a secret
+/// (rdkafka's own message is "<description> <key> <value>").
+pub fn client_error(e: RdError) -> KafkaError {
+    if let RdError::ClientConfig(_, desc, key, value) = &e {
+        if crate::config::secret::is_secret_property(key) {
+            let desc = if value.is_empty() {
+                desc.clone()
+            } else {
+                desc.replace(value.as_str(), "***")
+            };
+            return KafkaError::Client(format!("{desc} (property {key}; the value is not shown)"));
+        }
+        if desc.contains(value.as_str()) {
+            return KafkaError::Client(format!("{desc} (property {key})"));
+        }
+        return KafkaError::Client(format!("{desc} (property {key} = {value:?})"));
+    }
+    KafkaError::Client(e.to_string())
 }
 
 /// The error of an event bigger than `output.kafka.max_message_bytes`.
@@ -474,7 +522,7 @@ fn build_producer(
 ) -> Result<Prod, KafkaError> {
     client_config(cfg)?
         .create_with_context(Ctx::new(done, retry))
-        .map_err(|e| KafkaError::Client(e.to_string()))
+        .map_err(client_error)
 }
 
 impl Runner {
@@ -824,13 +872,9 @@ pub async fn run(
     mut consumer: Consumer,
     beat: Arc<BeatInfo>,
 ) -> Result<(), OutputError> {
-    let finite_timeout = ["message.timeout.ms", "delivery.timeout.ms"]
-        .iter()
-        .any(|k| {
-            cfg.librdkafka
-                .get(*k)
-                .is_some_and(|v| v.to_string().trim_matches('"') != "0")
-        });
+    let finite_timeout = passthrough(&cfg.librdkafka)?.iter().any(|(k, v)| {
+        matches!(k.as_str(), "message.timeout.ms" | "delivery.timeout.ms") && v != "0"
+    });
     if finite_timeout && cfg.required_acks == -1 {
         tracing::warn!("output.kafka.librdkafka sets a finite message timeout with the idempotent producer: timed-out messages are sent again by oxibeat, but an idempotent producer may stall until it can bump its epoch; leave the timeout at 0 (oxibeat's default) unless you need it");
     }
@@ -913,7 +957,7 @@ pub fn check(cfg: &KafkaConfig) -> Result<String, KafkaError> {
     let (retry, _r) = mpsc::unbounded_channel();
     let p: BaseProducer<Ctx> = client_config(cfg)?
         .create_with_context(Ctx::new(done, retry))
-        .map_err(|e| KafkaError::Client(e.to_string()))?;
+        .map_err(client_error)?;
     let hosts = cfg.hosts.join(",");
     let md = p
         .client()

@@ -251,7 +251,7 @@ pub fn replay(
         cfg,
         producer: conf
             .create_with_context(ctx)
-            .map_err(|e| KafkaError::Client(e.to_string()))?,
+            .map_err(super::producer::client_error)?,
         key: match &cfg.key {
             Some(k) => Some(FormatString::parse(k, "output.kafka.key")?),
             None => None,
