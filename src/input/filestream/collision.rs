@@ -20,6 +20,11 @@
 //! - otherwise it is a file of its own: keyed `fingerprint::<hex>@<inode>-<device>` and read
 //!   from its start. The key is kept in the registry, so a restart tells them apart the same
 //!   way.
+//!
+//! A file that takes over a cursor is read on only once it reaches the cursor and holds there
+//! the bytes read just before it (`same_bytes_before`); if not, it is a new file that only
+//! starts the same way (a CSV rotated out of the globs, a new one with the same header), and
+//! it is read from its start instead of from the middle of one of its lines.
 
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -116,7 +121,28 @@ impl Prospector {
         }
         Some(collided)
     }
+}
 
+/// Does the file hold `tail` just before `offset`? (True when nothing is known to compare.)
+pub(super) fn same_bytes_before(info: &FileInfo, offset: u64, tail: &[u8]) -> bool {
+    if tail.is_empty() || offset < tail.len() as u64 {
+        return true;
+    }
+    let Ok(f) = File::open(&info.path) else {
+        return true;
+    };
+    match f.metadata() {
+        Ok(md) if (md.dev(), md.ino()) == (info.dev, info.ino) => {}
+        _ => return true,
+    }
+    let mut buf = vec![0u8; tail.len()];
+    match f.read_exact_at(&mut buf, offset - tail.len() as u64) {
+        Ok(()) => buf == tail,
+        Err(_) => true,
+    }
+}
+
+impl Prospector {
     /// Does the known file of `key` still exist and hold its fingerprint? Its running
     /// harvester's open file is asked first (it may have been renamed), then its last path,
     /// then where the current full scan found its inode.

@@ -97,6 +97,9 @@ pub struct Outcome {
     pub exit: Exit,
     /// The file had no links left when the harvester ended (it was deleted).
     pub deleted: bool,
+    /// The last bytes before `resume_offset` (up to 64): where the same content continues
+    /// elsewhere (a copy, a rename), they must be there too.
+    pub tail: Vec<u8>,
 }
 
 /// How long a harvester keeps reading a busy file while others wait for a slot.
@@ -226,6 +229,7 @@ impl Harvester {
                 resume_offset: self.offset,
                 exit: Exit::Failed,
                 deleted: false,
+                tail: Vec::new(),
             }
         };
         if let Err(e) = (&*file).seek(SeekFrom::Start(self.offset)) {
@@ -410,10 +414,13 @@ impl Harvester {
         if !deleted {
             deleted = file.metadata().is_ok_and(|md| md.nlink() == 0);
         }
+        let n = resume_offset.min(TAIL_CHECK as u64);
+        let tail = read_exact_at(&file, n as usize, resume_offset - n).unwrap_or_default();
         Outcome {
             resume_offset,
             exit,
             deleted,
+            tail,
         }
     }
 

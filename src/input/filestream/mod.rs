@@ -121,6 +121,11 @@ struct Known {
     /// Its harvester found the content replaced (truncated): if the same identity comes
     /// back on the same inode (same first bytes), it is read from the start.
     truncated: bool,
+    /// The last bytes before `read_offset`, from the last harvester (empty if unknown).
+    tail: Vec<u8>,
+    /// The identity moved to another inode (a copy, a rename): before reading there, check
+    /// that the bytes before the cursor are the ones read (collision.rs).
+    verify_tail: bool,
 }
 
 struct Exited {
@@ -606,6 +611,7 @@ impl Prospector {
                             self.by_inode.remove(&old);
                         }
                         k.copied = true;
+                        k.verify_tail = true;
                     }
                 }
             }
@@ -700,6 +706,8 @@ impl Prospector {
                 restart_from_zero: false,
                 failed: false,
                 truncated: false,
+                tail: Vec::new(),
+                verify_tail: false,
             },
         );
         self.maybe_start(&key);
@@ -773,6 +781,17 @@ impl Prospector {
         };
         if k.running.is_some() || k.failed || (once && self.once_started.contains(key)) {
             return Start::NotNeeded;
+        }
+        if k.verify_tail && k.info.size >= k.read_offset {
+            k.verify_tail = false;
+            if !collision::same_bytes_before(&k.info, k.read_offset, &k.tail) {
+                // Not the content read before: a new file that only starts the same way.
+                tracing::info!(path = %k.info.path.display(), offset = k.read_offset, "a new file with the first bytes of one read before; reading it from the start");
+                k.read_offset = 0;
+                k.tracker.reset(0);
+                k.copied = false;
+                k.idle_at = None;
+            }
         }
         if k.info.size < k.read_offset && k.copied {
             return Start::NotNeeded;
@@ -873,7 +892,7 @@ impl Prospector {
         Start::Started
     }
 
-    fn on_exit(&mut self, exit: Exited) {
+    fn on_exit(&mut self, mut exit: Exited) {
         let Some(key) = self.run_keys.remove(&exit.run_id) else {
             return;
         };
@@ -883,6 +902,7 @@ impl Prospector {
         };
         k.running = None;
         k.read_offset = exit.outcome.resume_offset;
+        k.tail = std::mem::take(&mut exit.outcome.tail);
         self.closed_since_trim += 1;
         let path = k.info.path.clone();
         match exit.outcome.exit {
@@ -928,6 +948,7 @@ impl Prospector {
                 k.idle_at = None;
             } else {
                 k.copied = true;
+                k.verify_tail = true;
             }
         }
         if self.ctx.shutdown.is_cancelled() {
