@@ -482,10 +482,23 @@ pub fn get_path<'a>(m: &'a Map<String, Value>, path: &str) -> Option<&'a Value> 
 
 /// Dotted-path insert, creating intermediate objects (replacing non-objects in the way).
 pub fn put_path(m: &mut Map<String, Value>, path: &str, value: Value) {
-    let (mut cur, mut rest) = (m, path);
-    while let Some((head, tail)) = rest.split_once('.') {
+    put_segments(m, path.split('.'), value);
+}
+
+/// Insert `value` at the path made of `segments` (taken as they are, dots and all),
+/// creating intermediate objects. A loop, not recursion: paths can come from input.
+pub fn put_segments<'a>(
+    m: &mut Map<String, Value>,
+    mut segments: impl Iterator<Item = &'a str>,
+    value: Value,
+) {
+    let Some(mut name) = segments.next() else {
+        return;
+    };
+    let mut cur = m;
+    for next in segments {
         let entry = cur
-            .entry(head.to_string())
+            .entry(name.to_string())
             .or_insert_with(|| Value::Object(Map::new()));
         if !entry.is_object() {
             *entry = Value::Object(Map::new());
@@ -494,9 +507,9 @@ pub fn put_path(m: &mut Map<String, Value>, path: &str, value: Value) {
             Value::Object(inner) => inner,
             _ => return,
         };
-        rest = tail;
+        name = next;
     }
-    cur.insert(rest.to_string(), value);
+    cur.insert(name.to_string(), value);
 }
 
 /// Dotted-path removal; returns the removed value.

@@ -656,17 +656,6 @@ fn torn_output_tail_from_a_crash_is_cut_on_restart() {
 // 8. Symlink loops under `**`; SIGTERM within shutdown_timeout.
 // ---------------------------------------------------------------------------------------
 
-fn rss_kib(pid: i32) -> u64 {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// SIGTERM, then the process must be gone within `within`.
 fn stop_within(agent: &mut Agent, within: Duration) -> (bool, String) {
     let mut child = agent.child.take().unwrap();
@@ -709,7 +698,7 @@ fn symlink_loop_case(symlinks: bool) {
     let mut agent = w.spawn(&cfg);
     let ev = wait_until(&w, 15, |ev| unique(seqs(ev, "loop")) >= 50);
     std::thread::sleep(Duration::from_secs(2));
-    let rss = rss_kib(agent.pid());
+    let rss = rss_kib(agent.pid() as u32);
     let (ok, text) = stop_within(&mut agent, Duration::from_secs(4));
     assert!(ok, "{text}");
     assert_eq!(
@@ -884,7 +873,7 @@ fn run_bounded(args: &[&str], cfg: &Path, secs: u64) -> (Option<i32>, String) {
             );
         }
         if Instant::now() > deadline {
-            let rss = rss_kib(child.id() as i32);
+            let rss = rss_kib(child.id());
             let _ = child.kill();
             let _ = child.wait();
             panic!("oxibeat {args:?} still running after {secs}s (RSS {rss} KiB)");
@@ -1066,7 +1055,6 @@ fn numeric_passwords_load_and_are_never_echoed() {
 /// (before, the files beyond the budget waited for a harvester to be idle for 5 minutes).
 #[test]
 fn files_over_the_open_file_budget_take_turns() {
-    use std::os::unix::process::CommandExt;
     let w = Workspace::new();
     let files = 300;
     let rounds = 20;
@@ -1077,29 +1065,7 @@ fn files_over_the_open_file_budget_take_turns() {
         append(p, &[format!("rr{i:03} seq=0 first line")]);
     }
     let cfg = w.config(&input(&w, "rr", "*.log", ""));
-    let log = w.path().join("agent-rr.log");
-    let mut cmd = Command::new(bin());
-    cmd.args(["run", "-e", "-c"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&log).unwrap());
-    // SAFETY: setrlimit only, between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let lim = libc::rlimit {
-                rlim_cur: 160,
-                rlim_max: 160,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut agent = Agent {
-        child: Some(cmd.spawn().unwrap()),
-        log,
-    };
+    let mut agent = w.spawn_with_nofile(&cfg, 160);
     for r in 1..rounds {
         for (i, p) in paths.iter().enumerate() {
             append(p, &[format!("rr{i:03} seq={r} round robin")]);

@@ -348,30 +348,9 @@ fn expand_keys(obj: Map<String, Value>, depth: usize, too_deep: &mut bool) -> Ma
             Value::Object(o) => Value::Object(expand_keys(o, depth + used, too_deep)),
             other => other,
         };
-        put_segments(&mut out, &segments, v);
+        crate::event::put_segments(&mut out, segments.into_iter(), v);
     }
     out
-}
-
-/// Insert `value` at the path made of `segments` (no dot splitting), creating objects.
-fn put_segments(m: &mut Map<String, Value>, segments: &[&str], value: Value) {
-    let Some((last, parents)) = segments.split_last() else {
-        return;
-    };
-    let mut cur = m;
-    for seg in parents {
-        let entry = cur
-            .entry(seg.to_string())
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !entry.is_object() {
-            *entry = Value::Object(Map::new());
-        }
-        cur = match entry {
-            Value::Object(inner) => inner,
-            _ => return,
-        };
-    }
-    cur.insert(last.to_string(), value);
 }
 
 #[cfg(test)]
