@@ -158,22 +158,38 @@ def saved_search(oid, title, query, columns):
     return ("search", oid)
 
 
+def layout(wide_flags, h=15):
+    """Grid positions (x, y, w) for panels in order: narrow ones two per row, a wide one
+    (a saved search or a map) on a row of its own, starting a new row when the row is half
+    full. Returns the positions and the first free row."""
+    out, x, y = [], 0, 0
+    for wide in wide_flags:
+        if wide:
+            if x:
+                x, y = 0, y + h
+            out.append((0, y, 48))
+            y += h
+        else:
+            out.append((x, y, 24))
+            x, y = (24, y) if x == 0 else (0, y + h)
+    return out, (y + h if x else y)
+
+
 def dashboard(oid, title, description, panels, extra_panels=()):
-    """panels: list of (type, id) saved-object references laid out two per row."""
+    """panels: list of (type, id) saved-object references, laid out by `layout`."""
     panel_json = []
     refs = []
-    for n, (typ, ref_id) in enumerate(panels):
+    grid, y = layout([typ in ("search", "map") for typ, _ in panels])
+    for n, ((typ, ref_id), (gx, gy, gw)) in enumerate(zip(panels, grid)):
         pid = f"p{n + 1}"
-        wide = typ in ("search", "map")
         panel_json.append({
             "type": typ,
             "panelIndex": pid,
-            "gridData": {"x": 0 if wide or n % 2 == 0 else 24, "y": (n // 2) * 15, "w": 48 if wide else 24, "h": 15, "i": pid},
+            "gridData": {"x": gx, "y": gy, "w": gw, "h": 15, "i": pid},
             "embeddableConfig": {"enhancements": {}},
             "panelRefName": f"panel_{pid}",
         })
         refs.append({"name": f"{pid}:panel_{pid}", "type": typ, "id": ref_id})
-    y = ((len(panels) + 1) // 2) * 15
     for m, p in enumerate(extra_panels):
         pid = f"x{m + 1}"
         p = dict(p)

@@ -206,6 +206,18 @@ fn expand_str(
     Ok(out)
 }
 
+/// `scheme://user:xxxxx@host`: the password of a URL (`proxy_url`) is masked.
+fn mask_url_password(url: &str) -> String {
+    match url.split_once("://").and_then(|(scheme, rest)| {
+        let (userinfo, host) = rest.rsplit_once('@')?;
+        let (user, _) = userinfo.split_once(':')?;
+        Some(format!("{scheme}://{user}:xxxxx@{host}"))
+    }) {
+        Some(m) => m,
+        None => url.to_string(),
+    }
+}
+
 /// A copy of the tree with every secret value replaced by "xxxxx".
 pub fn masked(v: &Value) -> Value {
     match v {
@@ -217,6 +229,15 @@ pub fn masked(v: &Value) -> Value {
                         Value::String("xxxxx".into())
                     } else if k == "librdkafka" {
                         masked_passthrough(item, "")
+                    } else if let (true, Some(url)) = (k == "proxy_url", item.as_str()) {
+                        Value::String(mask_url_password(url))
+                    } else if k == "headers" && item.is_table() {
+                        // HTTP header values (output.elasticsearch.headers) often carry tokens.
+                        let t = item.as_table().into_iter().flatten();
+                        Value::Table(
+                            t.map(|(h, _)| (h.clone(), Value::String("xxxxx".into())))
+                                .collect(),
+                        )
                     } else {
                         masked(item)
                     };
@@ -261,6 +282,17 @@ fn masked_passthrough(v: &Value, prefix: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_values_are_masked() {
+        let v: Value = toml::from_str(
+            "[output.elasticsearch]\nheaders = { Authorization = \"Bearer tok\" }\npassword = \"pw\"",
+        )
+        .unwrap();
+        let m = masked(&v).to_string();
+        assert!(!m.contains("tok") && !m.contains("\"pw\""), "{m}");
+        assert!(m.contains("Authorization"), "{m}");
+    }
 
     #[test]
     fn overrides_create_and_index() {

@@ -34,9 +34,13 @@ counters! {
     output_failed => "libbeat.output.events.failed",
     output_dropped => "libbeat.output.events.dropped",
     output_duplicates => "libbeat.output.events.duplicates",
+    output_dead_letter => "libbeat.output.events.dead_letter",
+    output_toomany => "libbeat.output.events.toomany",
     output_batches => "libbeat.output.events.batches",
     output_write_bytes => "libbeat.output.write.bytes",
     output_write_errors => "libbeat.output.write.errors",
+    output_read_bytes => "libbeat.output.read.bytes",
+    output_read_errors => "libbeat.output.read.errors",
     harvester_started => "filebeat.harvester.started",
     harvester_closed => "filebeat.harvester.closed",
     harvester_skipped => "filebeat.harvester.skipped",
@@ -142,6 +146,8 @@ impl InputCounters {
 pub struct Metrics {
     pub counters: Counters,
     pub gauges: Gauges,
+    /// The disk queue's numbers, reported once it is open.
+    pub disk_queue: super::disk_queue::DiskQueueStats,
     pub started: Instant,
     /// Per-input metrics by input id.
     inputs: Mutex<BTreeMap<String, Arc<InputCounters>>>,
@@ -152,6 +158,7 @@ impl Default for Metrics {
         Metrics {
             counters: Counters::default(),
             gauges: Gauges::default(),
+            disk_queue: Default::default(),
             started: Instant::now(),
             inputs: Mutex::new(BTreeMap::new()),
         }
@@ -175,10 +182,12 @@ impl Metrics {
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            counters: self.counters.values(),
-            gauges: self.gauges.values(),
-        }
+        let mut counters = self.counters.values();
+        let mut gauges = self.gauges.values();
+        // Appended last, so the positions `nonzero_delta` compares stay the same.
+        counters.extend(self.disk_queue.counter_values());
+        gauges.extend(self.disk_queue.gauge_values());
+        Snapshot { counters, gauges }
     }
 
     pub fn uptime(&self) -> Duration {
@@ -268,6 +277,26 @@ mod tests {
         assert!(a.counter_values().contains(&("events_processed_total", 3)));
         m.remove_input("a");
         assert_eq!(m.inputs().len(), 1);
+    }
+
+    #[test]
+    fn output_counters_have_filebeat_names() {
+        let names: Vec<&str> = Counters::default()
+            .values()
+            .iter()
+            .map(|(n, _)| *n)
+            .collect();
+        for want in [
+            "libbeat.output.events.acked",
+            "libbeat.output.events.failed",
+            "libbeat.output.events.dropped",
+            "libbeat.output.events.duplicates",
+            "libbeat.output.events.dead_letter",
+            "libbeat.output.events.toomany",
+            "libbeat.output.write.bytes",
+        ] {
+            assert!(names.contains(&want), "{want} missing");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 pub mod assets;
 pub mod config;
+pub mod elser_cost;
 mod es;
 mod kibana;
 
@@ -23,11 +24,11 @@ use crate::config::{Config, ConfigError};
 /// What to load. All `false` is treated as "everything", as `oxibeat setup` without flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Selection {
-    /// ILM policy, component and index templates, the inference endpoint check.
+    /// ILM policy, component and index templates, the licence and inference endpoint checks.
     pub index_management: bool,
     /// Ingest pipelines.
     pub pipelines: bool,
-    /// ML anomaly detection jobs and datafeeds (opened and started).
+    /// ML anomaly detection jobs and datafeeds (opened, and started once their data exists).
     pub ml: bool,
     /// Kibana saved objects.
     pub dashboards: bool,
@@ -59,8 +60,16 @@ pub enum Outcome {
     Created,
     Updated,
     Unchanged,
-    /// A check that passed (connection, inference endpoint), with what it found.
+    /// A check that passed (connection, licence, inference endpoint), with what it found.
     Ok(String),
+    /// Not loaded on purpose: why (`licence basic`, a setting) and how to turn it on.
+    /// Not a failure.
+    Skipped {
+        reason: String,
+        hint: String,
+    },
+    /// Taken off the cluster because the licence no longer allows it, with what was done.
+    Removed(String),
     /// With the server's reason and, where it helps, what to do.
     Failed(String),
 }
@@ -72,6 +81,8 @@ impl fmt::Display for Outcome {
             Outcome::Updated => f.write_str("updated"),
             Outcome::Unchanged => f.write_str("unchanged"),
             Outcome::Ok(s) => write!(f, "ok ({s})"),
+            Outcome::Skipped { reason, hint } => write!(f, "skipped ({reason}): {hint}"),
+            Outcome::Removed(s) => write!(f, "removed: {s}"),
             Outcome::Failed(s) => write!(f, "failed: {s}"),
         }
     }
@@ -83,7 +94,7 @@ pub struct Line {
     pub kind: String,
     pub name: String,
     pub outcome: Outcome,
-    /// Extra state changes, e.g. "opened", "started".
+    /// Extra state changes, e.g. "opened", "started", "start pending: no data yet ...".
     pub notes: Vec<String>,
 }
 
@@ -192,6 +203,13 @@ pub async fn run_with(
             .check_connection(&mut p, &conns.elasticsearch)
             .await?
         {
+            // ML and semantic_text inference are licensed features: read the licence first,
+            // so that a basic licence skips them instead of failing on a 403.
+            let licence = if sel.index_management || sel.ml {
+                client.check_licence(&mut p).await?
+            } else {
+                es::Licence::unknown()
+            };
             if sel.index_management {
                 client.load(&mut p, Kind::IlmPolicy).await?;
             }
@@ -199,13 +217,20 @@ pub async fn run_with(
                 client.load(&mut p, Kind::IngestPipeline).await?;
             }
             if sel.index_management {
-                let inference_ok = client.check_inference(&mut p).await?;
+                let semantic = client
+                    .check_inference(&mut p, &licence, conns.semantic)
+                    .await?;
+                if semantic {
+                    elser_cost::report(&client, &mut p).await?;
+                }
                 client.load(&mut p, Kind::ComponentTemplate).await?;
-                client.load_semantic(&mut p, inference_ok).await?;
+                client
+                    .load_semantic(&mut p, semantic, &licence, conns.semantic)
+                    .await?;
                 client.load(&mut p, Kind::IndexTemplate).await?;
             }
             if sel.ml {
-                client.load_ml(&mut p).await?;
+                client.load_ml(&mut p, &licence).await?;
             }
         }
     }
@@ -310,8 +335,9 @@ pub(crate) fn explain(status: u16, body: &serde_json::Value) -> String {
     let lower = format!("{typ} {reason}").to_lowercase();
     if status == 403 && (lower.contains("license") || lower.contains("licence")) {
         s.push_str(
-            " — machine learning and ELSER (semantic_text) need a Platinum or Enterprise licence or \
-             the 30-day trial: start it in Kibana (Stack Management > License Management) or with \
+            " — machine learning needs a Platinum or Enterprise licence or the 30-day trial, \
+             ELSER inference (semantic_text) an Enterprise licence or the trial: start it in \
+             Kibana (Stack Management > License Management) or with \
              POST _license/start_trial?acknowledge=true, then run setup again",
         );
     } else if status == 401 {

@@ -298,7 +298,11 @@ def test_semantic_text_is_explicit_and_fed_only_from_warn_and_error():
     sem = props["oxibeat"]["properties"]["semantic_message"]
     t = load_json(ES / "index_templates" / "oxibeat-logs.json")
     assert "oxibeat-logs-semantic" in t["composed_of"] and "oxibeat-logs-semantic" in t["ignore_missing_component_templates"]
-    assert sem == {"type": "semantic_text", "inference_id": ".elser-2-elasticsearch"}
+    assert sem["type"] == "semantic_text" and sem["inference_id"] == ".elser-2-elasticsearch"
+    # Chunks small enough for ELSER's 512-token window on stack traces (sentence strategy:
+    # max_chunk_size >= 20 words, sentence_overlap 0 or 1; SentenceBoundaryChunkingSettings).
+    ch = sem["chunking_settings"]
+    assert ch["strategy"] == "sentence" and 20 <= ch["max_chunk_size"] <= 80 and ch["sentence_overlap"] in (0, 1)
     pipe = load_json(ES / "ingest_pipelines" / "oxibeat-logs.json")
     setters = [p["set"] for p in pipe["processors"] if "set" in p and p["set"]["field"] == "oxibeat.semantic_message"]
     assert len(setters) == 1
@@ -625,3 +629,240 @@ def test_stack_version_is_pinned_in_one_place():
             if re.search(r"(elasticsearch|kibana|logstash):9\.\d+\.\d+", p.read_text(errors="ignore")):
                 offenders.append(str(p))
     assert not offenders, offenders
+
+
+# --------------------------------------------------------------------------- compose startup
+
+def compose():
+    return yaml.safe_load((ROOT / "elk-compose.yml").read_text())
+
+
+def deps(svc):
+    d = svc.get("depends_on") or {}
+    if isinstance(d, list):
+        return {k: "service_started" for k in d}
+    return {k: v.get("condition", "service_started") for k, v in d.items()}
+
+
+def needs_at_runtime(name, svc):
+    """Services whose work a one-shot needs while it runs. `oxibeat setup` needs
+    Elasticsearch; --dashboards needs Kibana; ML (no flag, or --ml) needs data in the data
+    streams, that is Logstash and the agent running, since datafeeds start only on mapped data."""
+    cmd = svc.get("command") or []
+    text = " ".join(cmd) if isinstance(cmd, list) else str(cmd)
+    if "setup" not in text:
+        return set()
+    flags = set(re.findall(r"--[a-z-]+", text))
+    parts = flags & {"--index-management", "--pipelines", "--ml", "--dashboards"}
+    out = set()
+    if not parts or parts & {"--index-management", "--pipelines", "--ml"}:
+        out.add("elasticsearch")
+    if not parts or "--dashboards" in parts:
+        out.add("kibana")
+    if not parts or "--ml" in parts:
+        out |= {"logstash", "oxibeat"}
+    return out
+
+
+def check_startup(c):
+    """Problems with the depends_on graph: unknown services, conditions a service cannot meet,
+    cycles, and one-shots that need a service which itself waits for the one-shot."""
+    svcs = c["services"]
+    problems = []
+    graph = {n: deps(s) for n, s in svcs.items()}
+    for n, d in graph.items():
+        for dep, cond in d.items():
+            if dep not in svcs:
+                problems.append(f"{n} depends on unknown {dep}")
+            elif cond == "service_healthy" and "healthcheck" not in svcs[dep]:
+                problems.append(f"{n} waits for {dep} to be healthy, but {dep} has no healthcheck")
+            elif cond == "service_completed_successfully" and svcs[dep].get("restart", "no") != "no":
+                problems.append(f"{n} waits for {dep} to complete, but {dep} restarts")
+            elif cond not in ("service_started", "service_healthy", "service_completed_successfully"):
+                problems.append(f"{n}: unknown condition {cond}")
+
+    def closure(n, seen=None):
+        seen = set() if seen is None else seen
+        for d in graph.get(n, {}):
+            if d not in seen:
+                seen.add(d)
+                closure(d, seen)
+        return seen
+
+    for n in graph:
+        if n in closure(n):
+            problems.append(f"dependency cycle through {n}")
+    for n, s in svcs.items():
+        for need in needs_at_runtime(n, s):
+            if need not in svcs:
+                continue
+            if n in closure(need):
+                problems.append(f"deadlock: {n} needs {need}, which waits for {n}")
+            elif need not in closure(n):
+                problems.append(f"{n} needs {need} but does not wait for it")
+    return problems
+
+
+def test_every_compose_service_can_start():
+    problems = check_startup(compose())
+    assert not problems, problems
+
+
+def test_startup_check_finds_the_old_setup_deadlock():
+    """The graph check means something: one `oxibeat setup` (ML included) that Logstash waits
+    for, as elk-compose.yml had it, is a deadlock (datafeeds need data only Logstash writes)."""
+    c = compose()
+    c["services"]["oxibeat-setup"]["command"] = ["setup", "-c", "/etc/oxibeat/oxibeat-setup.toml"]
+    c["services"]["oxibeat-setup"]["depends_on"] = {"kibana": {"condition": "service_healthy"}}
+    problems = check_startup(c)
+    assert any("deadlock: oxibeat-setup needs logstash" in p for p in problems), problems
+    c = compose()
+    c["services"]["es-init"]["depends_on"]["kibana"] = {"condition": "service_healthy"}
+    assert any("cycle" in p for p in check_startup(c))
+
+
+def test_logstash_waits_only_for_index_management_and_pipelines():
+    s = compose()["services"]
+    assert deps(s["logstash"]) == {"kafka-topics": "service_completed_successfully",
+                                   "oxibeat-setup": "service_completed_successfully"}
+    assert needs_at_runtime("oxibeat-setup", s["oxibeat-setup"]) == {"elasticsearch"}
+    assert "setup.semantic.enabled=${SEMANTIC_SEARCH:-false}" in s["oxibeat-setup"]["command"], "semantic is opt-in"
+    assert {"logstash", "oxibeat"} <= needs_at_runtime("oxibeat-ml", s["oxibeat-ml"])
+
+
+def test_kafka_keeps_its_data_and_fits_its_memory_limit():
+    k = compose()["services"]["kafka"]
+    env = k["environment"]
+    mount = next(v.split(":")[1] for v in k["volumes"] if v.startswith("kafkadata:"))
+    assert env["KAFKA_LOG_DIRS"] == mount, "the image's default is /tmp/kraft-combined-logs"
+    assert re.search(r"-Xmx512m", env["KAFKA_HEAP_OPTS"])
+    probe = k["healthcheck"]["test"]
+    assert "kafka-" not in " ".join(probe), "no JVM tool in the healthcheck"
+
+
+def test_kafka_healthcheck_speaks_the_kafka_protocol(tmp_path):
+    """The healthcheck sends an ApiVersions v0 request and wants correlation id 1 and error
+    code 0 back. Run it (with bash, head, od, tr, timeout of this machine) against a socket that
+    checks the request bytes and answers like a broker, and against one that never answers."""
+    import socketserver
+    import threading
+    import struct
+
+    script = compose()["services"]["kafka"]["healthcheck"]["test"][3].replace("$$", "$")
+    seen = []
+
+    def serve(answer):
+        class H(socketserver.BaseRequestHandler):
+            def handle(self):
+                req = self.request.recv(64)
+                seen.append(req)
+                size, api_key, version, corr, n = struct.unpack(">ihhih", req[:14])
+                ok = size == len(req) - 4 and api_key == 18 and version == 0 and corr == 1 and req[14:14 + n] == b"hc"
+                if answer and ok:
+                    body = struct.pack(">ihi", corr, 0, 0)
+                    self.request.sendall(struct.pack(">i", len(body)) + body)
+                time.sleep(0.5)
+        srv = socketserver.TCPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        return srv
+
+    import time
+    for answer, want in ((True, 0), (False, 1)):
+        srv = serve(answer)
+        port = srv.server_address[1]
+        r = subprocess.run(["bash", "-c", script.replace("127.0.0.1/9092", f"127.0.0.1/{port}")],
+                           capture_output=True, text=True, timeout=20)
+        srv.shutdown()
+        srv.server_close()
+        assert (r.returncode == 0) == (want == 0), (answer, r.returncode, r.stderr)
+    assert seen and seen[0][4:6] == b"\x00\x12"
+
+
+def test_healthchecks_check_overall_state():
+    s = compose()["services"]
+    kb = s["kibana"]["healthcheck"]["test"][1]
+    assert '"status":{"overall":{"level":"available"' in kb, kb
+    ls = s["logstash"]["healthcheck"]["test"][1]
+    assert "_health_report" in ls and "RUNNING" in ls and "-ge 3" in ls, ls
+    assert len(yaml.safe_load((LS / "config" / "pipelines.yml").read_text())) == 3
+
+
+# --------------------------------------------------------------------------- small fixes
+
+@pytest.mark.parametrize("name", ["logs.conf", "metrics.conf"])
+def test_redelivered_duplicates_are_not_logged(name):
+    assert 'silence_errors_in_log => ["version_conflict_engine_exception"]' in conf_text(name)
+
+
+def test_nginx_dates_parse_with_english_month_names():
+    block = re.search(r'date \{\s*id => "nginx_date".*?\}', conf_text("logs.conf"), re.S).group(0)
+    assert 'locale => "en"' in block, block
+
+
+def test_index_templates_turn_the_failure_store_off():
+    """Failed documents go back to the sender (Logstash's dead letter queue), not to a
+    ::failures index nobody reads: logs@settings turns the failure store on, ours off."""
+    for kind in ("logs", "metrics"):
+        t = load_json(ES / "index_templates" / f"oxibeat-{kind}.json")
+        assert t["template"]["data_stream_options"] == {"failure_store": {"enabled": False}}
+    ids = {p["pipeline.id"]: p for p in yaml.safe_load((LS / "config" / "pipelines.yml").read_text())}
+    assert ids["logs"]["dead_letter_queue.enable"] and ids["metrics"]["dead_letter_queue.enable"]
+
+
+def test_no_root_mapping_type():
+    for p in (ES / "component_templates").glob("*.json"):
+        assert "type" not in load_json(p)["template"].get("mappings", {}), p.name
+    assert load_json(ES / "component_templates" / "oxibeat-logs-mappings.json")["template"]["mappings"]["properties"]["message"] == {"type": "match_only_text"}
+
+
+def test_dashboard_panels_do_not_overlap():
+    for o in kibana_objects():
+        if o["type"] != "dashboard":
+            continue
+        boxes = [(p["panelIndex"], p["gridData"]) for p in json.loads(o["attributes"]["panelsJSON"])]
+        for i, (a, g) in enumerate(boxes):
+            assert g["x"] + g["w"] <= 48, (o["id"], a)
+            for b, h in boxes[i + 1:]:
+                apart = (g["x"] + g["w"] <= h["x"] or h["x"] + h["w"] <= g["x"]
+                         or g["y"] + g["h"] <= h["y"] or h["y"] + h["h"] <= g["y"])
+                assert apart, (o["id"], a, b)
+
+
+@pytest.mark.parametrize("password", ['plain', 'with "quotes" and \\ backslash', "new\nline\tand $dollar `tick`", "é ü"])
+def test_es_init_sends_valid_json_whatever_the_password(tmp_path, password):
+    """es-init.sh against a small HTTP server that records its requests."""
+    import http.server
+    import threading
+
+    got = []
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def _answer(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(n) if n else b""
+            got.append((self.command, self.path, body))
+            out = b'{"status":"green"}' if self.path.startswith("/_cluster") else b'{"acknowledged":true}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        do_GET = do_POST = do_PUT = _answer
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    env = dict(os.environ, ES_URL=f"http://127.0.0.1:{srv.server_address[1]}", ELASTIC_PASSWORD="x",
+               KIBANA_SYSTEM_PASSWORD=password, LOGSTASH_WRITER_USER="logstash_writer",
+               LOGSTASH_WRITER_PASSWORD=password + "-2", LC_ALL="C.UTF-8")
+    r = subprocess.run(["bash", str(ES / "es-init.sh")], env=env, capture_output=True, text=True, timeout=30)
+    srv.shutdown()
+    srv.server_close()
+    assert r.returncode == 0, r.stdout + r.stderr
+    bodies = {p: json.loads(b) for m, p, b in got if m in ("PUT", "POST")}
+    assert bodies["/_security/user/kibana_system/_password"] == {"password": password}
+    assert bodies["/_security/user/logstash_writer"]["password"] == password + "-2"
+    assert bodies["/_security/role/oxibeat_logstash_writer"]["indices"][0]["privileges"] == ["create_doc", "auto_configure"]

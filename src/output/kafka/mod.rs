@@ -6,11 +6,10 @@
 //!   strings and rules from `crate::output::format`; TLS settings from `crate::output::tls`).
 //! - partition.rs: Filebeat-compatible partitioners (FNV-1a hash, round_robin, random).
 //! - producer.rs: librdkafka settings, the produce loop, delivery tracking, `test output`.
-//! - dlq.rs: the dead-letter NDJSON file.
-//! - replay.rs: `oxibeat dlq show|replay`, sending dead-lettered events again.
+//! - replay.rs: `oxibeat dlq replay`, sending dead-lettered events again (the dead-letter
+//!   file itself, its format and `dlq show` are shared: `crate::output::dlq`).
 
 pub mod config;
-pub mod dlq;
 pub mod partition;
 pub mod producer;
 pub mod replay;
@@ -24,21 +23,23 @@ pub enum KafkaError {
     Config(#[from] crate::config::ConfigError),
     #[error("output.kafka: cannot create the Kafka client: {0}; check the [output.kafka] and [output.kafka.librdkafka] settings")]
     Client(String),
-    #[error("output.kafka: cannot fetch metadata from {hosts}: {reason}; check that the brokers are reachable and the ssl/sasl settings match them")]
-    Connect { hosts: String, reason: String },
+    /// No metadata from the brokers; `advice` fits the cause (`producer::connect_advice`).
+    #[error("output.kafka: cannot fetch metadata from {hosts}: {reason}; {advice}")]
+    Connect {
+        hosts: String,
+        reason: String,
+        advice: &'static str,
+    },
+    /// The brokers answered, but some configured topics are not usable; `reason` says why
+    /// for each, with what to do (`producer::topic_hint`).
+    #[error("output.kafka: connected to {hosts}, but {reason}")]
+    Topics { hosts: String, reason: String },
     #[error("output.kafka: cannot read {path}: {source}")]
     ReadFile {
         path: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("output.kafka dead letters: cannot {action} {path}: {source}")]
-    DeadLetter {
-        action: &'static str,
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("output.kafka dead letters: another `oxibeat dlq replay` is running on {0}")]
-    ReplayRunning(String),
+    #[error("output.kafka {0}")]
+    DeadLetter(#[from] crate::output::dlq::DlqError),
 }
