@@ -47,6 +47,17 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// A test that needs root (to run the agent as `nobody`, to mount a tmpfs) and cannot have it:
+/// a failure, so that CI (root) never passes one by skipping it. `OXIBEAT_TEST_NO_ROOT=1`
+/// skips it instead, saying so, for a run as an ordinary user.
+fn cannot_run(why: &str) {
+    if std::env::var_os("OXIBEAT_TEST_NO_ROOT").is_some() {
+        eprintln!("skipped (OXIBEAT_TEST_NO_ROOT is set): {why}");
+    } else {
+        panic!("{why}; run the tests as root (CI does), or set OXIBEAT_TEST_NO_ROOT=1 to skip this test");
+    }
+}
+
 /// Start the agent as `nobody` (root only: permissions do not stop root).
 fn spawn_as_nobody(w: &Workspace, cfg: &Path) -> Agent {
     for d in [w.path().to_path_buf(), w.logs()] {
@@ -424,8 +435,7 @@ fn non_utf8_file_names_are_read_and_registry_escapes_names() {
 #[test]
 fn permission_flip_keeps_the_cursor() {
     if !is_root() {
-        eprintln!("skipped: needs root to run the agent as nobody");
-        return;
+        return cannot_run("needs root to run the agent as nobody");
     }
     let w = Workspace::new();
     let log = w.logs().join("flip.log");
@@ -515,8 +525,9 @@ fn path_data_full_then_freed_keeps_every_state() {
     let fs_ = match Tmpfs::mount(&w.data(), "1m") {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("skipped: cannot mount a tmpfs here ({e}); registry::tests::failed_writes_keep_every_state covers this with injected errors");
-            return;
+            return cannot_run(&format!(
+                "cannot mount a tmpfs here ({e}); registry::tests::failed_writes_keep_every_state cover this only with injected errors"
+            ));
         }
     };
     for i in 0..20 {
@@ -595,8 +606,9 @@ fn full_output_disk_leaves_no_torn_line_and_delivers_after() {
     let out_fs = match Tmpfs::mount(&w.out(), "1m") {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("skipped: cannot mount a tmpfs here ({e}); output::file::tests::failed_write_is_cut_back covers the torn tail with an injected error");
-            return;
+            return cannot_run(&format!(
+                "cannot mount a tmpfs here ({e}) to fill the output disk"
+            ));
         }
     };
     let filler = out_fs.fill("filler", 300 << 10);
@@ -803,8 +815,7 @@ fn deleted_fds(pid: i32) -> Vec<String> {
 #[test]
 fn removed_file_in_unlistable_directory_is_closed_and_forgotten() {
     if !is_root() {
-        eprintln!("skipped: needs root to run the agent as nobody");
-        return;
+        return cannot_run("needs root to run the agent as nobody");
     }
     let w = Workspace::new();
     let dir = w.logs().join("d");
@@ -1044,6 +1055,77 @@ fn numeric_passwords_load_and_are_never_echoed() {
         );
         assert!(!ok && !err.contains("20261201"), "-E {bad}: {err}");
     }
+}
+
+/// Secrets given only through `[output.kafka.librdkafka]` (numeric, and as an unquoted dotted
+/// key, i.e. a nested table) against a real SASL listener of Apache Kafka, with librdkafka's
+/// `debug = "all"` forwarded to our debug log: a wrong password fails `test output` and the
+/// running agent with the broker's authentication error, the right one delivers, and the
+/// value appears nowhere (errors, our logs, librdkafka's own lines, its configuration dump).
+#[test]
+fn librdkafka_passthrough_secrets_never_reach_logs_with_a_real_broker() {
+    use support::kafka::{self, Listener, Shared, ALICE};
+    let broker = kafka::shared(Shared::Secure);
+    broker.create_topic("rel-secrets", 1, &[]);
+    let w = Workspace::new();
+    append(
+        &w.logs().join("app.log"),
+        &(0..20).map(|i| format!("sec seq={i}")).collect::<Vec<_>>(),
+    );
+    let cfg_for = |password: &str| {
+        let cfg = w.config_with(
+            &input(&w, "k", "*.log", ""),
+            &format!(
+                "[output.kafka]\nhosts = [{:?}]\ntopic = \"rel-secrets\"\nbackoff.init = \"100ms\"\nbackoff.max = \"1s\"\n\
+                 [output.kafka.librdkafka]\n\"security.protocol\" = \"SASL_PLAINTEXT\"\n\
+                 \"sasl.mechanism\" = \"SCRAM-SHA-512\"\n\"sasl.username\" = {:?}\n\
+                 sasl.password = {password}\ndebug = \"all\"\n",
+                broker.addr(Listener::SaslPlaintext),
+                ALICE.0
+            ),
+        );
+        let text = fs::read_to_string(&cfg).unwrap();
+        let text = text.replace("level = \"info\"", "level = \"debug\"");
+        fs::write(&cfg, text).unwrap();
+        cfg
+    };
+
+    // Wrong, numeric: `test output` fails on authentication and never shows it.
+    let wrong = "20261201";
+    let cfg = cfg_for(wrong);
+    let (ok, out, err) = cli(&["test", "output"], &cfg, &[]);
+    assert!(!ok, "a wrong password must fail: {out}{err}");
+    assert!(
+        (out.clone() + &err)
+            .to_lowercase()
+            .contains("authentication"),
+        "names the cause: {out}{err}"
+    );
+    assert!(
+        !out.contains(wrong) && !err.contains(wrong),
+        "the password is shown: {out}{err}"
+    );
+    // The running agent: says so, logs librdkafka's debug lines, never the value.
+    let mut agent = w.spawn(&cfg);
+    std::thread::sleep(Duration::from_secs(4));
+    let (ok, log) = agent.stop();
+    assert!(ok, "{log}");
+    assert!(log.contains("Authentication failed"), "{log}");
+    assert!(
+        log.contains("librdkafka: "),
+        "librdkafka's lines are forwarded: {log}"
+    );
+    assert!(!log.contains(wrong), "the password is logged");
+
+    // Right, as a string: delivered, and librdkafka's full debug output does not show it.
+    let cfg = cfg_for(&format!("{:?}", ALICE.1));
+    let run = w.run_once(&cfg);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("librdkafka: "), "{stderr}");
+    assert!(!stderr.contains(ALICE.1), "the password is logged");
+    let (ok, out, err) = cli(&["export", "config"], &cfg, &[]);
+    assert!(ok, "{err}");
+    assert!(!out.contains(ALICE.1) && !out.contains(wrong), "{out}");
 }
 
 // ---------------------------------------------------------------------------------------

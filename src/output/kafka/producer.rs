@@ -217,6 +217,35 @@ pub fn client_error(e: RdError) -> KafkaError {
     KafkaError::Client(e.to_string())
 }
 
+/// The values of `c`'s secret properties (`sasl.password`, `ssl.key.password`, any
+/// passthrough name `is_secret_property` calls secret), longest first, so that what librdkafka
+/// says can be masked before it reaches our logs. librdkafka redacts its own sensitive
+/// properties in its configuration dumps (`rd_kafka_anyconf_dump`, `_RK_SENSITIVE`); this also
+/// covers passthrough names it does not know as sensitive and messages it builds from values.
+/// Values under 4 bytes are left out: masking them would garble ordinary words.
+pub fn secret_values(c: &ClientConfig) -> Vec<String> {
+    let mut v: Vec<String> = c
+        .config_map()
+        .iter()
+        .filter(|(k, v)| crate::config::secret::is_secret_property(k) && v.len() >= 4)
+        .map(|(_, v)| v.clone())
+        .collect();
+    v.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    v.dedup();
+    v
+}
+
+/// `text` with every value of `secrets` replaced by `***`.
+pub fn redact<'a>(text: &'a str, secrets: &[String]) -> std::borrow::Cow<'a, str> {
+    let mut out = std::borrow::Cow::Borrowed(text);
+    for s in secrets {
+        if out.contains(s.as_str()) {
+            out = std::borrow::Cow::Owned(out.replace(s.as_str(), "***"));
+        }
+    }
+    out
+}
+
 /// Check every librdkafka property the configuration sets (ours and the passthrough ones)
 /// with librdkafka itself, without creating a client: unknown names and invalid values fail
 /// at load, naming the key. Values are never shown (a passthrough value may be a credential).
@@ -377,6 +406,8 @@ pub struct Ctx {
     gave_up: AtomicBool,
     /// Errors logged recently: when, and how many identical ones were held back since.
     previous: Mutex<HashMap<String, (Instant, u64)>>,
+    /// Values of the client's secret properties, masked in what librdkafka says.
+    secrets: Vec<String>,
 }
 
 impl Ctx {
@@ -391,7 +422,14 @@ impl Ctx {
             last_error: Mutex::new(Vec::new()),
             gave_up: AtomicBool::new(false),
             previous: Mutex::new(HashMap::new()),
+            secrets: Vec::new(),
         }
+    }
+
+    /// Mask the values of `c`'s secret properties in librdkafka's log lines and errors.
+    fn masking(mut self, c: &ClientConfig) -> Self {
+        self.secrets = secret_values(c);
+        self
     }
 
     /// True when the same error was logged less than 30 s ago: librdkafka reports a down
@@ -435,6 +473,7 @@ impl Ctx {
 
 impl ClientContext for Ctx {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        let log_message = &*redact(log_message, &self.secrets);
         // Connection failures come to `error` below as well: log them once, there.
         if fac == "FAIL" {
             tracing::debug!(facility = fac, "librdkafka: {log_message}");
@@ -453,6 +492,9 @@ impl ClientContext for Ctx {
     }
 
     fn error(&self, error: RdError, reason: &str) {
+        let reason = &*redact(reason, &self.secrets);
+        let shown = redact(&error.to_string(), &self.secrets).into_owned();
+        let error_text = &shown;
         if error_code(&error) == Some(RDKafkaErrorCode::Fatal) {
             self.fatal.store(true, Ordering::Release);
         }
@@ -463,9 +505,9 @@ impl ClientContext for Ctx {
             return;
         };
         if error_code(&error) == Some(RDKafkaErrorCode::Fatal) {
-            tracing::error!(error = %error, reason, "Kafka producer fatal error; recreating the producer");
+            tracing::error!(error = %error_text, reason, "Kafka producer fatal error; recreating the producer");
         } else {
-            tracing::warn!(error = %error, reason, held_back, "Kafka client error; retrying (the same error is logged again after 30s at most, with the count held back)");
+            tracing::warn!(error = %error_text, reason, held_back, "Kafka client error; retrying (the same error is logged again after 30s at most, with the count held back)");
         }
         // Keep the first distinct reasons: the root cause (TLS, SASL) comes before the
         // generic "brokers are down" that follows it.
@@ -587,8 +629,8 @@ fn build_producer(
     done: mpsc::UnboundedSender<Arc<InFlight>>,
     retry: mpsc::UnboundedSender<Retry>,
 ) -> Result<Prod, KafkaError> {
-    client_config(cfg)?
-        .create_with_context(Ctx::new(done, retry))
+    let c = client_config(cfg)?;
+    c.create_with_context(Ctx::new(done, retry).masking(&c))
         .map_err(client_error)
 }
 
@@ -1100,7 +1142,7 @@ pub fn check(cfg: &KafkaConfig) -> Result<String, KafkaError> {
         client.set(setup_timeout, CHECK_CONNECT.as_millis().to_string());
     }
     let p: BaseProducer<Ctx> = client
-        .create_with_context(Ctx::new(done, retry))
+        .create_with_context(Ctx::new(done, retry).masking(&client))
         .map_err(client_error)?;
     let hosts = cfg.hosts.join(",");
     // Ask in short rounds; between rounds, serve the client's error events (TLS handshake,
@@ -1284,6 +1326,34 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.to_string().contains("/nope/ca.pem"), "{e}");
+    }
+
+    #[test]
+    fn secret_values_are_masked_in_what_librdkafka_says() {
+        let mut c = ClientConfig::new();
+        c.set("sasl.password", "hunter2-pw")
+            .set("ssl.key.password", "20261201")
+            .set("sasl.oauthbearer.client.secret", "cl-secret")
+            .set("sasl.username", "alice")
+            .set("ssl.key.location", "/etc/key.pem")
+            .set("my.private.token", "abc");
+        let secrets = secret_values(&c);
+        // Public names and the 3-byte value are not masked.
+        assert_eq!(secrets.len(), 3, "{secrets:?}");
+        let line = "conf: sasl.password=hunter2-pw ssl.key.password=20261201 \
+                    secret=cl-secret user alice key /etc/key.pem";
+        let shown = redact(line, &secrets);
+        for s in ["hunter2-pw", "20261201", "cl-secret"] {
+            assert!(!shown.contains(s), "{shown}");
+        }
+        assert!(
+            shown.contains("alice") && shown.contains("/etc/key.pem"),
+            "{shown}"
+        );
+        assert!(matches!(
+            redact("nothing here", &secrets),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]
