@@ -473,7 +473,8 @@ impl Ctx {
 
 impl ClientContext for Ctx {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        let log_message = &*redact(log_message, &self.secrets);
+        let masked = redact(log_message, &self.secrets);
+        let log_message: &str = &masked;
         // Connection failures come to `error` below as well: log them once, there.
         if fac == "FAIL" {
             tracing::debug!(facility = fac, "librdkafka: {log_message}");
@@ -492,9 +493,9 @@ impl ClientContext for Ctx {
     }
 
     fn error(&self, error: RdError, reason: &str) {
-        let reason = &*redact(reason, &self.secrets);
-        let shown = redact(&error.to_string(), &self.secrets).into_owned();
-        let error_text = &shown;
+        let masked = redact(reason, &self.secrets);
+        let reason: &str = &masked;
+        let error_text = redact(&error.to_string(), &self.secrets).into_owned();
         if error_code(&error) == Some(RDKafkaErrorCode::Fatal) {
             self.fatal.store(true, Ordering::Release);
         }
