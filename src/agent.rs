@@ -67,7 +67,8 @@ pub fn beat_info(cfg: &Config) -> Result<BeatInfo, AgentError> {
 }
 
 fn read_uuid(path: &Path) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&crate::bounded::read(path, 64 << 10).ok()?).ok()?;
     let id = v.get("uuid")?.as_str()?;
     uuid::Uuid::parse_str(id).ok().map(|u| u.to_string())
 }
@@ -210,11 +211,17 @@ pub async fn run(cfg: Config, once: bool) -> Result<(), AgentError> {
         _ = signalled => signal_seen = true,
         res = &mut output => output_result = Some(res),
     }
+    let timeout = cfg.shutdown_timeout.0;
+    // After a signal everything below shares one deadline: shutdown_timeout.
+    let deadline = tokio::time::Instant::now() + timeout;
+    if signal_seen {
+        stop_watchdog(timeout);
+    }
     if let Some(Ok(Err(e))) = output_result {
         // The output only returns this early on a fatal setup error.
         shutdown.cancel();
         while inputs.join_next().await.is_some() {}
-        close_queue(cfg.shutdown_timeout.0).await;
+        close_queue(timeout).await;
         flusher.abort();
         registry.close();
         return Err(e.into());
@@ -222,20 +229,35 @@ pub async fn run(cfg: Config, once: bool) -> Result<(), AgentError> {
     if signal_seen || output_result.is_some() {
         // Inputs stop on the token; wait for them to hand over what they read.
         shutdown.cancel();
-        while inputs.join_next().await.is_some() {}
+        let stopped = tokio::time::timeout_at(deadline, async {
+            while inputs.join_next().await.is_some() {}
+        })
+        .await;
+        if stopped.is_err() {
+            tracing::warn!(timeout = ?timeout, "inputs did not stop within shutdown_timeout; stopping without them");
+            inputs.abort_all();
+        }
     }
 
-    let timeout = cfg.shutdown_timeout.0;
     let drained = match output_result {
         Some(res) => res.ok(),
         // --once delivers everything it read, however long that takes.
-        None if once => output.await.ok(),
-        None => tokio::time::timeout(timeout, output)
+        None if once && !signal_seen => output.await.ok(),
+        None => tokio::time::timeout_at(deadline, output)
             .await
             .ok()
             .and_then(Result::ok),
     };
-    close_queue(timeout).await;
+    // After a signal the disk queue gets what is left of the deadline (at least 1 s; the
+    // watchdog allows 2 s past it).
+    let left = if signal_seen {
+        deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .max(Duration::from_secs(1))
+    } else {
+        timeout
+    };
+    close_queue(left).await;
     match drained {
         Some(Err(e)) => {
             flusher.abort();
@@ -261,6 +283,24 @@ pub async fn run(cfg: Config, once: bool) -> Result<(), AgentError> {
     let total: Vec<String> = snap.nonzero_delta(&Default::default());
     tracing::info!(monitoring = %total.join(" "), "Total metrics; oxibeat stopped");
     Ok(())
+}
+
+/// The last resort after a stop was requested: if the process is still there two seconds
+/// after shutdown_timeout (a wedged filesystem call, say; the normal path persists the
+/// registry and stops the runtime within one), it exits. Acked cursors were persisted by
+/// the periodic flush, so at worst what was in flight is sent again.
+fn stop_watchdog(timeout: Duration) {
+    let limit = timeout + Duration::from_secs(2);
+    let spawned = std::thread::Builder::new()
+        .name("stop-watchdog".into())
+        .spawn(move || {
+            std::thread::sleep(limit);
+            tracing::error!(timeout = ?timeout, "still running two seconds after shutdown_timeout; exiting now (events in flight are sent again on restart)");
+            std::process::exit(1);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the stop watchdog");
+    }
 }
 
 /// The memory queue, or the disk queue when `[queue.disk]` is set. Starting with the memory

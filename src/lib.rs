@@ -4,6 +4,7 @@
 //! acknowledgements flow back: output → `pipeline::ack` → `registry`.
 
 pub mod agent;
+pub mod bounded;
 pub mod cloudid;
 pub mod config;
 pub mod datadir;

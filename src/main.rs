@@ -572,7 +572,8 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             for (k, e) in oxibeat::registry::Registry::read_only(&cfg.path.data)? {
                 let src = e.meta.as_ref().map(|m| m.source.as_str()).unwrap_or("");
                 let off = e.offset().map_or("-".to_string(), |o| o.to_string());
-                println!("{k}\toffset={off}\tsource={src}");
+                let esc = oxibeat::registry::escape_for_terminal;
+                println!("{}\toffset={off}\tsource={}", esc(&k), esc(src));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -705,7 +705,6 @@ fn event_has_exactly_the_fields_of_a_filebeat_9_2_event() {
 /// harvester to close, and every line arrives. Nothing fails with "too many open files".
 #[test]
 fn more_files_than_the_open_file_limit_all_arrive() {
-    use std::os::unix::process::CommandExt;
     let w = Workspace::new();
     for i in 0..250 {
         append(
@@ -714,29 +713,7 @@ fn more_files_than_the_open_file_limit_all_arrive() {
         );
     }
     let cfg = w.config(&w.input("many", "*.log", "close.on_state_change.inactive = \"1s\""));
-    let log = w.path().join("agent-limited.log");
-    let mut cmd = std::process::Command::new(bin());
-    cmd.args(["run", "-e", "-c"])
-        .arg(&cfg)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
-    // SAFETY: setrlimit only, between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let lim = libc::rlimit {
-                rlim_cur: 160,
-                rlim_max: 160,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut agent = Agent {
-        child: Some(cmd.spawn().expect("spawn oxibeat")),
-        log,
-    };
+    let mut agent = w.spawn_with_nofile(&cfg, 160);
     let events = w.wait_events(500, 60);
     let (ok, text) = agent.stop();
     assert!(ok, "{text}");

@@ -630,12 +630,7 @@ impl Config {
 
     /// Read, override, expand and validate a configuration file.
     pub fn load(path: &Path, overrides: &[String]) -> Result<(Config, toml::Value), ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::new(
-                "",
-                format!("cannot read config file {}: {e}", path.display()),
-            )
-        })?;
+        let text = read_config_file(path)?;
         Self::from_str_with(&text, &path.display().to_string(), overrides, &|n| {
             std::env::var(n).ok()
         })
@@ -666,6 +661,25 @@ impl Config {
         crate::processors::build(&cfg.processors, "processors")?;
         Ok((cfg, tree))
     }
+}
+
+/// The largest configuration file read (a bigger one is not a configuration file).
+const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// The text of a configuration file: a regular file of at most 16 MiB, in UTF-8.
+fn read_config_file(path: &Path) -> Result<String, ConfigError> {
+    let bytes = crate::bounded::read(path, MAX_CONFIG_BYTES)
+        .map_err(|e| ConfigError::new("", format!("cannot read config file {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        ConfigError::new(
+            "",
+            format!(
+                "cannot read config file {}: not UTF-8 text (invalid byte at {})",
+                path.display(),
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
 }
 
 /// Deserialize `v` into `T`, naming the failing key path (prefixed with `prefix`). Strings are
