@@ -761,10 +761,12 @@ mod tests {
         // Filebeat's own memlog fixtures, when the reference data is beside the repo.
         let src = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../shared/filebeat-reference/registry-filestream-native.log.json");
-        let Ok(text) = fs::read_to_string(&src) else {
-            eprintln!("skipped: {} not present", src.display());
-            return;
-        };
+        let text = fs::read_to_string(&src).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; the Filebeat reference data must be beside the repo (../shared)",
+                src.display()
+            )
+        });
         let dir = tempfile::tempdir().unwrap();
         let reg_dir = dir.path().join("registry/filebeat");
         fs::create_dir_all(&reg_dir).unwrap();
@@ -787,10 +789,12 @@ mod tests {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(
             "../shared/filebeat-reference/registry-filestream-checkpoint-and-log.example.ndjson",
         );
-        let Ok(text) = fs::read_to_string(&src) else {
-            eprintln!("skipped: {} not present", src.display());
-            return;
-        };
+        let text = fs::read_to_string(&src).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; the Filebeat reference data must be beside the repo (../shared)",
+                src.display()
+            )
+        });
         let mut lines = text.lines();
         let (checkpoint_item, log_kv) = (lines.next().unwrap(), lines.next().unwrap());
         let dir = tempfile::tempdir().unwrap();
