@@ -137,6 +137,27 @@ pub async fn run(cfg: Config, once: bool) -> Result<(), AgentError> {
                     registry.clone(),
                 ));
             }
+            InputConfig::Journald(j) => {
+                if !j.enabled {
+                    continue;
+                }
+                let processors = Arc::new(crate::processors::build(
+                    &j.processors,
+                    &format!("{key}.processors"),
+                )?);
+                let ctx = InputContext {
+                    publisher: publisher.with_processors(processors),
+                    beat: beat.clone(),
+                    metrics: metrics.clone(),
+                    shutdown: shutdown.clone(),
+                    once,
+                };
+                inputs.spawn(crate::input::journald::run(
+                    (**j).clone(),
+                    ctx,
+                    registry.clone(),
+                ));
+            }
             InputConfig::SystemMetrics(raw) => {
                 let m = crate::input::system::parse_config(raw, &key)?;
                 // The input applies its own processors.

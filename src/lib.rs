@@ -13,4 +13,5 @@ pub mod output;
 pub mod pipeline;
 pub mod processors;
 pub mod registry;
+pub mod service;
 pub mod setup;

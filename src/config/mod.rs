@@ -358,6 +358,8 @@ pub enum InputConfig {
     /// Kept raw until the system metrics input validates it.
     #[serde(rename = "system/metrics")]
     SystemMetrics(toml::Value),
+    #[serde(rename = "journald")]
+    Journald(Box<crate::input::journald::JournaldConfig>),
 }
 
 impl InputConfig {
@@ -365,6 +367,7 @@ impl InputConfig {
         match self {
             InputConfig::Filestream(f) => &f.id,
             InputConfig::SystemMetrics(v) => v.get("id").and_then(|v| v.as_str()).unwrap_or(""),
+            InputConfig::Journald(j) => &j.id,
         }
     }
 }
@@ -479,7 +482,7 @@ fn parse_inputs(raw: &[toml::Value]) -> Result<Vec<InputConfig>, ConfigError> {
             None => {
                 return Err(ConfigError::new(
                     format!("{key}.type"),
-                    "missing; set type = \"filestream\" or \"system/metrics\"",
+                    "missing; set type = \"filestream\", \"journald\" or \"system/metrics\"",
                 ))
             }
         };
@@ -493,11 +496,12 @@ fn parse_inputs(raw: &[toml::Value]) -> Result<Vec<InputConfig>, ConfigError> {
                 crate::input::system::parse_config(v, &key)?;
                 InputConfig::SystemMetrics(v.clone())
             }
+            "journald" => journald_input(table, &key)?,
             other => {
                 return Err(ConfigError::new(
                     format!("{key}.type"),
                     format!(
-                        "unknown input type {other:?}; use \"filestream\" or \"system/metrics\""
+                        "unknown input type {other:?}; use \"filestream\", \"journald\" or \"system/metrics\""
                     ),
                 ))
             }
@@ -520,6 +524,14 @@ fn parse_inputs(raw: &[toml::Value]) -> Result<Vec<InputConfig>, ConfigError> {
         out.push(input);
     }
     Ok(out)
+}
+
+/// A `type = "journald"` input (`table` without its `type`).
+fn journald_input(table: toml::Table, key: &str) -> Result<InputConfig, ConfigError> {
+    let j: crate::input::journald::JournaldConfig = typed(toml::Value::Table(table), key)?;
+    j.validate(key)?;
+    crate::processors::build(&j.processors, &format!("{key}.processors"))?;
+    Ok(InputConfig::Journald(Box::new(j)))
 }
 
 #[cfg(test)]

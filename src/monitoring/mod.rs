@@ -4,5 +4,6 @@
 
 pub mod counters;
 pub mod http;
+pub mod liveness;
 
 pub use counters::{Metrics, Snapshot};

@@ -21,6 +21,9 @@ struct Pending {
     base_seq: u64,
     /// (end offset, acked) per outstanding event, oldest first.
     entries: VecDeque<(u64, bool)>,
+    /// The registry cursor value of each outstanding event, for sources whose position is
+    /// not a byte offset (a journal cursor). Empty for files; else as long as `entries`.
+    labels: VecDeque<Arc<serde_json::Value>>,
 }
 
 /// Per-file acknowledgement state, shared by the harvester, the outputs and the registry.
@@ -32,6 +35,9 @@ pub struct AckTracker {
     dirty: AtomicBool,
     /// Set by the registry when the file is forgotten (clean_removed); acks are then ignored.
     pub retired: AtomicBool,
+    /// Cursor value of the last acked labelled event (see `next_labelled_cursor`).
+    acked_label: Mutex<Option<Arc<serde_json::Value>>>,
+    labelled: AtomicBool,
 }
 
 impl AckTracker {
@@ -41,7 +47,45 @@ impl AckTracker {
             acked_offset: AtomicU64::new(start_offset),
             dirty: AtomicBool::new(false),
             retired: AtomicBool::new(false),
+            acked_label: Mutex::new(None),
+            labelled: AtomicBool::new(false),
         })
+    }
+
+    /// A tracker for a source positioned by an opaque cursor (a journal), starting from the
+    /// saved cursor value `start`, if any.
+    pub fn labelled(start: Option<serde_json::Value>) -> Arc<Self> {
+        let t = Self::new(0);
+        t.labelled.store(true, Ordering::Relaxed);
+        *t.acked_label.lock().unwrap_or_else(|e| e.into_inner()) = start.map(Arc::new);
+        t
+    }
+
+    /// Register the next event of a labelled source: `label` is what the registry stores as
+    /// the cursor once this event and every earlier one were acked. Do not mix with
+    /// `next_cursor` on one tracker.
+    pub fn next_labelled_cursor(self: &Arc<Self>, label: serde_json::Value) -> Cursor {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let seq = p.base_seq + p.entries.len() as u64;
+        p.entries.push_back((seq + 1, false));
+        p.labels.push_back(Arc::new(label));
+        Cursor {
+            tracker: self.clone(),
+            seq,
+        }
+    }
+
+    /// The cursor value of the last acked labelled event (or the one it started from).
+    pub fn acked_label(&self) -> Option<Arc<serde_json::Value>> {
+        self.acked_label
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// True for trackers made by `labelled`.
+    pub fn is_labelled(&self) -> bool {
+        self.labelled.load(Ordering::Relaxed)
     }
 
     /// Register the next event of this file, which ends at `end_offset`.
@@ -68,10 +112,17 @@ impl AckTracker {
             }
         }
         let mut advanced = None;
+        let mut label = None;
         while let Some(&(off, true)) = p.entries.front() {
             advanced = Some(off);
             p.entries.pop_front();
+            if let Some(l) = p.labels.pop_front() {
+                label = Some(l);
+            }
             p.base_seq += 1;
+        }
+        if let Some(l) = label {
+            *self.acked_label.lock().unwrap_or_else(|e| e.into_inner()) = Some(l);
         }
         if let Some(off) = advanced {
             self.acked_offset.store(off, Ordering::Release);
@@ -89,6 +140,7 @@ impl AckTracker {
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         p.base_seq += p.entries.len() as u64;
         p.entries.clear();
+        p.labels.clear();
         self.acked_offset.store(offset, Ordering::Release);
         self.dirty.store(true, Ordering::Release);
     }
@@ -146,6 +198,25 @@ mod tests {
         ack_events([&c, &c].into_iter());
         assert_eq!(t.acked_offset(), 30);
         assert_eq!(t.outstanding(), 0);
+    }
+
+    #[test]
+    fn labels_advance_with_the_contiguous_prefix() {
+        let t = AckTracker::labelled(Some(serde_json::json!("start")));
+        assert_eq!(*t.acked_label().unwrap(), serde_json::json!("start"));
+        let a = t.next_labelled_cursor(serde_json::json!("a"));
+        let b = t.next_labelled_cursor(serde_json::json!("b"));
+        let c = t.next_labelled_cursor(serde_json::json!("c"));
+        ack_events([&c].into_iter());
+        assert_eq!(*t.acked_label().unwrap(), serde_json::json!("start"));
+        ack_events([&a].into_iter());
+        assert_eq!(*t.acked_label().unwrap(), serde_json::json!("a"));
+        assert!(t.take_dirty());
+        ack_events([&b].into_iter());
+        assert_eq!(*t.acked_label().unwrap(), serde_json::json!("c"));
+        assert_eq!(t.outstanding(), 0);
+        assert!(t.is_labelled());
+        assert!(!AckTracker::new(0).is_labelled());
     }
 
     #[test]

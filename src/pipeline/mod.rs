@@ -166,6 +166,7 @@ impl Consumer {
     /// `None` when every publisher is gone and the queue is empty.
     pub async fn next_batch(&mut self, max_events: usize) -> Option<Batch> {
         let first = self.rx.recv().await?;
+        crate::monitoring::liveness::touch();
         let mut batch = Batch {
             chunks: vec![first],
             metrics: self.metrics.clone(),
@@ -274,6 +275,7 @@ impl Receipt {
         let dropped = (dropped as u64).min(n);
         let delivered = n - dropped;
         ack::ack_events(self.cursors.iter());
+        crate::monitoring::liveness::touch();
         let m = &self.metrics;
         Metrics::add(&m.counters.queue_acked, n);
         Metrics::add(&m.counters.output_acked, delivered);

@@ -339,6 +339,9 @@ impl ClientContext for Ctx {
     }
 
     fn error(&self, error: RdError, reason: &str) {
+        // librdkafka reconnecting to a broker that is down is a retry, not a hang: the
+        // systemd watchdog keeps pinging through an outage.
+        crate::monitoring::liveness::touch();
         if error_code(&error) == Some(RDKafkaErrorCode::Fatal) {
             self.fatal.store(true, Ordering::Release);
         }
