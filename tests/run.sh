@@ -12,7 +12,7 @@ python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ig
 
 # A real Kafka-protocol broker for tests/kafka.rs, built once per machine (about 20 min on 2 cores).
 # The SASL test needs its SQLite storage (libsql feature): a tansu built without it is replaced.
-export PATH="$HOME/.cargo/bin:$PATH"
+export PATH="$HOME/.cargo/bin:$PATH:/usr/local/go/bin"
 tansu_ready() {
     command -v tansu >/dev/null || return 1
     local probe out
@@ -29,6 +29,22 @@ tansu_ready || cargo install tansu --version 0.6.0 --locked --force --features d
 # Maven Central (about 60 MB once, cached in ~/.m2), as a classpath file.
 mvn -q -B -f tests/stack/engine/pom.xml dependency:build-classpath \
     -Dmdep.outputFile="$PWD/target/engine-classpath.txt"
+
+# The go-lumber reference server for tests/logstash.rs: tests/lumberjack-server, built with Go
+# from the Go module proxy (about 18 s cold, under a second from Go's build cache), cached in the
+# target directory and rebuilt when its source changes.
+ljs_src=tests/lumberjack-server
+ljs_bin=$(realpath -m "${CARGO_TARGET_DIR:-target}/go/lumberjack-server")
+ljs_sum=$(cat "$ljs_src/go.mod" "$ljs_src/go.sum" "$ljs_src"/*.go | sha256sum | cut -d' ' -f1)
+if [ ! -x "$ljs_bin" ] || [ "$(cat "$ljs_bin.sha256" 2>/dev/null)" != "$ljs_sum" ]; then
+    mkdir -p "$(dirname "$ljs_bin")"
+    (cd "$ljs_src" && GOFLAGS=-mod=readonly go build -o "$ljs_bin" .)
+    echo "$ljs_sum" >"$ljs_bin.sha256"
+fi
+export OXIBEAT_LUMBERJACK_SERVER="$ljs_bin"
+
+# A SOCKS5 proxy for the Logstash output's proxy_url test (Debian package, a few seconds).
+command -v microsocks >/dev/null || { apt-get update -qq && apt-get install -y -qq microsocks; }
 
 cargo test --locked "$@"
 python3 -m pytest tests/stack -q -rs

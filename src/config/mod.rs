@@ -295,6 +295,7 @@ pub enum OutputKind {
     Console(ConsoleOutputConfig),
     Discard,
     Kafka(Box<crate::output::kafka::KafkaConfig>),
+    Logstash(Box<crate::output::logstash::LogstashConfig>),
 }
 
 fn enabled(v: &toml::Value) -> bool {
@@ -319,10 +320,12 @@ impl OutputConfig {
             let k: crate::output::kafka::KafkaConfig = typed(raw.clone(), "output.kafka")?;
             on.push(("output.kafka", Some(OutputKind::Kafka(Box::new(k)))));
         }
-        for (name, raw) in [
-            ("output.elasticsearch", &self.elasticsearch),
-            ("output.logstash", &self.logstash),
-        ] {
+        if let Some(raw) = self.logstash.as_ref().filter(|r| enabled(r)) {
+            let l: crate::output::logstash::LogstashConfig = typed(raw.clone(), "output.logstash")?;
+            l.validate()?;
+            on.push(("output.logstash", Some(OutputKind::Logstash(Box::new(l)))));
+        }
+        for (name, raw) in [("output.elasticsearch", &self.elasticsearch)] {
             if raw.as_ref().is_some_and(enabled) {
                 on.push((name, None));
             }

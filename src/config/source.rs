@@ -152,6 +152,18 @@ fn expand_str(
     Ok(out)
 }
 
+/// `scheme://user:xxxxx@host`: the password of a URL (`proxy_url`) is masked.
+fn mask_url_password(url: &str) -> String {
+    match url.split_once("://").and_then(|(scheme, rest)| {
+        let (userinfo, host) = rest.rsplit_once('@')?;
+        let (user, _) = userinfo.split_once(':')?;
+        Some(format!("{scheme}://{user}:xxxxx@{host}"))
+    }) {
+        Some(m) => m,
+        None => url.to_string(),
+    }
+}
+
 /// A copy of the tree with every secret value replaced by "xxxxx".
 pub fn masked(v: &Value) -> Value {
     match v {
@@ -161,6 +173,8 @@ pub fn masked(v: &Value) -> Value {
                     let secret = SECRET_KEYS.contains(&k.as_str()) && !item.is_table();
                     let val = if secret {
                         Value::String("xxxxx".into())
+                    } else if let (true, Some(url)) = (k == "proxy_url", item.as_str()) {
+                        Value::String(mask_url_password(url))
                     } else {
                         masked(item)
                     };

@@ -37,6 +37,8 @@ counters! {
     output_batches => "libbeat.output.events.batches",
     output_write_bytes => "libbeat.output.write.bytes",
     output_write_errors => "libbeat.output.write.errors",
+    output_read_bytes => "libbeat.output.read.bytes",
+    output_read_errors => "libbeat.output.read.errors",
     harvester_started => "filebeat.harvester.started",
     harvester_closed => "filebeat.harvester.closed",
     harvester_skipped => "filebeat.harvester.skipped",

@@ -3,6 +3,8 @@
 //!
 //! Shared by the outputs: `backoff` (retry pacing), `tls` (`ssl.*` settings and the rustls
 //! client), `format` (format strings and rule lists).
+//!
+//! Outputs with a module of their own: `kafka/` (librdkafka), `logstash/` (Lumberjack v2).
 
 pub mod backoff;
 pub mod console;
@@ -10,6 +12,7 @@ pub mod discard;
 pub mod file;
 pub mod format;
 pub mod kafka;
+pub mod logstash;
 pub mod tls;
 
 use std::sync::Arc;
@@ -32,6 +35,8 @@ pub enum OutputError {
     },
     #[error(transparent)]
     Kafka(#[from] kafka::KafkaError),
+    #[error(transparent)]
+    Logstash(#[from] logstash::LogstashError),
 }
 
 /// Run the configured output until the queue closes (every input stopped and drained).
@@ -45,6 +50,7 @@ pub async fn run(
         OutputKind::Console(cfg) => console::run(cfg, consumer, beat).await,
         OutputKind::Discard => discard::run(consumer, beat).await,
         OutputKind::Kafka(cfg) => kafka::run(*cfg, consumer, beat).await,
+        OutputKind::Logstash(cfg) => logstash::run(*cfg, consumer, beat).await,
     }
 }
 
@@ -55,6 +61,7 @@ pub fn test(kind: &OutputKind) -> Result<String, OutputError> {
         OutputKind::Console(_) => Ok("console output: writes to stdout".into()),
         OutputKind::Discard => Ok("discard output: accepts everything".into()),
         OutputKind::Kafka(cfg) => Ok(kafka::check(cfg)?),
+        OutputKind::Logstash(cfg) => Ok(logstash::check(cfg)?),
     }
 }
 
