@@ -13,5 +13,6 @@ pub mod output;
 pub mod pipeline;
 pub mod processors;
 pub mod registry;
+pub mod secrets;
 pub mod service;
 pub mod setup;

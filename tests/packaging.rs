@@ -46,7 +46,9 @@ fn ok(cmd: &mut Command) -> String {
 }
 
 fn tool(name: &str, how: &str) -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     let path = std::env::var_os("PATH").unwrap_or_default();
     for dir in std::env::split_paths(&path).chain([home.join(".cargo/bin")]) {
         let p = dir.join(name);
@@ -78,7 +80,10 @@ fn analyze_root() -> tempfile::TempDir {
         }
     }
     fs::copy(unit(), units.join("oxibeat.service")).unwrap();
-    for (src, dst) in [("/bin/kill", "bin/kill"), (support::bin(), "usr/bin/oxibeat")] {
+    for (src, dst) in [
+        ("/bin/kill", "bin/kill"),
+        (support::bin(), "usr/bin/oxibeat"),
+    ] {
         let d = root.path().join(dst);
         fs::create_dir_all(d.parent().unwrap()).unwrap();
         fs::copy(src, &d).unwrap();
@@ -87,16 +92,21 @@ fn analyze_root() -> tempfile::TempDir {
 }
 
 fn exposure(root: &Path) -> (f64, String) {
-    let out = run(Command::new(tool("systemd-analyze", "apt-get install systemd"))
-        .arg("security")
-        .arg("--offline=true")
-        .arg(format!("--root={}", root.display()))
-        .arg("oxibeat.service"));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let out = run(
+        Command::new(tool("systemd-analyze", "apt-get install systemd"))
+            .arg("security")
+            .arg("--offline=true")
+            .arg(format!("--root={}", root.display()))
+            .arg("oxibeat.service"),
+    );
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     let score = text
         .lines()
-        .find_map(|l| l.split("Overall exposure level for oxibeat.service: ").nth(1))
+        .find_map(|l| {
+            l.split("Overall exposure level for oxibeat.service: ")
+                .nth(1)
+        })
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no exposure level in:\n{text}"));
@@ -123,12 +133,17 @@ fn unit_verifies_and_its_exposure_score_is_the_documented_one() {
         assert!(text.contains(want), "the unit lacks {want}");
     }
     let root = analyze_root();
-    let out = run(Command::new(tool("systemd-analyze", "apt-get install systemd"))
-        .arg("verify")
-        .arg(format!("--root={}", root.path().display()))
-        .arg("/usr/lib/systemd/system/oxibeat.service"));
+    let out = run(
+        Command::new(tool("systemd-analyze", "apt-get install systemd"))
+            .arg("verify")
+            .arg(format!("--root={}", root.path().display()))
+            .arg("/usr/lib/systemd/system/oxibeat.service"),
+    );
     let said = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify:\n{said}");
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "systemd-analyze verify:\n{said}"
+    );
 
     let (score, report) = exposure(root.path());
     assert!(score <= 2.0, "exposure {score} got worse:\n{report}");
@@ -141,7 +156,11 @@ fn unit_verifies_and_its_exposure_score_is_the_documented_one() {
 
 /// Builds the .deb from the test build of the binary (cargo-deb strips it).
 fn build_deb(out: &Path) {
-    let target = Path::new(support::bin()).parent().unwrap().parent().unwrap();
+    let target = Path::new(support::bin())
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap();
     ok(Command::new(tool(
         "cargo-deb",
         "cargo install cargo-deb --version 3.8.0 --locked",
@@ -177,7 +196,13 @@ fn user_ids() -> Option<(u32, u32, String)> {
     let out = run(Command::new("getent").args(["passwd", "oxibeat"]));
     let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let f: Vec<&str> = line.split(':').collect();
-    (f.len() == 7).then(|| (f[2].parse().unwrap(), f[3].parse().unwrap(), f[6].to_string()))
+    (f.len() == 7).then(|| {
+        (
+            f[2].parse().unwrap(),
+            f[3].parse().unwrap(),
+            f[6].to_string(),
+        )
+    })
 }
 
 /// Checks every package leaves after install: files, modes, user, unit, a working config.
@@ -192,10 +217,21 @@ fn check_installed(what: &str) {
         (0o640, 0, gid),
         "{what}: config root:oxibeat 0640"
     );
-    assert_eq!(mode("/var/lib/oxibeat"), (0o750, uid, gid), "{what}: data dir");
-    assert_eq!(mode("/var/log/oxibeat"), (0o750, uid, gid), "{what}: log dir");
+    assert_eq!(
+        mode("/var/lib/oxibeat"),
+        (0o750, uid, gid),
+        "{what}: data dir"
+    );
+    assert_eq!(
+        mode("/var/log/oxibeat"),
+        (0o750, uid, gid),
+        "{what}: log dir"
+    );
     let shipped = fs::read_to_string(repo().join("packaging/oxibeat.toml")).unwrap();
-    assert_eq!(fs::read_to_string("/etc/oxibeat/oxibeat.toml").unwrap(), shipped);
+    assert_eq!(
+        fs::read_to_string("/etc/oxibeat/oxibeat.toml").unwrap(),
+        shipped
+    );
     // The installed unit verifies against the real root.
     let out = run(Command::new("systemd-analyze")
         .arg("verify")
@@ -237,7 +273,9 @@ struct Cleanup;
 impl Drop for Cleanup {
     fn drop(&mut self) {
         let _ = Command::new("dpkg").args(["-P", "oxibeat"]).output();
-        let _ = Command::new("rpm").args(["-e", "--nodeps", "oxibeat"]).output();
+        let _ = Command::new("rpm")
+            .args(["-e", "--nodeps", "oxibeat"])
+            .output();
         for p in ["/var/lib/oxibeat", "/var/log/oxibeat", "/etc/oxibeat"] {
             if !Path::new("/usr/bin/oxibeat").exists() {
                 let _ = fs::remove_dir_all(p);
@@ -248,7 +286,10 @@ impl Drop for Cleanup {
 
 #[test]
 fn deb_installs_runs_and_purges() {
-    assert!(is_root(), "the .deb install test needs root (dpkg -i); CI runs as root");
+    assert!(
+        is_root(),
+        "the .deb install test needs root (dpkg -i); CI runs as root"
+    );
     let _one = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     tool("dpkg", "apt-get install dpkg");
     refuse_if_present();
@@ -268,7 +309,10 @@ fn deb_installs_runs_and_purges() {
     ok(Command::new("dpkg").arg("-i").arg(&deb));
     check_installed("deb");
     let conffiles = ok(Command::new("dpkg-query").args(["-W", "-f=${Conffiles}", "oxibeat"]));
-    assert!(conffiles.contains("/etc/oxibeat/oxibeat.toml"), "{conffiles}");
+    assert!(
+        conffiles.contains("/etc/oxibeat/oxibeat.toml"),
+        "{conffiles}"
+    );
 
     // Remove: only the configuration is left.
     ok(Command::new("dpkg").args(["-r", "oxibeat"]));
@@ -280,14 +324,22 @@ fn deb_installs_runs_and_purges() {
     ] {
         assert!(!Path::new(gone).exists(), "{gone} left after remove");
     }
-    assert!(Path::new("/etc/oxibeat/oxibeat.toml").exists(), "config kept on remove");
+    assert!(
+        Path::new("/etc/oxibeat/oxibeat.toml").exists(),
+        "config kept on remove"
+    );
 
     // Purge: nothing.
     ok(Command::new("dpkg").args(["-P", "oxibeat"]));
-    assert!(!Path::new("/etc/oxibeat").exists(), "/etc/oxibeat left after purge");
+    assert!(
+        !Path::new("/etc/oxibeat").exists(),
+        "/etc/oxibeat left after purge"
+    );
     assert!(user_ids().is_none(), "the oxibeat user is left after purge");
     assert!(
-        run(Command::new("getent").args(["group", "oxibeat"])).stdout.is_empty(),
+        run(Command::new("getent").args(["group", "oxibeat"]))
+            .stdout
+            .is_empty(),
         "the oxibeat group is left after purge"
     );
     assert!(!installed(Command::new("dpkg").args(["-s", "oxibeat"])));
@@ -315,7 +367,10 @@ fn build_rpm(out: &Path, scratch: &Path) {
 
 #[test]
 fn rpm_installs_runs_and_erases() {
-    assert!(is_root(), "the .rpm install test needs root; CI runs as root");
+    assert!(
+        is_root(),
+        "the .rpm install test needs root; CI runs as root"
+    );
     let _one = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     tool("rpm", "apt-get install rpm");
     refuse_if_present();
@@ -328,10 +383,17 @@ fn rpm_installs_runs_and_erases() {
         "/usr/lib/systemd/system/oxibeat.service",
         "/etc/oxibeat/oxibeat.toml",
     ] {
-        assert!(files.lines().any(|l| l == p), "{p} not in the .rpm:\n{files}");
+        assert!(
+            files.lines().any(|l| l == p),
+            "{p} not in the .rpm:\n{files}"
+        );
     }
     let config = ok(Command::new("rpm").arg("-qcp").arg(&rpm));
-    assert_eq!(config.trim(), "/etc/oxibeat/oxibeat.toml", "the config is %config");
+    assert_eq!(
+        config.trim(),
+        "/etc/oxibeat/oxibeat.toml",
+        "the config is %config"
+    );
 
     let _cleanup = Cleanup;
     // --nodeps: this is Debian, whose libraries rpm's database does not know.

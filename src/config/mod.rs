@@ -4,6 +4,7 @@
 //! structs (serde, unknown keys rejected) with the failing key path in every error.
 
 pub mod filestream;
+pub mod perms;
 pub mod secret;
 pub mod source;
 pub mod units;
