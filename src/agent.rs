@@ -75,6 +75,17 @@ pub async fn run(cfg: Config, once: bool) -> Result<(), AgentError> {
     let beat = Arc::new(beat_info(&cfg)?);
     let mut output_kind = cfg.output.selected()?;
     crate::output::resolve_paths(&mut output_kind, &cfg.path.data);
+    let mut queue_events = cfg.queue.mem.events;
+    if let Some(n) = crate::output::queue_events(&output_kind) {
+        if n != queue_events {
+            tracing::warn!(
+                from = queue_events,
+                to = n,
+                "output.elasticsearch.preset overrides queue.mem.events"
+            );
+        }
+        queue_events = n;
+    }
     let registry = Arc::new(Registry::open(
         &cfg.path.data,
         cfg.registry.checkpoint_size.0,
@@ -83,7 +94,7 @@ pub async fn run(cfg: Config, once: bool) -> Result<(), AgentError> {
     let global = Arc::new(crate::processors::build(&cfg.processors, "processors")?);
     let (publisher, consumer) = pipeline::queue(
         QueueLimits {
-            events: cfg.queue.mem.events,
+            events: queue_events,
             max_bytes: cfg.queue.mem.max_bytes.0 as usize,
         },
         global,

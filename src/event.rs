@@ -259,9 +259,27 @@ impl Event {
 
     /// Serialise as one Beats JSON document (no trailing newline) into `out`.
     pub fn write_json(&self, beat: &BeatInfo, out: &mut Vec<u8>) {
+        self.write(beat, out, true);
+    }
+
+    /// Serialise as the document an index stores: the Beats JSON without `@metadata`
+    /// (Filebeat's Elasticsearch output does not send it either).
+    pub fn write_document(&self, beat: &BeatInfo, out: &mut Vec<u8>) {
+        self.write(beat, out, false);
+    }
+
+    fn write(&self, beat: &BeatInfo, out: &mut Vec<u8>, with_metadata: bool) {
         out.extend_from_slice(b"{\"@timestamp\":\"");
         write_timestamp(self.timestamp, out);
-        out.extend_from_slice(b"\",\"@metadata\":{\"beat\":");
+        out.push(b'"');
+        if with_metadata {
+            self.write_metadata(beat, out);
+        }
+        self.write_fields(out);
+    }
+
+    fn write_metadata(&self, beat: &BeatInfo, out: &mut Vec<u8>) {
+        out.extend_from_slice(b",\"@metadata\":{\"beat\":");
         write_json_str(&beat.beat, out);
         out.extend_from_slice(b",\"type\":\"_doc\",\"version\":");
         write_json_str(&beat.version, out);
@@ -278,6 +296,9 @@ impl Event {
             }
         }
         out.push(b'}');
+    }
+
+    fn write_fields(&self, out: &mut Vec<u8>) {
         let materialised;
         let fields = match &self.fields {
             Fields::Line(l) if l.source.common.replaces_line_fields => {

@@ -79,7 +79,8 @@ enum Command {
     },
     /// Show the registry: one line per file with its cursor.
     Registry,
-    /// The Kafka output's dead-letter files: count their events, or send them again.
+    /// The dead-letter files of the Kafka or Elasticsearch output: count their events, or send
+    /// them again.
     Dlq {
         #[command(subcommand)]
         what: DlqWhat,
@@ -98,15 +99,18 @@ enum TestWhat {
 
 #[derive(Subcommand)]
 enum DlqWhat {
-    /// Count the dead-lettered events by topic and error.
+    /// Count the dead-lettered events by topic or index and error.
     Show,
-    /// Send the dead-lettered events to Kafka again (with the output's settings); those that
-    /// fail again stay in the dead-letter file with their new error.
+    /// Send the dead-lettered events again (with the output's settings); those that fail
+    /// again stay in the dead-letter file with their new error.
     Replay {
-        /// Send to this topic instead of the one each event was meant for.
+        /// Kafka: send to this topic instead of the one each event was meant for.
         #[arg(long)]
         topic: Option<String>,
-        /// How long to wait for each delivery before keeping the event (seconds).
+        /// Elasticsearch: send to this index instead of the one each event was meant for.
+        #[arg(long)]
+        index: Option<String>,
+        /// Kafka: how long to wait for each delivery before keeping the event (seconds).
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
@@ -328,25 +332,47 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let (cfg, _) = load(&g)?;
             let mut kind = cfg.output.selected()?;
             oxibeat::output::resolve_paths(&mut kind, &cfg.path.data);
-            let oxibeat::config::OutputKind::Kafka(k) = kind else {
-                anyhow::bail!("oxibeat dlq: the configured output is not output.kafka; dead-letter files belong to the Kafka output");
-            };
-            let dir = oxibeat::output::kafka::producer::dead_letter_dir(&k, &cfg.path.data);
-            use oxibeat::output::kafka::replay;
-            match what {
-                DlqWhat::Show => print!("{}", replay::show(&dir)?.render(&dir, false)),
-                DlqWhat::Replay { topic, timeout } => {
-                    let report = replay::replay(
+            use oxibeat::config::OutputKind;
+            use oxibeat::output::{elasticsearch as es, kafka};
+            let (dir, report) = match (kind, what) {
+                (OutputKind::Kafka(k), DlqWhat::Show) => {
+                    let dir = kafka::producer::dead_letter_dir(&k, &cfg.path.data);
+                    let r = kafka::replay::show(&dir)?;
+                    print!("{}", r.render(&dir, false));
+                    return Ok(ExitCode::SUCCESS);
+                }
+                (OutputKind::Elasticsearch(e), DlqWhat::Show) => {
+                    let dir = e.dead_letter_dir();
+                    let r = es::replay::show(&dir)?;
+                    print!("{}", r.render(&dir, false));
+                    return Ok(ExitCode::SUCCESS);
+                }
+                (OutputKind::Kafka(k), DlqWhat::Replay { topic, timeout, index }) => {
+                    if index.is_some() {
+                        anyhow::bail!("oxibeat dlq replay: --index is for output.elasticsearch; use --topic with output.kafka");
+                    }
+                    let dir = kafka::producer::dead_letter_dir(&k, &cfg.path.data);
+                    let r = kafka::replay::replay(
                         &k,
                         &dir,
                         topic.as_deref(),
                         std::time::Duration::from_secs(timeout.max(1)),
                     )?;
-                    print!("{}", report.render(&dir, true));
-                    if report.failed_again > 0 {
-                        return Ok(ExitCode::FAILURE);
-                    }
+                    (dir, r)
                 }
+                (OutputKind::Elasticsearch(e), DlqWhat::Replay { topic, index, .. }) => {
+                    if topic.is_some() {
+                        anyhow::bail!("oxibeat dlq replay: --topic is for output.kafka; use --index with output.elasticsearch");
+                    }
+                    let dir = e.dead_letter_dir();
+                    let r = es::replay::replay(&e, &dir, index.as_deref())?;
+                    (dir, r)
+                }
+                _ => anyhow::bail!("oxibeat dlq: the configured output has no dead-letter file; dead-letter files belong to output.kafka and output.elasticsearch"),
+            };
+            print!("{}", report.render(&dir, true));
+            if report.failed_again > 0 {
+                return Ok(ExitCode::FAILURE);
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -75,7 +75,8 @@ fn test_config_output_export_and_version() {
     let cfg = w.config_with(
         &w.input("a", "*.log", ""),
         &format!(
-            "[output.file]\npath = {:?}\n[cloud]\nid = \"x\"\nauth = \"elastic:hunter2\"\n",
+            // cloud.id enables the Elasticsearch output (as in Beats) unless it is disabled.
+            "[output.file]\npath = {:?}\n[output.elasticsearch]\nenabled = false\n[cloud]\nid = \"x\"\nauth = \"elastic:hunter2\"\n",
             w.out().display().to_string()
         ),
     );

@@ -20,6 +20,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::Value;
+use support::pki::*;
 use support::*;
 
 /// One broker at a time: the machine has 2 cores, and parallel brokers make timing noisy.
@@ -824,78 +825,6 @@ fn test_output_reports_brokers_and_partitions_or_fails_clearly() {
         err.contains(&format!("127.0.0.1:{dead}")) && err.contains("metadata"),
         "{err}"
     );
-}
-
-/// A fresh CA and a server certificate for 127.0.0.1. Returns the CA certificate's path (PEM,
-/// written to `dir`) and a rustls server configuration with the server certificate.
-/// A self-signed test CA (its PEM written to `<dir>/<name>-ca.pem`) and a server certificate
-/// for 127.0.0.1 and localhost signed by it.
-struct TestPki {
-    ca: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
-    ca_path: PathBuf,
-    server: rcgen::Certificate,
-    server_key: rcgen::KeyPair,
-}
-
-fn test_pki(dir: &Path, name: &str) -> TestPki {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, format!("oxibeat test CA {name}"));
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
-        .expect("CA certificate");
-    let server_key = KeyPair::generate().expect("server key");
-    let server = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .expect("server params")
-        .signed_by(&server_key, &ca)
-        .expect("server certificate");
-    let ca_path = dir.join(format!("{name}-ca.pem"));
-    std::fs::write(&ca_path, ca.pem()).unwrap();
-    TestPki {
-        ca,
-        ca_path,
-        server,
-        server_key,
-    }
-}
-
-impl TestPki {
-    /// The server side of TLS; with `client_auth`, a client certificate from this CA is required.
-    fn server_config(&self, client_auth: bool) -> Arc<rustls::ServerConfig> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .expect("TLS versions");
-        let builder = if client_auth {
-            let mut roots = rustls::RootCertStore::empty();
-            roots
-                .add(self.ca.der().clone())
-                .expect("CA as a trust anchor");
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider,
-            )
-            .build()
-            .expect("client verifier");
-            builder.with_client_cert_verifier(verifier)
-        } else {
-            builder.with_no_client_auth()
-        };
-        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(self.server_key.serialize_der().into());
-        Arc::new(
-            builder
-                .with_single_cert(vec![self.server.der().clone()], key)
-                .expect("server TLS config"),
-        )
-    }
-}
-
-fn test_ca(dir: &Path, name: &str) -> (PathBuf, Arc<rustls::ServerConfig>) {
-    let pki = test_pki(dir, name);
-    let config = pki.server_config(false);
-    (pki.ca_path, config)
 }
 
 /// A TLS-terminating proxy in front of a plain broker. tansu 0.6.0 has `--cert` and `--key`,

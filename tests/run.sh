@@ -10,6 +10,12 @@ cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
     -r tests/stack/requirements.txt
 
+# osmem-server (an in-memory OpenSearch-compatible server, a static binary in the wheel) for the
+# Elasticsearch output tests (tests/elasticsearch.rs); pip keeps the wheel in its cache.
+python3 -c 'import importlib.metadata as m; assert m.version("osmem-server") == "0.1.6"' 2>/dev/null ||
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+        osmem-server==0.1.6
+
 # A real Kafka-protocol broker for tests/kafka.rs, built once per machine (about 20 min on 2 cores).
 # The SASL test needs its SQLite storage (libsql feature): a tansu built without it is replaced.
 export PATH="$HOME/.cargo/bin:$PATH:/usr/local/go/bin"

@@ -287,6 +287,10 @@ pub struct OutputConfig {
     pub kafka: Option<toml::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logstash: Option<toml::Value>,
+    /// A copy of the top-level `[cloud]` section: `cloud.id` enables and points the
+    /// Elasticsearch output (set by `Config::from_str_with`).
+    #[serde(skip)]
+    pub cloud: Option<toml::Value>,
 }
 
 /// The output selected by the configuration.
@@ -297,6 +301,7 @@ pub enum OutputKind {
     Discard,
     Kafka(Box<crate::output::kafka::KafkaConfig>),
     Logstash(Box<crate::output::logstash::LogstashConfig>),
+    Elasticsearch(Box<crate::output::elasticsearch::EsOutput>),
 }
 
 fn enabled(v: &toml::Value) -> bool {
@@ -307,41 +312,62 @@ fn enabled(v: &toml::Value) -> bool {
 
 impl OutputConfig {
     pub fn selected(&self) -> Result<OutputKind, ConfigError> {
-        let mut on: Vec<(&str, Option<OutputKind>)> = Vec::new();
+        let mut on: Vec<(&str, OutputKind)> = Vec::new();
         if let Some(f) = self.file.as_ref().filter(|f| f.enabled) {
-            on.push(("output.file", Some(OutputKind::File(f.clone()))));
+            on.push(("output.file", OutputKind::File(f.clone())));
         }
         if let Some(c) = self.console.as_ref().filter(|c| c.enabled) {
-            on.push(("output.console", Some(OutputKind::Console(c.clone()))));
+            on.push(("output.console", OutputKind::Console(c.clone())));
         }
         if self.discard.as_ref().is_some_and(|d| d.enabled) {
-            on.push(("output.discard", Some(OutputKind::Discard)));
+            on.push(("output.discard", OutputKind::Discard));
         }
         if let Some(raw) = self.kafka.as_ref().filter(|r| enabled(r)) {
             let k: crate::output::kafka::KafkaConfig = typed(raw.clone(), "output.kafka")?;
-            on.push(("output.kafka", Some(OutputKind::Kafka(Box::new(k)))));
+            on.push(("output.kafka", OutputKind::Kafka(Box::new(k))));
+        }
+        let cloud_id = self
+            .cloud
+            .as_ref()
+            .and_then(|c| c.get("id"))
+            .and_then(toml::Value::as_str)
+            .is_some_and(|s| !s.is_empty());
+        let es_raw = match &self.elasticsearch {
+            Some(raw) if enabled(raw) => Some(raw.clone()),
+            Some(_) => None,
+            // As in Beats, cloud.id alone enables the Elasticsearch output.
+            None if cloud_id => Some(toml::Value::Table(Default::default())),
+            None => None,
+        };
+        if let Some(raw) = es_raw {
+            let mut others: Vec<&str> = on
+                .iter()
+                .map(|(n, _)| n.trim_start_matches("output."))
+                .collect();
+            if self.logstash.as_ref().is_some_and(enabled) {
+                others.push("logstash");
+            }
+            let es = crate::output::elasticsearch::EsOutput::from_raw(
+                &raw,
+                self.cloud.as_ref(),
+                &others,
+            )?;
+            on.push((
+                "output.elasticsearch",
+                OutputKind::Elasticsearch(Box::new(es)),
+            ));
         }
         if let Some(raw) = self.logstash.as_ref().filter(|r| enabled(r)) {
             let l: crate::output::logstash::LogstashConfig = typed(raw.clone(), "output.logstash")?;
             l.validate()?;
-            on.push(("output.logstash", Some(OutputKind::Logstash(Box::new(l)))));
-        }
-        for (name, raw) in [("output.elasticsearch", &self.elasticsearch)] {
-            if raw.as_ref().is_some_and(enabled) {
-                on.push((name, None));
-            }
+            on.push(("output.logstash", OutputKind::Logstash(Box::new(l))));
         }
         match on.len() {
             0 => Err(ConfigError::new(
                 "output",
                 "no output is enabled; add one section such as [output.console] or [output.file] with path = \"...\"",
             )),
-            1 => {
-                let (name, kind) = on.pop().expect("one element");
-                kind.ok_or_else(|| {
-                    ConfigError::new(name, "this output is not available in this build yet")
-                })
-            }
+            1 => Ok(on.pop().expect("one element").1),
             _ => Err(ConfigError::new(
                 "output",
                 format!(
@@ -445,6 +471,7 @@ impl Config {
         }
         source::expand_env(&mut tree, "", lookup)?;
         let mut cfg: Config = typed(tree.clone(), "")?;
+        cfg.output.cloud = cfg.cloud.clone();
         cfg.inputs = parse_inputs(&cfg.raw_inputs)?;
         if let Some(http) = &cfg.http {
             crate::monitoring::http::parse_config(http)?;

@@ -175,6 +175,13 @@ pub fn masked(v: &Value) -> Value {
                         Value::String("xxxxx".into())
                     } else if let (true, Some(url)) = (k == "proxy_url", item.as_str()) {
                         Value::String(mask_url_password(url))
+                    } else if k == "headers" && item.is_table() {
+                        // HTTP header values (output.elasticsearch.headers) often carry tokens.
+                        let t = item.as_table().into_iter().flatten();
+                        Value::Table(
+                            t.map(|(h, _)| (h.clone(), Value::String("xxxxx".into())))
+                                .collect(),
+                        )
                     } else {
                         masked(item)
                     };
@@ -190,6 +197,17 @@ pub fn masked(v: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_values_are_masked() {
+        let v: Value = toml::from_str(
+            "[output.elasticsearch]\nheaders = { Authorization = \"Bearer tok\" }\npassword = \"pw\"",
+        )
+        .unwrap();
+        let m = masked(&v).to_string();
+        assert!(!m.contains("tok") && !m.contains("\"pw\""), "{m}");
+        assert!(m.contains("Authorization"), "{m}");
+    }
 
     #[test]
     fn overrides_create_and_index() {

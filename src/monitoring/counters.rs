@@ -34,6 +34,8 @@ counters! {
     output_failed => "libbeat.output.events.failed",
     output_dropped => "libbeat.output.events.dropped",
     output_duplicates => "libbeat.output.events.duplicates",
+    output_dead_letter => "libbeat.output.events.dead_letter",
+    output_toomany => "libbeat.output.events.toomany",
     output_batches => "libbeat.output.events.batches",
     output_write_bytes => "libbeat.output.write.bytes",
     output_write_errors => "libbeat.output.write.errors",
@@ -262,6 +264,26 @@ mod tests {
         assert!(a.counter_values().contains(&("events_processed_total", 3)));
         m.remove_input("a");
         assert_eq!(m.inputs().len(), 1);
+    }
+
+    #[test]
+    fn output_counters_have_filebeat_names() {
+        let names: Vec<&str> = Counters::default()
+            .values()
+            .iter()
+            .map(|(n, _)| *n)
+            .collect();
+        for want in [
+            "libbeat.output.events.acked",
+            "libbeat.output.events.failed",
+            "libbeat.output.events.dropped",
+            "libbeat.output.events.duplicates",
+            "libbeat.output.events.dead_letter",
+            "libbeat.output.events.toomany",
+            "libbeat.output.write.bytes",
+        ] {
+            assert!(names.contains(&want), "{want} missing");
+        }
     }
 
     #[test]

@@ -2,13 +2,17 @@
 //! confirmed. Retriable failures are retried with capped exponential backoff, forever.
 //!
 //! Shared by the outputs: `backoff` (retry pacing), `tls` (`ssl.*` settings and the rustls
-//! client), `format` (format strings and rule lists).
+//! client), `format` (format strings and rule lists), `dlq` (the dead-letter file and the
+//! `oxibeat dlq` commands).
 //!
-//! Outputs with a module of their own: `kafka/` (librdkafka), `logstash/` (Lumberjack v2).
+//! Outputs with a module of their own: `kafka/` (librdkafka), `elasticsearch/` (bulk API),
+//! `logstash/` (Lumberjack v2).
 
 pub mod backoff;
 pub mod console;
 pub mod discard;
+pub mod dlq;
+pub mod elasticsearch;
 pub mod file;
 pub mod format;
 pub mod kafka;
@@ -37,6 +41,8 @@ pub enum OutputError {
     Kafka(#[from] kafka::KafkaError),
     #[error(transparent)]
     Logstash(#[from] logstash::LogstashError),
+    #[error(transparent)]
+    Elasticsearch(#[from] elasticsearch::EsError),
 }
 
 /// Run the configured output until the queue closes (every input stopped and drained).
@@ -51,6 +57,7 @@ pub async fn run(
         OutputKind::Discard => discard::run(consumer, beat).await,
         OutputKind::Kafka(cfg) => kafka::run(*cfg, consumer, beat).await,
         OutputKind::Logstash(cfg) => logstash::run(*cfg, consumer, beat).await,
+        OutputKind::Elasticsearch(es) => Ok(elasticsearch::run(*es, consumer, beat).await?),
     }
 }
 
@@ -62,15 +69,26 @@ pub fn test(kind: &OutputKind) -> Result<String, OutputError> {
         OutputKind::Discard => Ok("discard output: accepts everything".into()),
         OutputKind::Kafka(cfg) => Ok(kafka::check(cfg)?),
         OutputKind::Logstash(cfg) => Ok(logstash::check(cfg)?),
+        OutputKind::Elasticsearch(es) => Ok(elasticsearch::check(es)?),
     }
 }
 
-/// Fill in paths that default to places under `path.data` (the Kafka dead-letter directory).
+/// Fill in paths that default to places under `path.data` (the dead-letter directories).
 pub fn resolve_paths(kind: &mut OutputKind, data: &std::path::Path) {
-    if let OutputKind::Kafka(k) = kind {
-        if k.dead_letter.path.is_none() {
+    match kind {
+        OutputKind::Kafka(k) if k.dead_letter.path.is_none() => {
             k.dead_letter.path = Some(kafka::producer::dead_letter_dir(k, data));
         }
+        OutputKind::Elasticsearch(es) => es.data_dir = data.to_path_buf(),
+        _ => {}
+    }
+}
+
+/// `queue.mem.events` the output asks for (the Elasticsearch `preset`), if any.
+pub fn queue_events(kind: &OutputKind) -> Option<usize> {
+    match kind {
+        OutputKind::Elasticsearch(es) => es.preset_queue_events(),
+        _ => None,
     }
 }
 

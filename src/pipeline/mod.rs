@@ -55,7 +55,11 @@ pub fn queue(
             shared,
             input: Arc::new(Chain::default()),
         },
-        Consumer { rx, metrics },
+        Consumer {
+            rx,
+            metrics,
+            held: None,
+        },
     )
 }
 
@@ -159,13 +163,21 @@ impl Publisher {
 pub struct Consumer {
     rx: mpsc::UnboundedReceiver<Chunk>,
     metrics: Arc<Metrics>,
+    /// A chunk that did not fit in the previous batch; it starts the next one.
+    held: Option<Chunk>,
 }
 
 impl Consumer {
-    /// Wait for events, then take whatever is queued up to about `max_events`.
+    /// Wait for events, then take whatever is queued up to `max_events` (more only when the
+    /// first chunk alone is bigger: chunks are not split). A chunk that would overflow the
+    /// batch starts the next one, so outputs that send `max_events` per request (Elasticsearch)
+    /// get full requests instead of a full one and a small remainder.
     /// `None` when every publisher is gone and the queue is empty.
     pub async fn next_batch(&mut self, max_events: usize) -> Option<Batch> {
-        let first = self.rx.recv().await?;
+        let first = match self.held.take() {
+            Some(c) => c,
+            None => self.rx.recv().await?,
+        };
         crate::monitoring::liveness::touch();
         let mut batch = Batch {
             chunks: vec![first],
@@ -174,6 +186,10 @@ impl Consumer {
         let mut n = batch.chunks[0].events.len();
         while n < max_events {
             match self.rx.try_recv() {
+                Ok(c) if n + c.events.len() > max_events => {
+                    self.held = Some(c);
+                    break;
+                }
                 Ok(c) => {
                     n += c.events.len();
                     batch.chunks.push(c);
@@ -228,6 +244,13 @@ impl Batch {
         self.into_receipt().ack_with_dropped(dropped);
     }
 
+    /// Confirm a batch whose events all settled, of which `acked` count as delivered and
+    /// `dropped` as given up on; the output counts the others itself (duplicates, dead-letter
+    /// index). Every cursor advances.
+    pub fn ack_as(self, acked: usize, dropped: usize) {
+        self.into_receipt().ack_as(acked, dropped);
+    }
+
     /// Keep only what acking needs and free the events and their queue space now.
     /// For outputs that hand a copy of each event to a client with its own bounded buffer
     /// (Kafka): the inputs go on reading while the copies are in flight, and the client's
@@ -271,9 +294,15 @@ impl Receipt {
 
     /// See `Batch::ack_with_dropped`.
     pub fn ack_with_dropped(self, dropped: usize) {
+        let dropped = dropped.min(self.len);
+        let delivered = self.len - dropped;
+        self.ack_as(delivered, dropped);
+    }
+
+    /// See `Batch::ack_as`.
+    pub fn ack_as(self, delivered: usize, dropped: usize) {
         let n = self.len as u64;
-        let dropped = (dropped as u64).min(n);
-        let delivered = n - dropped;
+        let (delivered, dropped) = (delivered as u64, dropped as u64);
         ack::ack_events(self.cursors.iter());
         crate::monitoring::liveness::touch();
         let m = &self.metrics;

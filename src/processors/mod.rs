@@ -17,6 +17,7 @@ mod decode_json_fields;
 mod dissect;
 mod drop_event;
 mod drop_fields;
+mod fingerprint;
 mod include_fields;
 mod rename;
 mod truncate_fields;
@@ -66,7 +67,7 @@ impl Chain {
 
 /// Processor names, for the error on an unknown one.
 const NAMES: &str = "add_fields, add_host_metadata, add_tags, copy_fields, decode_json_fields, \
-                     dissect, drop_event, drop_fields, include_fields, rename, truncate_fields";
+                     dissect, drop_event, drop_fields, fingerprint, include_fields, rename, truncate_fields";
 
 fn unknown_processor(name: &str, pkey: &str) -> ConfigError {
     ConfigError::new(
@@ -141,6 +142,7 @@ fn build_one(entry: &toml::Value, key: &str) -> Result<Box<dyn Processor>, Confi
         "dissect" => Box::new(dissect::Dissect::new(opts, &pkey)?),
         "drop_event" => Box::new(drop_event::DropEvent::new(opts, &pkey)?),
         "drop_fields" => Box::new(drop_fields::DropFields::new(opts, &pkey)?),
+        "fingerprint" => Box::new(fingerprint::Fingerprint::new(opts, &pkey)?),
         "include_fields" => Box::new(include_fields::IncludeFields::new(opts, &pkey)?),
         "rename" => Box::new(rename::Rename::new(opts, &pkey)?),
         "truncate_fields" => Box::new(truncate_fields::TruncateFields::new(opts, &pkey)?),

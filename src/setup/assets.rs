@@ -87,6 +87,11 @@ pub const ASSETS: &[Asset] = &[
     asset!(Kind::IlmPolicy, "oxibeat", "elasticsearch/ilm/oxibeat.json"),
     asset!(
         Kind::IngestPipeline,
+        "oxibeat-logs-parse",
+        "elasticsearch/ingest_pipelines/oxibeat-logs-parse.json"
+    ),
+    asset!(
+        Kind::IngestPipeline,
         "oxibeat-logs",
         "elasticsearch/ingest_pipelines/oxibeat-logs.json"
     ),

@@ -12,55 +12,7 @@ use crate::config::{typed, Config, ConfigError};
 pub use crate::config::Secret;
 pub use crate::output::tls::{SslConfig, VerificationMode};
 
-/// `[output.elasticsearch]`. Setup reads the connection keys; the others belong to the
-/// Elasticsearch output and are accepted here so one file serves both.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct EsOutputConfig {
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    /// `host[:port]` or URLs; defaults to `localhost:9200`.
-    #[serde(default)]
-    pub hosts: Vec<String>,
-    /// `http` (default) or `https`, for hosts given without a scheme.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub protocol: Option<String>,
-    /// A path prefix in front of every API path (a proxy).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<Secret>,
-    /// `id:api_key` as Beats take it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_key: Option<Secret>,
-    #[serde(default)]
-    pub ssl: SslConfig,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<toml::Value>,
-    // Keys of the Elasticsearch output that setup does not use.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub index: Option<toml::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pipeline: Option<toml::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bulk_max_size: Option<toml::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub worker: Option<toml::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compression_level: Option<toml::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_retries: Option<toml::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backoff: Option<toml::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub headers: Option<toml::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preset: Option<toml::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idle_connection_timeout: Option<toml::Value>,
-}
+pub use crate::output::elasticsearch::config::EsOutputConfig;
 
 /// `[setup.kibana]`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -238,7 +190,7 @@ fn verify(ssl: &SslConfig, key: &str) -> Result<Verify, ConfigError> {
         VerificationMode::None => Ok(Verify::None),
         VerificationMode::Certificate => Err(ConfigError::new(
             format!("{key}.ssl.verification_mode"),
-            "\"certificate\" is not supported by oxibeat setup; use \"full\" (add the CA to ssl.certificate_authorities) or \"none\"",
+            "\"certificate\" is not supported by the Elasticsearch client oxibeat uses (rustls); use \"full\" (add the CA to ssl.certificate_authorities) or \"none\"",
         )),
     }
 }

@@ -6,7 +6,6 @@
 //! reorder within a partition.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +17,7 @@ fn yes() -> bool {
 
 pub use crate::config::Secret;
 pub use crate::output::backoff::BackoffConfig;
+pub use crate::output::dlq::DeadLetterConfig;
 pub use crate::output::tls::{SslConfig, VerificationMode};
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -321,38 +321,6 @@ impl Default for ProducerQueue {
         ProducerQueue {
             max_bytes: Self::default_bytes(),
             max_messages: Self::default_messages(),
-        }
-    }
-}
-
-/// Dead-letter NDJSON files for events Kafka rejected for good.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeadLetterConfig {
-    /// Directory; default `<path.data>/kafka-dlq`.
-    #[serde(default)]
-    pub path: Option<PathBuf>,
-    #[serde(default = "DeadLetterConfig::default_size")]
-    pub rotate_every: ByteSize,
-    #[serde(default = "DeadLetterConfig::default_files")]
-    pub number_of_files: usize,
-}
-
-impl DeadLetterConfig {
-    fn default_size() -> ByteSize {
-        ByteSize(100 * 1024 * 1024)
-    }
-    fn default_files() -> usize {
-        7
-    }
-}
-
-impl Default for DeadLetterConfig {
-    fn default() -> Self {
-        DeadLetterConfig {
-            path: None,
-            rotate_every: Self::default_size(),
-            number_of_files: Self::default_files(),
         }
     }
 }

@@ -6,11 +6,10 @@
 //!   strings and rules from `crate::output::format`; TLS settings from `crate::output::tls`).
 //! - partition.rs: Filebeat-compatible partitioners (FNV-1a hash, round_robin, random).
 //! - producer.rs: librdkafka settings, the produce loop, delivery tracking, `test output`.
-//! - dlq.rs: the dead-letter NDJSON file.
-//! - replay.rs: `oxibeat dlq show|replay`, sending dead-lettered events again.
+//! - replay.rs: `oxibeat dlq replay`, sending dead-lettered events again (the dead-letter
+//!   file itself, its format and `dlq show` are shared: `crate::output::dlq`).
 
 pub mod config;
-pub mod dlq;
 pub mod partition;
 pub mod producer;
 pub mod replay;
@@ -32,13 +31,6 @@ pub enum KafkaError {
         #[source]
         source: std::io::Error,
     },
-    #[error("output.kafka dead letters: cannot {action} {path}: {source}")]
-    DeadLetter {
-        action: &'static str,
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("output.kafka dead letters: another `oxibeat dlq replay` is running on {0}")]
-    ReplayRunning(String),
+    #[error("output.kafka {0}")]
+    DeadLetter(#[from] crate::output::dlq::DlqError),
 }

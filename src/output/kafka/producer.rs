@@ -31,9 +31,9 @@ use crate::output::{Backoff, OutputError};
 use crate::pipeline::{Batch, Consumer, Receipt};
 
 use super::config::{KafkaConfig, VerificationMode};
-use super::dlq::{DeadLetter, Entry};
 use super::partition::Partitioner;
 use super::KafkaError;
+use crate::output::dlq::{DeadLetter, Destination, Entry};
 use crate::output::format::{FormatString, Router};
 
 /// librdkafka properties for `cfg`. Secrets go into the config only, never into logs.
@@ -756,7 +756,7 @@ impl Runner {
         let entries: Vec<Entry<'_>> = failed
             .iter()
             .map(|f| Entry {
-                topic: &f.topic,
+                destination: Destination::Topic(&f.topic),
                 error: &f.error,
                 event: &f.payload,
             })
@@ -855,7 +855,7 @@ pub async fn run(
         .path
         .clone()
         .unwrap_or_else(|| PathBuf::from("data/kafka-dlq"));
-    let dlq = DeadLetter::new(&cfg.dead_letter, dlq_dir);
+    let dlq = DeadLetter::new(&cfg.dead_letter, dlq_dir, super::replay::NAME);
     let bulk = cfg.bulk_max_size.max(1);
     let backoff = Backoff::new(cfg.backoff.init.0, cfg.backoff.max.0);
     let mut r = Runner {

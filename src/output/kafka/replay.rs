@@ -1,21 +1,14 @@
-//! `oxibeat dlq show` and `oxibeat dlq replay`: inspect the dead-letter files and send their
-//! events to Kafka again (after the cause was fixed: topic created, `message.max.bytes` raised,
-//! ACL granted).
+//! `oxibeat dlq replay` for the Kafka output: send the dead-lettered events to Kafka again
+//! (after the cause was fixed: topic created, `message.max.bytes` raised, ACL granted).
 //!
-//! Replay first claims every dead-letter file under the directory lock, renaming them to
-//! `kafka-dlq.replaying.<n>.ndjson` in age order (a running agent then starts a new active
-//! file). Then, one claimed file at a time, it sends every entry with the output's settings
-//! (key, partitioner, headers, and the event's `@timestamp` as the message timestamp), waits
-//! for the delivery reports, appends what failed again, with the new error, to the active file,
-//! and deletes the claimed file. A crash in between leaves claimed files, which the next replay
-//! takes first: entries are delivered at least once and none is lost (a crash after the append
-//! and before the delete repeats that file's entries). One replay runs at a time
-//! (`kafka-dlq.replay.lock`). Lines that are not valid dead-letter entries (a torn write) are
-//! kept byte for byte and counted.
+//! The file format, claiming, put-back and `show` are shared (`crate::output::dlq`); this
+//! module is the sender: every entry of a claimed file is sent with the output's settings
+//! (key, partitioner, headers, and the event's `@timestamp` as the message timestamp), then
+//! it waits for the delivery reports. Message ids are unique over the whole replay, so a late
+//! report cannot be credited to an entry of another file.
 
-use std::collections::{BTreeMap, HashMap};
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -25,159 +18,22 @@ use rdkafka::producer::{
     PARTITION_UA,
 };
 use rdkafka::ClientContext;
-use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use crate::event::{parse_timestamp, Event};
+use crate::output::dlq::{self, Destination, Line, Report, Resend};
 
 use super::config::KafkaConfig;
-use super::dlq::{self, append_synced, DirLock, Entry};
 use super::partition::Partitioner;
 use super::producer::{client_config, fetch_partitions, headers, oversize, Lookup};
 use super::KafkaError;
 use crate::output::format::FormatString;
 
-const CLAIMED_PREFIX: &str = "kafka-dlq.replaying.";
-/// Held for the whole replay: a second replay would take over files the first is sending.
-const REPLAY_LOCK: &str = "kafka-dlq.replay.lock";
-
-/// Files claimed by a replay (possibly an interrupted one), in order.
-fn claimed_files(dir: &Path) -> Vec<(u64, PathBuf)> {
-    dlq::numbered(dir, |name| {
-        name.strip_prefix(CLAIMED_PREFIX)?
-            .strip_suffix(".ndjson")?
-            .parse()
-            .ok()
-    })
-}
-
-/// Rename every dead-letter file to a claimed name, after those an interrupted replay left.
-fn claim_all(dir: &Path) -> Result<Vec<PathBuf>, KafkaError> {
-    let _lock = DirLock::acquire(dir).map_err(|e| io_error("lock", dir, e))?;
-    let mut claimed = claimed_files(dir);
-    let first = claimed.last().map_or(0, |(n, _)| n + 1);
-    for (n, f) in (first..).zip(dlq::files(dir)) {
-        let to = dir.join(format!("{CLAIMED_PREFIX}{n}.ndjson"));
-        fs::rename(&f, &to).map_err(|e| io_error("claim", &f, e))?;
-        claimed.push((n, to));
-    }
-    Ok(claimed.into_iter().map(|(_, p)| p).collect())
-}
-
-#[derive(Deserialize)]
-struct Line<'a> {
-    #[serde(rename = "@timestamp", default)]
-    timestamp: String,
-    #[serde(default)]
-    topic: String,
-    #[serde(default)]
-    error: String,
-    #[serde(borrow)]
-    event: &'a RawValue,
-}
-
-impl Line<'_> {
-    /// The Kafka message value: the event JSON, or the text of a value that was not JSON.
-    fn payload(&self) -> Vec<u8> {
-        let raw = self.event.get();
-        if raw.starts_with('"') {
-            if let Ok(s) = serde_json::from_str::<String>(raw) {
-                return s.into_bytes();
-            }
-        }
-        raw.as_bytes().to_vec()
-    }
-}
-
-/// What `show` or `replay` found and did.
-#[derive(Debug, Default)]
-pub struct Report {
-    pub files: usize,
-    /// Entries per (topic, error).
-    pub by_cause: BTreeMap<(String, String), usize>,
-    pub replayed: usize,
-    pub failed_again: usize,
-    /// Lines that are not dead-letter entries, kept as they were.
-    pub unreadable: usize,
-    /// A sample error of the entries that failed again.
-    pub sample_error: Option<String>,
-}
-
-impl Report {
-    pub fn entries(&self) -> usize {
-        self.by_cause.values().sum()
-    }
-
-    pub fn render(&self, dir: &Path, replay: bool) -> String {
-        let mut out = format!(
-            "dead-letter directory {}: {} file(s), {} entr{}, {} unreadable line(s)\n",
-            dir.display(),
-            self.files,
-            self.entries(),
-            if self.entries() == 1 { "y" } else { "ies" },
-            self.unreadable
-        );
-        for ((topic, error), n) in &self.by_cause {
-            let topic = if topic.is_empty() { "(none)" } else { topic };
-            out.push_str(&format!("  {n:>8}  topic {topic}: {error}\n"));
-        }
-        if replay {
-            out.push_str(&format!(
-                "replayed {} event(s); {} failed again and were kept in the dead-letter file",
-                self.replayed, self.failed_again
-            ));
-            if let Some(e) = &self.sample_error {
-                out.push_str(&format!(" (for example: {e})"));
-            }
-            out.push('\n');
-        }
-        out
-    }
-}
+/// File stem of the Kafka dead-letter files (`kafka-dlq.ndjson`).
+pub const NAME: &str = "kafka-dlq";
 
 /// Count the dead-letter entries of `dir` by topic and error, without changing anything.
 pub fn show(dir: &Path) -> Result<Report, KafkaError> {
-    let mut report = Report::default();
-    if !dir.is_dir() {
-        return Ok(report);
-    }
-    // Under the lock: no rotation or replay step moves a file while it is counted.
-    let _lock = DirLock::acquire(dir).map_err(|e| io_error("lock", dir, e))?;
-    let files: Vec<PathBuf> = claimed_files(dir)
-        .into_iter()
-        .map(|(_, p)| p)
-        .chain(dlq::files(dir))
-        .collect();
-    for path in &files {
-        let bytes = fs::read(path).map_err(|e| io_error("read", path, e))?;
-        report.files += 1;
-        for raw in lines(&bytes) {
-            match parse(raw) {
-                Some(l) => *report.by_cause.entry((l.topic, l.error)).or_default() += 1,
-                None => report.unreadable += 1,
-            }
-        }
-    }
-    Ok(report)
-}
-
-/// The non-empty lines of a dead-letter file, as bytes (a torn line may not be UTF-8).
-fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
-    bytes
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-}
-
-fn parse(raw: &[u8]) -> Option<Line<'_>> {
-    serde_json::from_slice(raw).ok()
-}
-
-fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> KafkaError {
-    KafkaError::DeadLetter {
-        action,
-        path: path.display().to_string(),
-        source,
-    }
+    Ok(dlq::show(dir, NAME)?)
 }
 
 /// Delivery reports by message id: `None` delivered, `Some(error)` failed.
@@ -218,6 +74,8 @@ struct Sender<'a> {
     headers: Option<rdkafka::message::OwnedHeaders>,
     partitions: HashMap<String, Result<i32, String>>,
     timeout: Duration,
+    /// `--topic`: replaces the recorded topic.
+    topic: Option<&'a str>,
     /// Message ids are unique over the whole replay, so a late report cannot be credited to
     /// an entry of another file.
     next_id: usize,
@@ -231,16 +89,9 @@ pub fn replay(
     topic: Option<&str>,
     timeout: Duration,
 ) -> Result<Report, KafkaError> {
-    let mut report = Report::default();
     if !dir.is_dir() {
-        return Ok(report);
+        return Ok(Report::default());
     }
-    let lock_path = dir.join(REPLAY_LOCK);
-    let Some(_replay_lock) =
-        dlq::try_lock(&lock_path).map_err(|e| io_error("lock", &lock_path, e))?
-    else {
-        return Err(KafkaError::ReplayRunning(dir.display().to_string()));
-    };
     let ctx = ReplayCtx {
         results: Mutex::new(HashMap::new()),
         client_errors: Mutex::new(Vec::new()),
@@ -260,12 +111,10 @@ pub fn replay(
         headers: headers(cfg),
         partitions: HashMap::new(),
         timeout,
+        topic,
         next_id: 0,
     };
-    for claimed in claim_all(dir)? {
-        report.files += 1;
-        replay_file(&mut sender, dir, &claimed, topic, &mut report)?;
-    }
+    let mut report = dlq::replay_files(dir, NAME, &mut sender)?;
     if report.failed_again > 0 && report.replayed == 0 {
         let errors = sender
             .producer
@@ -285,94 +134,50 @@ pub fn replay(
     Ok(report)
 }
 
-/// Send the entries of one claimed file, wait for their reports, put back what failed and
-/// delete the file.
-fn replay_file(
-    sender: &mut Sender<'_>,
-    dir: &Path,
-    claimed: &Path,
-    topic: Option<&str>,
-    report: &mut Report,
-) -> Result<(), KafkaError> {
-    let bytes = fs::read(claimed).map_err(|e| io_error("read", claimed, e))?;
-    let raws: Vec<&[u8]> = lines(&bytes).collect();
-    let first_id = sender.next_id;
-    let mut parsed: Vec<Option<Line<'_>>> = Vec::with_capacity(raws.len());
-    let mut failed: HashMap<usize, String> = HashMap::new();
-    for (i, raw) in raws.iter().enumerate() {
-        let Some(line) = parse(raw) else {
-            report.unreadable += 1;
-            parsed.push(None);
-            continue;
-        };
-        *report
-            .by_cause
-            .entry((line.topic.clone(), line.error.clone()))
-            .or_default() += 1;
-        let dest = topic.unwrap_or(&line.topic).to_string();
-        if let Err(why) = sender.send(&dest, &line, first_id + i) {
-            failed.insert(i, why);
+impl Resend for Sender<'_> {
+    /// Send the entries of one claimed file and wait for their delivery reports.
+    fn resend(&mut self, entries: &[Line<'_>]) -> Vec<Option<String>> {
+        let first_id = self.next_id;
+        let mut failed: HashMap<usize, String> = HashMap::new();
+        for (i, line) in entries.iter().enumerate() {
+            let recorded = match line.destination() {
+                Destination::Topic(t) => t.to_string(),
+                Destination::Index(_) => String::new(),
+            };
+            let dest = self.topic.map_or(recorded, str::to_string);
+            if let Err(why) = self.send(&dest, line, first_id + i) {
+                failed.insert(i, why);
+            }
         }
-        parsed.push(Some(line));
+        self.next_id = first_id + entries.len();
+        let producer = &self.producer;
+        if producer
+            .flush(self.timeout + Duration::from_secs(10))
+            .is_err()
+        {
+            // Give up on what is still queued or in flight: purged messages report as failed,
+            // so nothing counts as delivered that might not have been.
+            producer.purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
+            let _ = producer.flush(Duration::from_secs(10));
+        }
+        let results = std::mem::take(
+            &mut *producer
+                .context()
+                .results
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        (0..entries.len())
+            .map(
+                |i| match (failed.remove(&i), results.get(&(first_id + i))) {
+                    (Some(why), _) => Some(why),
+                    (None, Some(None)) => None,
+                    (None, Some(Some(why))) => Some(why.clone()),
+                    (None, None) => Some("no delivery report before the replay timeout".into()),
+                },
+            )
+            .collect()
     }
-    sender.next_id = first_id + raws.len();
-    let producer = &sender.producer;
-    if producer
-        .flush(sender.timeout + Duration::from_secs(10))
-        .is_err()
-    {
-        // Give up on what is still queued or in flight: purged messages report as failed,
-        // so nothing counts as delivered that might not have been.
-        producer.purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
-        let _ = producer.flush(Duration::from_secs(10));
-    }
-    let results = std::mem::take(
-        &mut *producer
-            .context()
-            .results
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()),
-    );
-    // Whatever did not arrive goes back, with its new error.
-    let mut keep = Vec::new();
-    let ts_now = crate::event::format_timestamp(crate::event::now_nanos());
-    for (i, line) in parsed.iter().enumerate() {
-        let Some(line) = line else {
-            keep.extend_from_slice(raws[i]);
-            keep.push(b'\n');
-            continue;
-        };
-        let error = match (failed.get(&i), results.get(&(first_id + i))) {
-            (Some(why), _) => Some(why.clone()),
-            (None, Some(None)) => None,
-            (None, Some(Some(why))) => Some(why.clone()),
-            (None, None) => Some("no delivery report before the replay timeout".into()),
-        };
-        let Some(why) = error else {
-            report.replayed += 1;
-            continue;
-        };
-        report.failed_again += 1;
-        report.sample_error.get_or_insert_with(|| why.clone());
-        let payload = line.payload();
-        let ts = if line.timestamp.is_empty() {
-            &ts_now
-        } else {
-            &line.timestamp
-        };
-        let entry = Entry {
-            topic: &line.topic,
-            error: &why,
-            event: &payload,
-        };
-        dlq::write_line(&mut keep, ts, &entry);
-    }
-    let _lock = DirLock::acquire(dir).map_err(|e| io_error("lock", dir, e))?;
-    if !keep.is_empty() {
-        let active = dir.join(dlq::FILE_NAME);
-        append_synced(&active, &keep).map_err(|e| io_error("append to", &active, e))?;
-    }
-    fs::remove_file(claimed).map_err(|e| io_error("remove", claimed, e))
 }
 
 impl Sender<'_> {
@@ -462,84 +267,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn show_counts_entries_by_cause_and_unreadable_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = super::super::config::DeadLetterConfig {
-            path: None,
-            rotate_every: crate::config::units::ByteSize(1 << 20),
-            number_of_files: 3,
-        };
-        let mut d = dlq::DeadLetter::new(&cfg, dir.path().to_path_buf());
-        let ev = br#"{"message":"a"}"#;
-        d.write(&[
-            Entry {
-                topic: "logs",
-                error: "too large",
-                event: ev,
-            },
-            Entry {
-                topic: "logs",
-                error: "too large",
-                event: ev,
-            },
-            Entry {
-                topic: "",
-                error: "cannot select the topic",
-                event: b"not json",
-            },
-        ])
-        .unwrap();
-        append_synced(&dir.path().join(dlq::FILE_NAME), b"{\"torn\":").unwrap();
-        let r = show(dir.path()).unwrap();
-        assert_eq!(r.files, 1);
-        assert_eq!(r.entries(), 3);
-        assert_eq!(r.unreadable, 1);
-        assert_eq!(
-            r.by_cause[&("logs".to_string(), "too large".to_string())],
-            2
-        );
-        let text = r.render(dir.path(), false);
-        assert!(
-            text.contains("topic (none): cannot select the topic"),
-            "{text}"
-        );
-    }
-
-    #[test]
     fn a_second_replay_is_refused_while_one_runs() {
         let dir = tempfile::tempdir().unwrap();
         let cfg: KafkaConfig = toml::from_str("hosts = [\"127.0.0.1:1\"]").unwrap();
-        let held = dlq::try_lock(&dir.path().join(REPLAY_LOCK))
+        let held = dlq::try_lock(&dir.path().join(format!("{NAME}.replay.lock")))
             .unwrap()
             .expect("free");
         let err = replay(&cfg, dir.path(), None, Duration::from_secs(1)).unwrap_err();
-        assert!(matches!(err, KafkaError::ReplayRunning(_)), "{err}");
+        assert!(
+            matches!(err, KafkaError::DeadLetter(dlq::DlqError::ReplayRunning(_))),
+            "{err}"
+        );
         drop(held);
-        // Nothing to replay in a missing directory, and nothing is created.
         let missing = dir.path().join("none");
         let r = replay(&cfg, &missing, None, Duration::from_secs(1)).unwrap();
         assert_eq!((r.files, r.replayed), (0, 0));
-        assert_eq!(show(&missing).unwrap().files, 0);
         assert!(!missing.exists());
-    }
-
-    #[test]
-    fn lines_keep_invalid_utf8_as_unreadable_bytes() {
-        let bytes = b"{\"topic\":\"t\",\"error\":\"e\",\"event\":{}}\n\xff\xfe torn\n\n";
-        let all: Vec<&[u8]> = lines(bytes).collect();
-        assert_eq!(all.len(), 2);
-        assert!(parse(all[0]).is_some());
-        assert!(parse(all[1]).is_none());
-        assert_eq!(all[1], b"\xff\xfe torn");
-    }
-
-    #[test]
-    fn a_payload_that_was_not_json_is_replayed_as_its_text() {
-        let line: Line<'_> =
-            serde_json::from_str(r#"{"topic":"t","error":"e","event":"plain \"text\""}"#).unwrap();
-        assert_eq!(line.payload(), b"plain \"text\"");
-        let line: Line<'_> =
-            serde_json::from_str(r#"{"topic":"t","error":"e","event":{"a":1}}"#).unwrap();
-        assert_eq!(line.payload(), br#"{"a":1}"#);
     }
 }
