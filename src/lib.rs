@@ -8,6 +8,7 @@ pub mod cloudid;
 pub mod config;
 pub mod event;
 pub mod input;
+pub mod logging;
 pub mod monitoring;
 pub mod output;
 pub mod pipeline;
