@@ -130,6 +130,29 @@ impl AckTracker {
         }
     }
 
+    /// Offset just past the last event handed to the pipeline (acked or not): where a
+    /// reader that takes over this source (an input restarted by a reload) continues, so
+    /// nothing is read twice while the earlier events are still in flight.
+    pub fn published_offset(&self) -> u64 {
+        let p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        p.entries
+            .back()
+            .map(|e| e.0)
+            .unwrap_or_else(|| self.acked_offset())
+    }
+
+    /// The cursor value of the last labelled event handed to the pipeline (acked or not).
+    pub fn published_label(&self) -> Option<Arc<serde_json::Value>> {
+        let p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        match p.labels.back() {
+            Some(l) => Some(l.clone()),
+            None => {
+                drop(p);
+                self.acked_label()
+            }
+        }
+    }
+
     /// Offset up to which every event was confirmed.
     pub fn acked_offset(&self) -> u64 {
         self.acked_offset.load(Ordering::Acquire)
@@ -217,6 +240,22 @@ mod tests {
         assert_eq!(t.outstanding(), 0);
         assert!(t.is_labelled());
         assert!(!AckTracker::new(0).is_labelled());
+    }
+
+    #[test]
+    fn published_position_runs_ahead_of_the_acked_one() {
+        let t = AckTracker::new(5);
+        assert_eq!(t.published_offset(), 5);
+        let a = t.next_cursor(10);
+        let _b = t.next_cursor(20);
+        assert_eq!(t.published_offset(), 20);
+        ack_events([&a].into_iter());
+        assert_eq!((t.acked_offset(), t.published_offset()), (10, 20));
+        let l = AckTracker::labelled(Some(serde_json::json!(1)));
+        assert_eq!(*l.published_label().unwrap(), serde_json::json!(1));
+        let _c = l.next_labelled_cursor(serde_json::json!(2));
+        assert_eq!(*l.published_label().unwrap(), serde_json::json!(2));
+        assert_eq!(*l.acked_label().unwrap(), serde_json::json!(1));
     }
 
     #[test]

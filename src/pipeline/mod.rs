@@ -47,7 +47,7 @@ pub fn queue(
         byte_slots: Arc::new(Semaphore::new(bytes)),
         max_events: events,
         max_bytes: bytes,
-        global,
+        global: std::sync::RwLock::new(global),
         metrics: metrics.clone(),
     });
     (
@@ -69,7 +69,8 @@ struct Shared {
     byte_slots: Arc<Semaphore>,
     max_events: usize,
     max_bytes: usize,
-    global: Arc<Chain>,
+    /// Replaced by a reload; each batch uses the chain current when it is published.
+    global: std::sync::RwLock<Arc<Chain>>,
     metrics: Arc<Metrics>,
 }
 
@@ -98,17 +99,32 @@ impl Publisher {
         &self.shared.metrics
     }
 
+    /// Replace the global processors (a reload): events published from now on use `chain`.
+    pub fn set_global(&self, chain: Arc<Chain>) {
+        *self
+            .shared
+            .global
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = chain;
+    }
+
     /// Run processors, then wait for queue space and enqueue the batch.
     /// Dropped events are acked at once, so their file offsets still advance.
     pub async fn publish(&self, mut events: Vec<Event>) -> Result<(), Closed> {
         let m = &self.shared.metrics;
         let total = events.len() as u64;
         Metrics::add(&m.counters.pipeline_total, total);
-        if !(self.input.is_empty() && self.shared.global.is_empty()) {
+        let global = self
+            .shared
+            .global
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if !(self.input.is_empty() && global.is_empty()) {
             let mut dropped = Vec::new();
             events.retain_mut(|ev| {
                 let keep = self.input.run(ev) == Outcome::Keep
-                    && self.shared.global.run(ev) == Outcome::Keep;
+                    && global.run(ev) == Outcome::Keep;
                 if !keep {
                     if let Some(c) = ev.cursor.take() {
                         dropped.push(c);

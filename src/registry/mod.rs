@@ -281,6 +281,17 @@ impl Registry {
         }
     }
 
+    /// The tracker of `key` if a reader follows it, or did until it stopped with events
+    /// still in flight (an input stopped by a reload): its successor takes it over, so the
+    /// late acks still move the cursor and nothing is read twice.
+    pub fn live_tracker(&self, key: &str) -> Option<Arc<AckTracker>> {
+        self.lock()
+            .live
+            .get(key)
+            .filter(|t| !t.retired.load(Ordering::Relaxed))
+            .cloned()
+    }
+
     /// Start following a source positioned by an opaque cursor (a journal): its entry is
     /// written from `tracker`'s acked label at every flush, once there is one.
     pub fn track_labelled(&self, key: &str, tracker: Arc<AckTracker>) {
