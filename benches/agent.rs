@@ -8,6 +8,8 @@
 //! - latency: new line → console output, p50/p99 over paced writes
 //! - rss: peak RSS while tailing 1,000 files written at 10,000 lines/s in total
 //! - idle: CPU share and open descriptors with 10,000 idle matched files
+//! - diskqueue: file → disk queue → discard (`sync` batch and none) vs the memory queue, and
+//!   the replay rate of a 1 GiB backlog
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -292,4 +294,156 @@ fn main() {
     if want("idle") {
         idle();
     }
+    if want("diskqueue") {
+        diskqueue();
+    }
+}
+
+/// `cargo bench --bench agent -- diskqueue`: the same 3,000,000 lines of 200 B through the
+/// memory queue and the disk queue (`sync = "batch"` and `"none"`), each agent pinned to one
+/// core, each run with its own registry; then a backlog of about 1 GiB on disk (filled while
+/// the output fails: stdout is /dev/full) replayed to the discard output.
+fn diskqueue() {
+    let d = Dir::new("diskqueue");
+    let n: usize = std::env::var("BENCH_LINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3_000_000);
+    let path = d.logs().join("big.log");
+    write_lines(&path, 0, n);
+    let _ = Command::new("cat")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .status();
+    let run = |name: &str, queue: &str| -> f64 {
+        let data = d.0.join(format!("data-{name}"));
+        let cfg = d.0.join(format!("{name}.toml"));
+        fs::write(
+            &cfg,
+            format!(
+                "[path]\ndata = {:?}\n[[inputs]]\ntype = \"filestream\"\nid = \"bench\"\npaths = [{:?}]\n[output.discard]\n{queue}\n[logging.metrics]\nenabled = false\n",
+                data.display().to_string(),
+                path.display().to_string()
+            ),
+        )
+        .unwrap();
+        let secs = run_once_pinned(&cfg).as_secs_f64();
+        let _ = fs::remove_dir_all(&data);
+        secs
+    };
+    let mem = run("mem", "[queue.mem]\n");
+    let batch = run("batch", "[queue.disk]\nsync = \"batch\"\n");
+    let none = run("none", "[queue.disk]\nsync = \"none\"\n");
+    let mem2 = run("mem2", "[queue.mem]\n");
+    let rate = |s: f64| n as f64 / s;
+    let base = rate(mem.min(mem2));
+    println!("diskqueue: {n} lines of 200 B, file → queue → discard (Beats JSON encoded), agent pinned to 1 core");
+    println!(
+        "  memory queue:              {:.2} s / {:.2} s, best {:.0} lines/s",
+        mem, mem2, base
+    );
+    println!(
+        "  disk queue, sync=batch:    {batch:.2} s, {:.0} lines/s, ratio to memory {:.2}",
+        rate(batch),
+        rate(batch) / base
+    );
+    println!(
+        "  disk queue, sync=none:     {none:.2} s, {:.0} lines/s, ratio to memory {:.2}",
+        rate(none),
+        rate(none) / base
+    );
+    replay(&d);
+}
+
+fn write_lines(path: &std::path::Path, from: usize, n: usize) {
+    let mut f = std::io::BufWriter::with_capacity(1 << 20, fs::File::create(path).unwrap());
+    for i in from..from + n {
+        f.write_all(line(i).as_bytes()).unwrap();
+    }
+}
+
+/// Fill the disk queue with about 1 GiB while the output cannot write (console to
+/// /dev/full: every write fails with ENOSPC and is retried), stop, then time a `--once` run
+/// that delivers the backlog to the discard output.
+fn replay(d: &Dir) {
+    let lines: usize = std::env::var("BENCH_REPLAY_LINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4_600_000);
+    let logs = d.0.join("replay-logs");
+    fs::create_dir_all(&logs).unwrap();
+    write_lines(&logs.join("r.log"), 0, lines);
+    let data = d.0.join("data-replay");
+    let cfg_for = |output: &str| {
+        let cfg = d.0.join(format!("replay-{}.toml", output.len()));
+        fs::write(
+            &cfg,
+            format!(
+                "[path]\ndata = {:?}\n[[inputs]]\ntype = \"filestream\"\nid = \"replay\"\npaths = [{:?}]\n{output}\n[queue.disk]\nsync = \"none\"\n[registry]\nflush = \"100ms\"\n[logging.metrics]\nenabled = false\n",
+                data.display().to_string(),
+                logs.join("*.log").display().to_string()
+            ),
+        )
+        .unwrap();
+        cfg
+    };
+    let fill = cfg_for("[output.console]\n");
+    let mut child = Command::new(bin())
+        .args(["run", "-e", "--log-level", "error", "-c"])
+        .arg(&fill)
+        .stdout(
+            fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let queued = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let out = Command::new(bin())
+            .args(["queue", "show", "-c"])
+            .arg(&fill)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let events: usize = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("events:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        if events + 10_000 >= lines || t.elapsed() > Duration::from_secs(300) {
+            break text;
+        }
+    };
+    stop(&mut child);
+    let bytes: u64 = fs::read_dir(data.join("diskqueue"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    let drain = cfg_for("[output.discard]\n");
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cat {}/diskqueue/*.seg > /dev/null",
+            data.display()
+        ))
+        .status();
+    let secs = run_once_pinned(&drain).as_secs_f64();
+    let events: usize = queued
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("events:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    println!(
+        "  replay: backlog of {events} events, {:.2} GiB on disk (filled while the output failed), delivered to discard in {secs:.2} s: {:.0} events/s, {:.0} MiB/s (agent pinned to 1 core, segments in the page cache)",
+        bytes as f64 / (1u64 << 30) as f64,
+        events as f64 / secs,
+        bytes as f64 / secs / (1u64 << 20) as f64
+    );
 }

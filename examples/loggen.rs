@@ -156,7 +156,9 @@ struct Opts {
 
     /// Inject an anomaly during the anomaly window (repeatable or comma separated):
     /// error-burst (ERROR lines), 5xx-spike (HTTP 5xx statuses),
-    /// new-message (a message type never seen before).
+    /// new-message (a message type never seen before), and incidents for log search:
+    /// disk-full (writes fail with ENOSPC), oom-kill (heap exhausted, container OOM-killed),
+    /// tls-expiry (an upstream's certificate expired).
     #[arg(long = "anomaly", value_enum, value_delimiter = ',')]
     anomalies: Vec<AnomalyKind>,
 
@@ -231,6 +233,9 @@ enum AnomalyKind {
     #[value(name = "5xx-spike")]
     Spike5xx,
     NewMessage,
+    DiskFull,
+    OomKill,
+    TlsExpiry,
 }
 
 impl AnomalyKind {
@@ -239,6 +244,9 @@ impl AnomalyKind {
             AnomalyKind::ErrorBurst => "error-burst",
             AnomalyKind::Spike5xx => "5xx-spike",
             AnomalyKind::NewMessage => "new-message",
+            AnomalyKind::DiskFull => "disk-full",
+            AnomalyKind::OomKill => "oom-kill",
+            AnomalyKind::TlsExpiry => "tls-expiry",
         }
     }
 }
@@ -972,6 +980,89 @@ const NEW_MESSAGE: Msg = msg(
     1,
 );
 
+const TRACE_DISK: Trace = Trace {
+    exception: "java.io.IOException: No space left on device",
+    frames: &[
+        "at java.base/java.io.FileOutputStream.writeBytes(Native Method)",
+        "at java.base/java.io.FileOutputStream.write(FileOutputStream.java:367)",
+        "at com.example.storage.ReceiptWriter.write(ReceiptWriter.java:51)",
+        "at com.example.OrderService.complete(OrderService.java:203)",
+        "at java.base/java.lang.Thread.run(Thread.java:1583)",
+    ],
+    cause: "java.nio.file.FileSystemException: /var/lib/checkout/receipts: No space left on device",
+    cause_frames: &[
+        "at java.base/sun.nio.fs.UnixException.translateToIOException(UnixException.java:100)",
+    ],
+    more: 3,
+};
+
+/// `--anomaly disk-full`: the volume holding receipts is full.
+const DISK_FULL_MESSAGE: Msg = Msg {
+    trace: Some(&TRACE_DISK),
+    ..msg(
+        Level::Error,
+        "com.example.storage.ReceiptWriter",
+        "Could not write receipt for order {order} to /var/lib/checkout/receipts",
+        1,
+    )
+};
+
+const TRACE_OOM: Trace = Trace {
+    exception: "java.lang.OutOfMemoryError: Java heap space",
+    frames: &[
+        "at java.base/java.util.Arrays.copyOf(Arrays.java:3541)",
+        "at com.example.catalog.ProductCache.load(ProductCache.java:118)",
+        "at com.example.catalog.ProductService.refresh(ProductService.java:64)",
+        "at java.base/java.lang.Thread.run(Thread.java:1583)",
+    ],
+    cause: "",
+    cause_frames: &[],
+    more: 2,
+};
+
+/// `--anomaly oom-kill`: the heap runs out, then the kernel kills the container.
+const OOM_MESSAGE: Msg = Msg {
+    trace: Some(&TRACE_OOM),
+    ..msg(
+        Level::Error,
+        "com.example.catalog.ProductCache",
+        "Cache refresh aborted after {n} entries",
+        1,
+    )
+};
+
+const OOM_KILL_MESSAGE: Msg = msg(
+    Level::Error,
+    "com.example.runtime.Supervisor",
+    "Worker process was OOM-killed by the kernel (exit code 137, memory limit 512Mi); restarting",
+    1,
+);
+
+const TRACE_TLS: Trace = Trace {
+    exception: "javax.net.ssl.SSLHandshakeException: PKIX path validation failed: java.security.cert.CertPathValidatorException: validity check failed",
+    frames: &[
+        "at java.base/sun.security.ssl.Alert.createSSLException(Alert.java:130)",
+        "at java.base/sun.security.ssl.CertificateMessage$T13CertificateConsumer.checkServerCerts(CertificateMessage.java:1357)",
+        "at com.example.payment.GatewayClient.authorize(GatewayClient.java:77)",
+        "at com.example.PaymentService.charge(PaymentService.java:93)",
+        "at java.base/java.lang.Thread.run(Thread.java:1583)",
+    ],
+    cause: "java.security.cert.CertificateExpiredException: NotAfter: Tue Nov 24 23:59:59 UTC 2026",
+    cause_frames: &["at java.base/sun.security.x509.CertificateValidity.valid(CertificateValidity.java:182)"],
+    more: 6,
+};
+
+/// `--anomaly tls-expiry`: the payment gateway's certificate expired.
+const TLS_EXPIRY_MESSAGE: Msg = Msg {
+    trace: Some(&TRACE_TLS),
+    ..msg(
+        Level::Error,
+        "com.example.payment.GatewayClient",
+        "TLS handshake with payments-gw.example.net:443 failed for payment {txid}",
+        1,
+    )
+};
+
 /// The application's view of `--anomaly 5xx-spike`.
 const UPSTREAM_5XX_MESSAGE: Msg = msg(
     Level::Error,
@@ -990,6 +1081,9 @@ struct Active {
     error_burst: bool,
     spike_5xx: bool,
     new_message: bool,
+    disk_full: bool,
+    oom_kill: bool,
+    tls_expiry: bool,
 }
 
 /// Per-file generator state.
@@ -1232,6 +1326,16 @@ impl Gen {
             &NEW_MESSAGE
         } else if act.spike_5xx && rng.chance(0.3) {
             &UPSTREAM_5XX_MESSAGE
+        } else if act.disk_full && rng.chance(0.4) {
+            &DISK_FULL_MESSAGE
+        } else if act.oom_kill && rng.chance(0.4) {
+            if rng.chance(0.5) {
+                &OOM_MESSAGE
+            } else {
+                &OOM_KILL_MESSAGE
+            }
+        } else if act.tls_expiry && rng.chance(0.4) {
+            &TLS_EXPIRY_MESSAGE
         } else {
             let total: u64 = APP_MESSAGES.iter().map(|m| u64::from(m.weight)).sum();
             let mut r = rng.below(total);
@@ -1407,9 +1511,11 @@ fn write_trace(t: &Trace, out: &mut String) {
         out.push_str(f);
         out.push('\n');
     }
-    out.push_str("Caused by: ");
-    out.push_str(t.cause);
-    out.push('\n');
+    if !t.cause.is_empty() {
+        out.push_str("Caused by: ");
+        out.push_str(t.cause);
+        out.push('\n');
+    }
     for f in t.cause_frames {
         out.push('\t');
         out.push_str(f);
@@ -1860,6 +1966,11 @@ fn run(opts: &Opts, stop: &AtomicBool) -> Result<Summary, GenError> {
         has(AnomalyKind::Spike5xx),
         has(AnomalyKind::NewMessage),
     );
+    let (a_disk, a_oom, a_tls) = (
+        has(AnomalyKind::DiskFull),
+        has(AnomalyKind::OomKill),
+        has(AnomalyKind::TlsExpiry),
+    );
     let pad_to = opts.line_bytes.map(|n| n as usize);
     let simulated = opts.start_time;
     let rate = opts.rate;
@@ -1920,6 +2031,9 @@ fn run(opts: &Opts, stop: &AtomicBool) -> Result<Summary, GenError> {
             error_burst: in_window && a_burst,
             spike_5xx: in_window && a_5xx,
             new_message: in_window && a_new,
+            disk_full: in_window && a_disk,
+            oom_kill: in_window && a_oom,
+            tls_expiry: in_window && a_tls,
         };
         let idx = (n % files.len() as u64) as usize;
         let (generator, sink) = &mut files[idx];
@@ -2358,6 +2472,77 @@ mod tests {
             }
         }
         (inside, outside)
+    }
+
+    /// The labelled corpus of `tests/fixtures/search/` is this generator's output, byte for
+    /// byte (the commands are in that directory's README).
+    #[test]
+    fn search_fixture_is_reproducible() {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/search/logs");
+        for (host, kind, at, seed) in [
+            ("web-1", "5xx-spike", "30m", "11"),
+            ("web-2", "disk-full", "50m", "12"),
+            ("web-3", "oom-kill", "70m", "13"),
+            ("web-4", "tls-expiry", "90m", "14"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            generate(
+                dir.path(),
+                &[
+                    "--format",
+                    "mixed",
+                    "--files",
+                    "3",
+                    "--start-time",
+                    "2026-11-24T20:00:00Z",
+                    "--rate",
+                    "0.125",
+                    "--duration",
+                    "2h",
+                    "--anomaly",
+                    kind,
+                    "--anomaly-at",
+                    at,
+                    "--anomaly-duration",
+                    "10m",
+                    "--seed",
+                    seed,
+                ],
+            );
+            for f in ["nginx-0.log", "app-0.log", "json-0.log"] {
+                let want = fs::read(fixture.join(host).join(f)).unwrap();
+                let got = fs::read(dir.path().join(f)).unwrap();
+                assert!(
+                    got == want,
+                    "{host}/{f} differs from what loggen writes now"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn incidents_for_search_only_in_the_window() {
+        for (kind, needle) in [
+            ("disk-full", "No space left on device"),
+            ("oom-kill", "OOM-killed"),
+            ("tls-expiry", "CertificateExpiredException"),
+        ] {
+            let (dir, _) = anomaly_run(kind, "app");
+            let text = fs::read_to_string(dir.path().join("app-0.log")).unwrap();
+            let (inside, outside) = by_window(&text, |l| l[..19].to_string());
+            let all = text.contains(needle);
+            assert!(all, "{kind}: no {needle:?} at all");
+            assert!(
+                inside.iter().filter(|l| l.contains(" ERROR [")).count() > 10,
+                "{kind}"
+            );
+            assert!(
+                outside.iter().all(|l| !l.contains("receipts")
+                    && !l.contains("OOM-killed")
+                    && !l.contains("payments-gw")),
+                "{kind}"
+            );
+        }
     }
 
     #[test]

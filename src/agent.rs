@@ -22,6 +22,10 @@ pub enum AgentError {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Output(#[from] crate::output::OutputError),
+    #[error(transparent)]
+    DiskQueue(#[from] crate::pipeline::disk::DiskQueueError),
+    #[error(transparent)]
+    Lock(#[from] crate::datadir::LockError),
     #[error("path.data {path}: {source}; create the directory or point path.data elsewhere")]
     DataDir {
         path: String,
@@ -71,6 +75,8 @@ fn read_uuid(path: &Path) -> Option<String> {
 /// Run until SIGINT/SIGTERM (or, with `once`, until every input finished), then drain
 /// in-flight events for up to `shutdown_timeout` and persist the registry.
 pub async fn run(cfg: Config, once: bool) -> Result<(), AgentError> {
+    // Before anything under path.data is read or written; held until this returns.
+    let _lock = crate::datadir::DataDirLock::acquire(&cfg.path.data)?;
     let metrics = Metrics::new();
     let beat = Arc::new(beat_info(&cfg)?);
     let mut output_kind = cfg.output.selected()?;
@@ -92,20 +98,22 @@ pub async fn run(cfg: Config, once: bool) -> Result<(), AgentError> {
         metrics.clone(),
     )?);
     let global = Arc::new(crate::processors::build(&cfg.processors, "processors")?);
-    let (publisher, consumer) = pipeline::queue(
-        QueueLimits {
-            events: queue_events,
-            max_bytes: cfg.queue.mem.max_bytes.0 as usize,
-        },
-        global,
-        metrics.clone(),
-    );
+    let (publisher, consumer, disk_queue) =
+        open_queue(&cfg, queue_events, global, metrics.clone())?;
+    // Stops the disk queue in order (what the inputs handed over written and acknowledged to
+    // them, position persisted) before the registry's last write.
+    let close_queue = |timeout: Duration| async move {
+        if let Some(d) = disk_queue {
+            let _ = tokio::task::spawn_blocking(move || d.shutdown(timeout)).await;
+        }
+    };
     tracing::info!(
         agent.id = %beat.agent_id,
         version = %beat.version,
         inputs = cfg.inputs.len(),
         "oxibeat starting"
     );
+    log_resume(&registry, &cfg.path.data);
 
     let http = match &cfg.http {
         Some(raw) => {
@@ -213,35 +221,42 @@ pub async fn run(cfg: Config, once: bool) -> Result<(), AgentError> {
         }
     };
     let mut signal_seen = false;
+    // The output ends by itself only when the queue closed (every input done) or on a fatal
+    // error. `biased`: when the inputs and the output finish together, the inputs' branch is
+    // taken, so a clean end always goes through the orderly stop below.
+    let mut output_result = None;
     tokio::select! {
+        biased;
         _ = async { while inputs.join_next().await.is_some() {} } => {}
         _ = signalled => signal_seen = true,
-        res = &mut output => {
-            // The output only returns this early on a fatal setup error.
-            shutdown.cancel();
-            flusher.abort();
-            registry.close();
-            return match res {
-                Ok(Err(e)) => Err(e.into()),
-                _ => Ok(()),
-            };
-        }
+        res = &mut output => output_result = Some(res),
     }
-    if signal_seen {
+    if let Some(Ok(Err(e))) = output_result {
+        // The output only returns this early on a fatal setup error.
+        shutdown.cancel();
+        while inputs.join_next().await.is_some() {}
+        close_queue(cfg.shutdown_timeout.0).await;
+        flusher.abort();
+        registry.close();
+        return Err(e.into());
+    }
+    if signal_seen || output_result.is_some() {
         // Inputs stop on the token; wait for them to hand over what they read.
+        shutdown.cancel();
         while inputs.join_next().await.is_some() {}
     }
 
     let timeout = cfg.shutdown_timeout.0;
-    let drained = if once {
+    let drained = match output_result {
+        Some(res) => res.ok(),
         // --once delivers everything it read, however long that takes.
-        output.await.ok()
-    } else {
-        tokio::time::timeout(timeout, output)
+        None if once => output.await.ok(),
+        None => tokio::time::timeout(timeout, output)
             .await
             .ok()
-            .and_then(Result::ok)
+            .and_then(Result::ok),
     };
+    close_queue(timeout).await;
     match drained {
         Some(Err(e)) => {
             flusher.abort();
@@ -267,6 +282,51 @@ pub async fn run(cfg: Config, once: bool) -> Result<(), AgentError> {
     let total: Vec<String> = snap.nonzero_delta(&Default::default());
     tracing::info!(monitoring = %total.join(" "), "Total metrics; oxibeat stopped");
     Ok(())
+}
+
+/// The memory queue, or the disk queue when `[queue.disk]` is set. Starting with the memory
+/// queue is refused while a disk queue of this `path.data` still holds undelivered events.
+fn open_queue(
+    cfg: &Config,
+    mem_events: usize,
+    global: Arc<crate::processors::Chain>,
+    metrics: Arc<Metrics>,
+) -> Result<
+    (
+        pipeline::Publisher,
+        pipeline::Consumer,
+        Option<pipeline::disk::DiskQueue>,
+    ),
+    AgentError,
+> {
+    if let Some(d) = &cfg.queue.disk {
+        let (p, c, q) = pipeline::disk_queue(d, &cfg.path.data, global, metrics)?;
+        return Ok((p, c, Some(q)));
+    }
+    pipeline::disk::check_left_behind(&cfg.path.data)?;
+    let (p, c) = pipeline::queue(
+        QueueLimits {
+            events: mem_events,
+            max_bytes: cfg.queue.mem.max_bytes.0 as usize,
+        },
+        global,
+        metrics,
+    );
+    Ok((p, c.with_flush(cfg.queue.mem.flush_policy()), None))
+}
+
+/// Say at start that files already known resume from their saved offsets: a second run of the
+/// same configuration then ships only what is new, which is otherwise easy to take for a fault.
+fn log_resume(registry: &Registry, data: &Path) {
+    let known = registry.all().len();
+    if known > 0 {
+        tracing::info!(
+            files = known,
+            registry = %data.join("registry").display(),
+            "resuming: files already in the registry continue from their saved offsets \
+             (only new lines are shipped; a fresh path.data reads them again)"
+        );
+    }
 }
 
 async fn wait_for_signal() {

@@ -5,6 +5,9 @@
 //!   It is serialised straight into the output buffer, never built as a JSON map.
 //! - `Fields::Map`, a full JSON object: produced by parsers (ndjson), metric inputs, and by
 //!   any processor that touches the event (`Event::fields_mut` converts a line on first use).
+//! - `Fields::Json`, fields kept as the JSON object they were encoded to: what the disk queue
+//!   reads back for map events. Written out as they are; parsed only when something looks a
+//!   field up (a format string, a `when` condition), once per event.
 //!
 //! `@timestamp` and `@metadata` are kept outside the fields and written first, as Beats do.
 
@@ -67,6 +70,13 @@ pub struct InputCommon {
 }
 
 impl InputCommon {
+    /// Rebuild from the fields `new` produced (`common.fields`), e.g. read back from the disk
+    /// queue: the same fields give the same serialised tail.
+    pub fn from_fields(input_id: &str, fields: Map<String, Value>) -> Self {
+        let replaces_line_fields = fields.contains_key("message") || fields.contains_key("log");
+        Self::assemble(input_id, fields, replaces_line_fields)
+    }
+
     /// `input_type` becomes `input.type`; `extra` holds user `fields` (already placed under
     /// `fields` or at the root according to `fields_under_root`) and `tags`.
     pub fn new(
@@ -91,6 +101,10 @@ impl InputCommon {
             }
             fields.insert(k, v);
         }
+        Self::assemble(input_id, fields, replaces_line_fields)
+    }
+
+    fn assemble(input_id: &str, fields: Map<String, Value>, replaces_line_fields: bool) -> Self {
         let mut json_tail = String::new();
         for (k, v) in &fields {
             if !json_tail.is_empty() {
@@ -179,6 +193,57 @@ pub struct LineFields {
 pub enum Fields {
     Line(Box<LineFields>),
     Map(Map<String, Value>),
+    Json(Box<JsonFields>),
+}
+
+/// Fields kept as their encoded JSON object (`{"message":...}`, without `@timestamp` and
+/// `@metadata`), parsed on the first field lookup only.
+pub struct JsonFields {
+    json: bytes::Bytes,
+    parsed: std::sync::OnceLock<Map<String, Value>>,
+}
+
+impl JsonFields {
+    /// `json` must be one JSON object, as `Event::write_fields_object` writes it.
+    pub fn new(json: bytes::Bytes) -> Self {
+        JsonFields {
+            json,
+            parsed: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.json
+    }
+
+    /// The fields as a map, parsed on first use. Bytes that are not a JSON object (they were
+    /// checksummed, so only a bug could cause it) read as no fields.
+    pub fn map(&self) -> &Map<String, Value> {
+        self.parsed
+            .get_or_init(|| match serde_json::from_slice(&self.json) {
+                Ok(Value::Object(m)) => m,
+                _ => Map::new(),
+            })
+    }
+
+    /// The members between the braces (`"a":1,"b":2`), empty for `{}`.
+    fn members(&self) -> &[u8] {
+        let b: &[u8] = &self.json;
+        let start = b.iter().position(|&c| c == b'{').map_or(0, |i| i + 1);
+        let end = b.iter().rposition(|&c| c == b'}').unwrap_or(b.len());
+        let inner = b.get(start..end.max(start)).unwrap_or(&[]);
+        let first = inner.iter().position(|c| !c.is_ascii_whitespace());
+        match first {
+            Some(i) => &inner[i..],
+            None => &[],
+        }
+    }
+}
+
+impl std::fmt::Debug for JsonFields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JsonFields({} bytes)", self.json.len())
+    }
 }
 
 #[derive(Debug)]
@@ -220,13 +285,23 @@ impl Event {
 
     /// The fields as a mutable JSON map, converting a line event on first use.
     pub fn fields_mut(&mut self) -> &mut Map<String, Value> {
-        if let Fields::Line(line) = &self.fields {
-            let map = line_to_map(line);
-            self.fields = Fields::Map(map);
+        match &mut self.fields {
+            Fields::Line(line) => {
+                let map = line_to_map(line);
+                self.fields = Fields::Map(map);
+            }
+            Fields::Json(j) => {
+                let map = match j.parsed.take() {
+                    Some(m) => m,
+                    None => j.map().clone(),
+                };
+                self.fields = Fields::Map(map);
+            }
+            Fields::Map(_) => {}
         }
         match &mut self.fields {
             Fields::Map(m) => m,
-            Fields::Line(_) => unreachable!("converted above"),
+            _ => unreachable!("converted above"),
         }
     }
 
@@ -235,6 +310,7 @@ impl Event {
         match &self.fields {
             Fields::Line(l) => l.message.len() + 512,
             Fields::Map(m) => 256 + m.len() * 64 + map_string_bytes(m),
+            Fields::Json(j) => 128 + j.json.len(),
         }
     }
 
@@ -243,6 +319,7 @@ impl Event {
         match &self.fields {
             Fields::Line(l) => Some(&l.message),
             Fields::Map(m) => m.get("message").and_then(Value::as_str),
+            Fields::Json(j) => j.map().get("message").and_then(Value::as_str),
         }
     }
 
@@ -254,6 +331,7 @@ impl Event {
         match &self.fields {
             Fields::Line(l) => get_path(&line_to_map(l), path).cloned(),
             Fields::Map(m) => get_path(m, path).cloned(),
+            Fields::Json(j) => get_path(j.map(), path).cloned(),
         }
     }
 
@@ -275,7 +353,8 @@ impl Event {
         if with_metadata {
             self.write_metadata(beat, out);
         }
-        self.write_fields(out);
+        self.write_members(out);
+        out.push(b'}');
     }
 
     fn write_metadata(&self, beat: &BeatInfo, out: &mut Vec<u8>) {
@@ -298,7 +377,22 @@ impl Event {
         out.push(b'}');
     }
 
-    fn write_fields(&self, out: &mut Vec<u8>) {
+    /// The fields alone as one JSON object (no `@timestamp`, no `@metadata`), the form
+    /// `Fields::Json` keeps.
+    pub fn write_fields_object(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        self.write_members(out);
+        if out.len() > start {
+            // Every member was written with a leading comma: the first one becomes the brace.
+            out[start] = b'{';
+        } else {
+            out.push(b'{');
+        }
+        out.push(b'}');
+    }
+
+    /// Every field as `,"key":value`.
+    fn write_members(&self, out: &mut Vec<u8>) {
         let materialised;
         let fields = match &self.fields {
             Fields::Line(l) if l.source.common.replaces_line_fields => {
@@ -320,8 +414,14 @@ impl Event {
                     let _ = serde_json::to_writer(&mut *out, v);
                 }
             }
+            Fields::Json(j) => {
+                let members = j.members();
+                if !members.is_empty() {
+                    out.push(b',');
+                    out.extend_from_slice(members);
+                }
+            }
         }
-        out.push(b'}');
     }
 
     /// The event as a JSON value, `@timestamp` and `@metadata` included (for tests and tools).

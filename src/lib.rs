@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod cloudid;
 pub mod config;
+pub mod datadir;
 pub mod event;
 pub mod input;
 pub mod logging;
@@ -14,6 +15,7 @@ pub mod output;
 pub mod pipeline;
 pub mod processors;
 pub mod registry;
+pub mod search;
 pub mod secrets;
 pub mod service;
 pub mod setup;

@@ -25,14 +25,10 @@ struct Cli {
 
 #[derive(Args, Clone)]
 struct Global {
-    /// Configuration file (TOML).
-    #[arg(
-        short = 'c',
-        long = "config",
-        global = true,
-        default_value = DEFAULT_CONFIG
-    )]
-    config: PathBuf,
+    /// Configuration file (TOML). Without -c, ./oxibeat.toml; when that does not exist either,
+    /// the built-in quickstart (sample logs to stdout), except under systemd.
+    #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Override a setting, e.g. -E output.file.path=/tmp/out (repeatable).
     #[arg(short = 'E', global = true, value_name = "KEY=VALUE")]
     overrides: Vec<String>,
@@ -42,8 +38,8 @@ struct Global {
     /// Log to stderr instead of the log file.
     #[arg(short = 'e', global = true)]
     stderr: bool,
-    /// Log level: error, warn, info, debug, trace.
-    #[arg(long = "log-level", global = true)]
+    /// Log level (logging.level).
+    #[arg(long = "log-level", global = true, value_name = "LEVEL", value_parser = oxibeat::config::LOG_LEVELS)]
     log_level: Option<String>,
 }
 
@@ -68,15 +64,22 @@ enum Command {
     /// Load index templates, ILM, ingest pipelines, ML jobs and Kibana dashboards
     /// (everything when no flag is given).
     Setup {
+        /// The ILM policy and the component and index templates.
         #[arg(long = "index-management")]
         index_management: bool,
+        /// The ingest pipelines.
         #[arg(long)]
         pipelines: bool,
+        /// The ML anomaly detection jobs and their datafeeds (opened and started).
         #[arg(long)]
         ml: bool,
+        /// The Kibana saved objects: data views, dashboards, saved searches.
         #[arg(long)]
         dashboards: bool,
     },
+    /// Search the logs in Elasticsearch: hybrid BM25 + ELSER (reranked) when the cluster can,
+    /// lexical otherwise (and says why); --answer asks an LLM, with checked citations.
+    Search(SearchArgs),
     /// Show the registry: one line per file with its cursor.
     Registry,
     /// The dead-letter files of the Kafka or Elasticsearch output: count their events, or send
@@ -85,8 +88,74 @@ enum Command {
         #[command(subcommand)]
         what: DlqWhat,
     },
+    /// The disk queue ([queue.disk]): its size and oldest event, or a check of every frame.
+    Queue {
+        #[command(subcommand)]
+        what: QueueWhat,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    /// What to look for, in words.
+    query: String,
+    /// Look back this long (30m, 24h, 7d; default 24h).
+    #[arg(long, conflicts_with = "from")]
+    since: Option<String>,
+    /// Start of the range: RFC 3339, a date, or now-2h.
+    #[arg(long, value_name = "TS")]
+    from: Option<String>,
+    /// End of the range (default now).
+    #[arg(long, value_name = "TS")]
+    until: Option<String>,
+    /// Only lines of this host.name (repeatable).
+    #[arg(long = "host", value_name = "H")]
+    hosts: Vec<String>,
+    /// Only this data_stream.dataset (repeatable; `app` means oxibeat.app).
+    #[arg(long = "dataset", value_name = "D")]
+    datasets: Vec<String>,
+    /// Only lines of this log.level or a more severe one (debug, info, warn, error, critical).
+    #[arg(long)]
+    level: Option<String>,
+    #[arg(long, value_enum, default_value_t = SearchMode::Hybrid)]
+    mode: SearchMode,
+    /// Rerank (fails when no reranker is available); default: rerank when one is.
+    #[arg(long, overrides_with = "no_rerank")]
+    rerank: bool,
+    #[arg(long = "no-rerank")]
+    no_rerank: bool,
+    /// Number of hits.
+    #[arg(long, default_value_t = 10)]
+    size: usize,
+    /// One JSON object per hit and line.
+    #[arg(long)]
+    json: bool,
+    /// Answer the question from the top hits with an LLM, citing them.
+    #[arg(long)]
+    answer: bool,
+    /// The inference endpoint for --answer (chat_completion or completion).
+    #[arg(long, value_name = "INFERENCE_ID", requires = "answer")]
+    llm: Option<String>,
+    /// Print the request bodies sent (stderr).
+    #[arg(long)]
+    explain: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SearchMode {
+    Hybrid,
+    Semantic,
+    Lexical,
+}
+
+#[derive(Subcommand)]
+enum QueueWhat {
+    /// Events not yet delivered, size, segments and the oldest event.
+    Show,
+    /// Read and verify every frame of every segment; exits 1 if damage is found.
+    Check,
 }
 
 #[derive(Subcommand)]
@@ -136,7 +205,60 @@ enum ExportWhat {
 /// sample logs of the repository (and the generator's demo directory) to the console.
 const QUICKSTART: &str = include_str!("../examples/quickstart.toml");
 
-fn load(g: &Global) -> anyhow::Result<(Config, toml::Value)> {
+/// Where the configuration comes from.
+enum ConfigSource {
+    File(PathBuf),
+    Quickstart,
+}
+
+impl ConfigSource {
+    fn name(&self) -> String {
+        match self {
+            ConfigSource::File(p) => p.display().to_string(),
+            ConfigSource::Quickstart => "built-in quickstart".into(),
+        }
+    }
+}
+
+/// Started by systemd (a unit sets these): a missing configuration is then an error, never
+/// the quickstart.
+fn under_systemd() -> bool {
+    std::env::var_os("INVOCATION_ID").is_some() || std::env::var_os("NOTIFY_SOCKET").is_some()
+}
+
+fn config_source(g: &Global) -> anyhow::Result<ConfigSource> {
+    if let Some(p) = &g.config {
+        if !p.exists() {
+            anyhow::bail!(
+                "configuration file {} does not exist; pass -c with the path of your configuration \
+                 (examples/quickstart.toml is a small one to start from)",
+                p.display()
+            );
+        }
+        return Ok(ConfigSource::File(p.clone()));
+    }
+    let default = PathBuf::from(DEFAULT_CONFIG);
+    if default.exists() {
+        return Ok(ConfigSource::File(default));
+    }
+    let here = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|_| ".".into());
+    if under_systemd() {
+        anyhow::bail!(
+            "no configuration: -c was not given and there is no {DEFAULT_CONFIG} in {here}; \
+             add -c /etc/oxibeat/oxibeat.toml (or your file) to the unit's ExecStart \
+             (the built-in quickstart is never used under systemd)"
+        );
+    }
+    eprintln!(
+        "oxibeat: no -c given and no {DEFAULT_CONFIG} in {here}: using the built-in quickstart \
+         configuration (sample logs to stdout); pass -c FILE to use your own"
+    );
+    Ok(ConfigSource::Quickstart)
+}
+
+fn load(g: &Global) -> anyhow::Result<(Config, toml::Value, ConfigSource)> {
     let mut overrides = g.overrides.clone();
     if let Some(p) = &g.path_data {
         overrides.push(format!(
@@ -144,25 +266,60 @@ fn load(g: &Global) -> anyhow::Result<(Config, toml::Value)> {
             toml::Value::String(p.display().to_string())
         ));
     }
-    if g.config == std::path::Path::new(DEFAULT_CONFIG) && !g.config.exists() {
-        eprintln!("no {DEFAULT_CONFIG} here: using the built-in quickstart configuration (sample logs to stdout)");
-        return Config::from_str_with(QUICKSTART, "built-in quickstart", &overrides, &|n| {
-            std::env::var(n).ok()
-        })
-        .context("built-in quickstart configuration");
+    let src = config_source(g)?;
+    let (cfg, tree) = match &src {
+        ConfigSource::Quickstart => {
+            Config::from_str_with(QUICKSTART, "built-in quickstart", &overrides, &|n| {
+                std::env::var(n).ok()
+            })
+        }
+        ConfigSource::File(p) => Config::load(p, &overrides),
     }
-    Config::load(&g.config, &overrides)
-        .with_context(|| format!("configuration {}", g.config.display()))
+    .with_context(|| format!("configuration {}", src.name()))?;
+    Ok((cfg, tree, src))
+}
+
+/// A level of `config::LOG_LEVELS` as a tracing directive.
+fn tracing_level(level: &str) -> &'static str {
+    match level {
+        "error" | "critical" => "error",
+        "warn" | "warning" => "warn",
+        "debug" => "debug",
+        "trace" => "trace",
+        _ => "info",
+    }
+}
+
+/// An error and its causes, each said once: a message that already quotes its cause (as
+/// `cannot use directory X: <io error>; ...` does) is not followed by that cause again.
+fn render_error(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+/// What `run` needs beyond a configuration that loads: one output, at least one input.
+fn runnable(cfg: &Config, src: &ConfigSource) -> anyhow::Result<()> {
+    cfg.output
+        .selected()
+        .and_then(|_| cfg.check_inputs())
+        .with_context(|| format!("configuration {}", src.name()))?;
+    Ok(())
 }
 
 fn init_logging(g: &Global, cfg: &Config) {
     use tracing_subscriber::EnvFilter;
-    let level = g
-        .log_level
-        .clone()
-        .unwrap_or_else(|| cfg.logging.level.clone());
-    let filter = EnvFilter::try_new(format!("oxibeat={level},warn"))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let level = tracing_level(g.log_level.as_deref().unwrap_or(cfg.logging.level.as_str()));
+    let filter = EnvFilter::new(format!("oxibeat={level},warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false);
@@ -219,12 +376,55 @@ fn raise_fd_limit() {
     }
 }
 
+/// `oxibeat queue show|check`: read only, so it can run beside the agent.
+fn queue_command(cfg: &Config, what: QueueWhat) -> anyhow::Result<ExitCode> {
+    use oxibeat::pipeline::disk;
+    let dir = match &cfg.queue.disk {
+        Some(d) => d.dir(&cfg.path.data),
+        None => {
+            let dir = disk::default_dir(&cfg.path.data);
+            if !dir.exists() {
+                anyhow::bail!(
+                    "oxibeat queue: no [queue.disk] in the configuration and no disk queue at {}",
+                    dir.display()
+                );
+            }
+            eprintln!(
+                "no [queue.disk] in the configuration: looking at {}",
+                dir.display()
+            );
+            dir
+        }
+    };
+    if !dir.exists() {
+        anyhow::bail!(
+            "oxibeat queue: {} does not exist (the agent creates it at its first start)",
+            dir.display()
+        );
+    }
+    match what {
+        QueueWhat::Show => {
+            print!("{}", disk::inspect::show(&dir)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        QueueWhat::Check => {
+            let report = disk::inspect::check(&dir)?;
+            print!("{}", report.text);
+            Ok(if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match real_main(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            eprintln!("Error: {}", render_error(&e));
             ExitCode::FAILURE
         }
     }
@@ -243,18 +443,19 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Test {
             what: TestWhat::Config,
         } => {
-            let (cfg, _) = load(&g)?;
-            cfg.output
-                .selected()
-                .with_context(|| format!("configuration {}", g.config.display()))?;
+            let (cfg, _, src) = load(&g)?;
+            runnable(&cfg, &src)?;
             println!("Config OK");
             Ok(ExitCode::SUCCESS)
         }
         Command::Test {
             what: TestWhat::Output,
         } => {
-            let (cfg, _) = load(&g)?;
-            let kind = cfg.output.selected()?;
+            let (cfg, _, src) = load(&g)?;
+            let kind = cfg
+                .output
+                .selected()
+                .with_context(|| format!("configuration {}", src.name()))?;
             let msg = oxibeat::output::test(&kind)?;
             println!("{msg}");
             Ok(ExitCode::SUCCESS)
@@ -262,7 +463,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export {
             what: ExportWhat::Config,
         } => {
-            let (cfg, _) = load(&g)?;
+            let (cfg, _, _) = load(&g)?;
             // Defaults included: serialise the typed config, then mask secrets.
             let mut tree = toml::Value::try_from(&cfg).context("serialising the configuration")?;
             if let toml::Value::Table(t) = &mut tree {
@@ -294,7 +495,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             ml,
             dashboards,
         } => {
-            let (cfg, _) = load(&g)?;
+            let (cfg, _, _) = load(&g)?;
             init_logging(&g, &cfg);
             let all = !(index_management || pipelines || ml || dashboards);
             let sel = oxibeat::setup::Selection {
@@ -314,14 +515,61 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Search(a) => {
+            let (cfg, _, src) = load(&g)?;
+            if g.stderr {
+                init_logging(&g, &cfg);
+            }
+            use oxibeat::search::{self, Mode, RerankChoice};
+            let opts = search::Options {
+                query: a.query,
+                range: search::time::RangeArgs {
+                    since: a.since,
+                    from: a.from,
+                    until: a.until,
+                },
+                hosts: a.hosts,
+                datasets: a.datasets,
+                level: a.level,
+                mode: match a.mode {
+                    SearchMode::Hybrid => Mode::Hybrid,
+                    SearchMode::Semantic => Mode::Semantic,
+                    SearchMode::Lexical => Mode::Lexical,
+                },
+                rerank: match (a.rerank, a.no_rerank) {
+                    (true, _) => RerankChoice::On,
+                    (_, true) => RerankChoice::Off,
+                    _ => RerankChoice::Auto,
+                },
+                size: a.size,
+                json: a.json,
+                answer: a.answer,
+                llm: a.llm,
+                explain: a.explain,
+                terminal: search::Terminal::detect(),
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the runtime")?;
+            let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+            match rt.block_on(search::run(&cfg, &opts, &mut out, &mut err)) {
+                Ok(search::Status::Found) => Ok(ExitCode::SUCCESS),
+                Ok(search::Status::NothingRelevant) => Ok(ExitCode::from(1)),
+                Err(e @ search::SearchError::Config(_)) => {
+                    eprintln!("Error: configuration {}: {e}", src.name());
+                    Ok(ExitCode::from(2))
+                }
+                Err(e) => {
+                    eprintln!("Error: {e}");
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
         Command::Registry => {
-            let (cfg, _) = load(&g)?;
-            let reg = oxibeat::registry::Registry::open(
-                &cfg.path.data,
-                cfg.registry.checkpoint_size.0,
-                oxibeat::monitoring::Metrics::new(),
-            )?;
-            for (k, e) in reg.all() {
+            let (cfg, _, _) = load(&g)?;
+            // Read-only: works beside a running agent and creates nothing.
+            for (k, e) in oxibeat::registry::Registry::read_only(&cfg.path.data)? {
                 let src = e.meta.as_ref().map(|m| m.source.as_str()).unwrap_or("");
                 let off = e.offset().map_or("-".to_string(), |o| o.to_string());
                 println!("{k}\toffset={off}\tsource={src}");
@@ -329,7 +577,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Dlq { what } => {
-            let (cfg, _) = load(&g)?;
+            let (cfg, _, _) = load(&g)?;
             let mut kind = cfg.output.selected()?;
             oxibeat::output::resolve_paths(&mut kind, &cfg.path.data);
             use oxibeat::config::OutputKind;
@@ -376,8 +624,13 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Queue { what } => {
+            let (cfg, _, _) = load(&g)?;
+            queue_command(&cfg, what)
+        }
         Command::Run { once } => {
-            let (cfg, _) = load(&g)?;
+            let (cfg, _, src) = load(&g)?;
+            runnable(&cfg, &src)?;
             init_logging(&g, &cfg);
             raise_fd_limit();
             let rt = tokio::runtime::Builder::new_multi_thread()

@@ -755,3 +755,63 @@ fn more_files_than_the_open_file_limit_all_arrive() {
     assert!(!text.contains("Too many open files"), "{text}");
     assert!(!text.contains("ERROR"), "{text}");
 }
+
+#[test]
+fn once_holds_a_partial_last_line_like_live_mode() {
+    let w = Workspace::new();
+    let log = w.logs().join("p.log");
+    fs::write(&log, "first\nsecond\npartial-no-newline").unwrap();
+    let cfg = w.config(&w.input("p", "p.log", ""));
+    w.run_once(&cfg);
+    let msgs = |w: &Workspace| -> Vec<String> {
+        w.events()
+            .iter()
+            .map(|e| e["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        msgs(&w),
+        ["first", "second"],
+        "the partial line waits for its newline"
+    );
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .write_all(b"-more\n")
+        .unwrap();
+    w.run_once(&cfg);
+    assert_eq!(msgs(&w), ["first", "second", "partial-no-newline-more"]);
+    assert_eq!(w.events()[2]["log"]["offset"], 13);
+
+    // A multiline event whose last line is partial is held whole, then shipped whole.
+    let trace = w.logs().join("m.log");
+    fs::write(&trace, "2026-01-01 boom\n\tat a\n\tat b-partial").unwrap();
+    let inputs = format!(
+        "{}[[inputs.parsers]]\nmultiline = {{ pattern = '^\\d{{4}}-', negate = true, match = \"after\" }}\n",
+        w.input("m", "m.log", "")
+    );
+    let cfg = w.config(&inputs);
+    let before = w.events().len();
+    w.run_once(&cfg);
+    assert_eq!(
+        w.events().len(),
+        before,
+        "nothing of the unfinished event is shipped"
+    );
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&trace)
+        .unwrap()
+        .write_all(b"-done\n2026-01-02 next\n")
+        .unwrap();
+    w.run_once(&cfg);
+    let ev = w.events();
+    assert_eq!(ev.len(), before + 2);
+    assert_eq!(
+        ev[before]["message"],
+        "2026-01-01 boom\n\tat a\n\tat b-partial-done"
+    );
+    assert_eq!(ev[before]["log"]["offset"], 0);
+    assert_eq!(ev[before + 1]["message"], "2026-01-02 next");
+}

@@ -1,151 +1,48 @@
-//! The Kafka output end to end: the real binary against a real Kafka-protocol broker (tansu,
-//! in memory, started per test on a free port), consumed back with the rdkafka crate using
-//! explicit partition assignment (tansu's consumer-group join is slow).
+//! The Kafka output end to end: the real binary against Apache Kafka 4.x in KRaft mode
+//! (`tests/support/kafka.rs`; the version is pinned in `tests/kafka/versions.env`), consumed
+//! back with a real consumer group (rdkafka).
 //!
-//! tansu is required: without it these tests fail and say how to install it.
+//! Two brokers are shared by the tests of this file, each test on its own topics: a plaintext
+//! one (with a listener reached through a TCP proxy, for outages) and a secure one (TLS, mutual
+//! TLS, SASL PLAIN/SCRAM, ACLs). Tests that need a broker of their own (a restart, the oldest
+//! 4.0.x) start one. The Kafka jars are required: without them these tests fail and say how
+//! to install them (`tests/run.sh` does).
 
 mod support;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use oxibeat::output::kafka::partition::{fnv1a, hash_to_partition};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::Value;
-use support::pki::*;
+use support::kafka::{self, Kafka, Listener, Shared, Spec, ALICE};
 use support::*;
 
-/// One broker at a time: the machine has 2 cores, and parallel brokers make timing noisy.
+/// One test at a time: the machine has 2 cores, and the brokers are shared.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn tansu_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("TANSU") {
-        return PathBuf::from(p);
-    }
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("tansu"))
-            .find(|p| p.is_file())
-    });
-    let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/tansu"));
-    match found.or(home.filter(|p| p.is_file())) {
-        Some(p) => p,
-        None => panic!(
-            "the Kafka tests need the `tansu` broker binary and it was not found on PATH or in ~/.cargo/bin.\n\
-             Install it with: cargo install tansu --version 0.6.0 --locked --features dynostore,libsql\n\
-             (about 15 minutes on 2 cores; .ci/run does this when it is missing)"
-        ),
-    }
+fn plain() -> &'static Kafka {
+    kafka::shared(Shared::Plain)
 }
 
-fn wait_port(port: u16, secs: u64) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "port {port} did not open within {secs}s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A tansu broker, killed on drop.
-struct Tansu {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Tansu {
-    /// Listen on a free port; advertise `advertise` (a proxy's port) or the listen port.
-    fn start(dir: &Path, advertise: Option<u16>, tls: Option<(&Path, &Path)>) -> Tansu {
-        Tansu::launch(dir, advertise, tls, "memory://tansu/", false)
-    }
-
-    /// A broker on `storage` that requires SASL authentication when `authentication`.
-    fn launch(
-        dir: &Path,
-        advertise: Option<u16>,
-        tls: Option<(&Path, &Path)>,
-        storage: &str,
-        authentication: bool,
-    ) -> Tansu {
-        let port = free_port();
-        let adv = advertise.unwrap_or(port);
-        let log = dir.join(format!("tansu-{port}.log"));
-        let mut cmd = Command::new(tansu_bin());
-        // A sqlite:// storage file is relative to the working directory.
-        cmd.current_dir(dir)
-            .arg("broker")
-            .arg("--listener-url")
-            .arg(format!("tcp://127.0.0.1:{port}"))
-            .arg("--advertised-listener-url")
-            .arg(format!("tcp://127.0.0.1:{adv}"))
-            .arg("--storage-engine")
-            .arg(storage);
-        if authentication {
-            cmd.arg("--authentication");
-        }
-        if let Some((cert, key)) = tls {
-            cmd.arg("--cert").arg(cert).arg("--key").arg(key);
-        }
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("tansu log"))
-            .spawn()
-            .expect("start tansu");
-        wait_port(port, 30);
-        Tansu { child, port, log }
-    }
-
-    fn url(&self) -> String {
-        format!("tcp://127.0.0.1:{}", self.port)
-    }
-
-    fn create_topic(&self, name: &str, partitions: i32) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let out = Command::new(tansu_bin())
-                .args(["topic", "create", name, "--broker", &self.url()])
-                .arg("--partitions")
-                .arg(partitions.to_string())
-                .output()
-                .expect("tansu topic create");
-            if out.status.success() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "tansu topic create {name} failed: {}\nbroker log:\n{}",
-                String::from_utf8_lossy(&out.stderr),
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn secure() -> &'static Kafka {
+    kafka::shared(Shared::Secure)
 }
 
 /// A TCP proxy on a fixed port that can be stopped (listener closed, connections cut) and
-/// started again: a broker outage without losing the in-memory broker's data.
+/// started again: a broker outage with the broker itself untouched.
 struct Proxy {
     port: u16,
     target: u16,
@@ -155,7 +52,9 @@ struct Proxy {
 }
 
 impl Proxy {
-    fn new(port: u16, target: u16) -> Proxy {
+    /// A proxy for the broker's `Proxied` listener.
+    fn for_broker(k: &Kafka) -> Proxy {
+        let (port, target) = k.proxy_ports();
         let mut p = Proxy {
             port,
             target,
@@ -250,36 +149,25 @@ struct Msg {
     headers: Vec<(String, String)>,
 }
 
-/// Read every message of `topics` (all partitions, from the beginning) until `want` messages
-/// arrived and nothing more came for a moment, or `secs` passed.
-fn consume(
-    bootstrap: &str,
-    topics: &[&str],
-    want: usize,
-    secs: u64,
-    extra: &[(&str, &str)],
-) -> Vec<Msg> {
-    let mut cc = ClientConfig::new();
-    cc.set("bootstrap.servers", bootstrap)
-        .set("group.id", "oxibeat-test")
+/// Read every message of `topics` from the beginning, as a new member of a new consumer group,
+/// until `want` messages arrived and nothing more came for a moment (duplicates would), or
+/// `secs` passed.
+fn consume(k: &Kafka, topics: &[&str], want: usize, secs: u64) -> Vec<Msg> {
+    static GROUP: AtomicUsize = AtomicUsize::new(0);
+    let group = format!(
+        "oxibeat-test-{}-{}",
+        std::process::id(),
+        GROUP.fetch_add(1, Ordering::Relaxed)
+    );
+    let c: BaseConsumer = k
+        .client_config()
+        .set("group.id", &group)
+        .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
-    for (k, v) in extra {
-        cc.set(*k, *v);
-    }
-    let c: BaseConsumer = cc.create().expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for t in topics {
-        let md = c
-            .fetch_metadata(Some(t), Duration::from_secs(10))
-            .expect("consumer metadata");
-        let n = md.topics()[0].partitions().len() as i32;
-        assert!(n > 0, "topic {t} has no partitions");
-        for p in 0..n {
-            tpl.add_partition_offset(t, p, Offset::Beginning).unwrap();
-        }
-    }
-    c.assign(&tpl).expect("assign");
+        .set("enable.partition.eof", "false")
+        .create()
+        .expect("consumer");
+    c.subscribe(topics).expect("subscribe");
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut quiet_since: Option<Instant> = None;
@@ -316,7 +204,6 @@ fn consume(
             None => {
                 if out.len() >= want {
                     let q = *quiet_since.get_or_insert_with(Instant::now);
-                    // Give duplicates or strays a moment to show up.
                     if q.elapsed() > Duration::from_millis(600) {
                         break;
                     }
@@ -335,24 +222,74 @@ fn values(msgs: &[Msg]) -> Vec<Value> {
     msgs.iter().map(|m| m.value.clone()).collect()
 }
 
-#[test]
-fn every_line_arrives_once_with_beats_json() {
-    let _g = serial();
+/// `oxibeat test output -c <cfg>`.
+fn test_output(cfg: &Path) -> std::process::Output {
+    Command::new(bin())
+        .args(["test", "output", "-c"])
+        .arg(cfg)
+        .output()
+        .expect("run oxibeat test output")
+}
+
+/// `oxibeat test output` succeeded; returns what it printed.
+fn test_output_ok(cfg: &Path) -> String {
+    let out = test_output(cfg);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "test output failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// `oxibeat test output` failed; returns stdout and stderr.
+fn test_output_err(cfg: &Path) -> String {
+    let out = test_output(cfg);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "test output should fail: {text}");
+    text
+}
+
+/// `oxibeat dlq <args>` with `cfg`.
+fn dlq_cmd(cfg: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .arg("dlq")
+        .args(args)
+        .arg("-c")
+        .arg(cfg)
+        .output()
+        .expect("run oxibeat dlq")
+}
+
+/// The dead-letter entries of a workspace.
+fn dead_letters(w: &Workspace) -> Vec<Value> {
+    let dlq = w.data().join("kafka-dlq").join("kafka-dlq.ndjson");
+    std::fs::read_to_string(dlq)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("dead-letter entry is JSON"))
+        .collect()
+}
+
+/// Every line of `n` once, with the Beats JSON shape, consumed by a consumer group; a second
+/// run sends nothing more.
+fn clean_delivery(broker: &Kafka, topic: &str) {
+    broker.create_topic(topic, 3, &[]);
     let w = Workspace::new();
-    let broker = Tansu::start(w.path(), None, None);
-    broker.create_topic("logs", 3);
     let log = w.logs().join("app.log");
     let n = 3000;
     append(&log, &seq_lines("k", 0..n));
     let cfg = w.config_with(
         &w.input("app", "*.log", "fields = { service = \"api\" }"),
         &kafka_output(
-            &format!("127.0.0.1:{}", broker.port),
-            "topic = \"logs\"\nheaders = [{ key = \"source\", value = \"oxibeat\" }]",
+            &broker.bootstrap(),
+            &format!("topic = {topic:?}\nheaders = [{{ key = \"source\", value = \"oxibeat\" }}]"),
         ),
     );
     w.run_once(&cfg);
-    let msgs = consume(&format!("127.0.0.1:{}", broker.port), &["logs"], n, 60, &[]);
+    let msgs = consume(broker, &[topic], n, 60);
     let got = seqs(&values(&msgs), "k ");
     let dups = assert_complete(got, n, "clean run");
     assert_eq!(dups, 0, "a clean run sends every line once");
@@ -382,18 +319,40 @@ fn every_line_arrives_once_with_beats_json() {
     assert!(m.key.is_none());
     // The registry advanced: a second run sends nothing.
     w.run_once(&cfg);
-    let again = consume(&format!("127.0.0.1:{}", broker.port), &["logs"], n, 10, &[]);
+    let again = consume(broker, &[topic], n, 10);
     assert_eq!(again.len(), n, "second run re-sent events");
+}
+
+#[test]
+fn every_line_arrives_once_with_beats_json() {
+    let _g = serial();
+    clean_delivery(plain(), "clean");
+}
+
+/// The same on the oldest 4.0.x release, so that a compatibility break shows up.
+#[test]
+fn every_line_arrives_once_on_the_oldest_kafka_4_0() {
+    let _g = serial();
+    let broker = Kafka::start(Spec {
+        version: kafka::oldest_version(),
+        ..Spec::default()
+    });
+    eprintln!(
+        "Kafka {} started in {:.1} s",
+        broker.spec.version,
+        broker.started_in.as_secs_f64()
+    );
+    clean_delivery(&broker, "clean-oldest");
 }
 
 #[test]
 fn topic_format_and_rules_route_and_keys_follow_fnv1a() {
     let _g = serial();
+    let broker = plain();
+    broker.create_topic("logs-api", 12, &[]);
+    broker.create_topic("critical", 2, &[]);
+    broker.create_topic("keyed", 12, &[]);
     let w = Workspace::new();
-    let broker = Tansu::start(w.path(), None, None);
-    broker.create_topic("logs-api", 12);
-    broker.create_topic("critical", 2);
-    broker.create_topic("keyed", 12);
     let log = w.logs().join("app.log");
     // Keys from the reference vectors (kafka-partition.md), with known partitions for n=12.
     let vectors: &[(&str, i32)] = &[
@@ -422,21 +381,14 @@ fn topic_format_and_rules_route_and_keys_follow_fnv1a() {
             w.input("app", "*.log", "fields = { service = \"api\" }")
         ),
         &kafka_output(
-            &format!("127.0.0.1:{}", broker.port),
+            &broker.bootstrap(),
             "topic = \"logs-%{[fields.service]}\"\nkey = \"%{[k]}\"\n\
              [[output.kafka.topics]]\ntopic = \"critical\"\nwhen = { contains = { message = \"FATAL\" } }\n\
              [[output.kafka.topics]]\ntopic = \"keyed\"\nwhen = { has_fields = [\"k\"] }\n",
         ),
     );
     w.run_once(&cfg);
-    let bootstrap = format!("127.0.0.1:{}", broker.port);
-    let msgs = consume(
-        &bootstrap,
-        &["logs-api", "critical", "keyed"],
-        lines.len(),
-        60,
-        &[],
-    );
+    let msgs = consume(broker, &["logs-api", "critical", "keyed"], lines.len(), 60);
     assert_eq!(msgs.len(), lines.len(), "{msgs:?}");
     let by_topic = |t: &str| msgs.iter().filter(|m| m.topic == t).collect::<Vec<_>>();
     let critical = by_topic("critical");
@@ -467,43 +419,53 @@ fn topic_format_and_rules_route_and_keys_follow_fnv1a() {
     }
 }
 
+/// Outage through the proxy with oxibeat's defaults (idempotent producer, no local timeout):
+/// nothing lost, and the broker de-duplicates the producer's retries: exactly n messages.
 #[test]
-fn broker_outage_through_proxy_loses_nothing() {
-    outage_through_proxy("");
+fn broker_outage_through_proxy_loses_nothing_and_duplicates_nothing() {
+    let (n, dups) = outage_through_proxy("outage", "");
+    assert_eq!(
+        dups, 0,
+        "the idempotent producer's retries are de-duplicated"
+    );
+    assert_eq!(n, 3000);
 }
 
 /// With a finite local message timeout (set through the librdkafka passthrough), messages fail
 /// with a retriable error during the outage: oxibeat must send them again, not drop them.
-/// Idempotence is off here: with it on and a finite timeout, librdkafka 2.12 against tansu 0.6.0
-/// stalls after the outage (timed-out in-flight messages need an epoch bump), which is why
-/// oxibeat's default has no local timeout at all.
+/// Those re-sends are new messages to Kafka, so duplicates are allowed here.
 #[test]
 fn outage_with_local_message_timeouts_resends_failed_messages() {
-    outage_through_proxy("[output.kafka.librdkafka]\n\"message.timeout.ms\" = 1500\n\"enable.idempotence\" = false\n");
+    outage_through_proxy(
+        "outage-timeouts",
+        "[output.kafka.librdkafka]\n\"message.timeout.ms\" = 1500\n",
+    );
 }
 
-fn outage_through_proxy(extra: &str) {
+/// Returns how many messages the topic holds and how many of them were duplicates.
+fn outage_through_proxy(topic: &str, extra: &str) -> (usize, usize) {
     let _g = serial();
+    let broker = plain();
+    broker.create_topic(topic, 2, &[]);
+    let mut proxy = Proxy::for_broker(broker);
     let w = Workspace::new();
-    let proxy_port = free_port();
-    let broker = Tansu::start(w.path(), Some(proxy_port), None);
-    broker.create_topic("logs", 2);
-    let mut proxy = Proxy::new(proxy_port, broker.port);
-    let bootstrap = format!("127.0.0.1:{proxy_port}");
     let log = w.logs().join("app.log");
     append(&log, &seq_lines("o", 0..500));
     let cfg = w.config_with(
         &w.input("app", "*.log", ""),
-        &kafka_output(&bootstrap, &format!("topic = \"logs\"\n{extra}")),
+        &kafka_output(
+            &broker.addr(Listener::Proxied),
+            &format!("topic = {topic:?}\n{extra}"),
+        ),
     );
     let mut agent = w.spawn(&cfg);
-    let first = consume(&bootstrap, &["logs"], 500, 60, &[]);
+    let first = consume(broker, &[topic], 500, 60);
     assert_complete(seqs(&values(&first), "o "), 500, "before the outage");
     proxy.stop();
     append(&log, &seq_lines("o", 500..3000));
     std::thread::sleep(Duration::from_secs(4));
     proxy.start();
-    let all = consume(&bootstrap, &["logs"], 3000, 120, &[]);
+    let all = consume(broker, &[topic], 3000, 120);
     if all.len() < 3000 {
         let text = std::fs::read_to_string(&agent.log).unwrap_or_default();
         let tail: Vec<&str> = text.lines().rev().take(40).collect();
@@ -527,6 +489,46 @@ fn outage_through_proxy(extra: &str) {
         !errors.is_empty(),
         "the agent never noticed the outage:\n{log_text}"
     );
+    (all.len(), dups)
+}
+
+/// The broker's JVM is killed mid-stream and started again on its data directory: nothing is
+/// lost, and the idempotent producer's retries are de-duplicated (exactly n in the topic).
+#[test]
+fn broker_restart_on_its_data_dir_loses_nothing_and_duplicates_nothing() {
+    let _g = serial();
+    let mut broker = Kafka::start(Spec::default());
+    broker.create_topic("restart", 3, &[]);
+    let w = Workspace::new();
+    let log = w.logs().join("app.log");
+    let cfg = w.config_with(
+        &w.input("app", "*.log", ""),
+        &kafka_output(&broker.bootstrap(), "topic = \"restart\""),
+    );
+    let mut agent = w.spawn(&cfg);
+    let total = 20_000;
+    let mut written = 0;
+    while written < total / 2 {
+        append(&log, &seq_lines("r", written..written + 1000));
+        written += 1000;
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    broker.kill();
+    append(&log, &seq_lines("r", written..total - 2000));
+    std::thread::sleep(Duration::from_secs(2));
+    broker.restart();
+    eprintln!(
+        "broker restarted on its data dir in {:.1} s",
+        broker.started_in.as_secs_f64()
+    );
+    append(&log, &seq_lines("r", total - 2000..total));
+    let msgs = consume(&broker, &["restart"], total, 120);
+    let dups = assert_complete(seqs(&values(&msgs), "r "), total, "broker restart");
+    eprintln!("broker restart: {} messages, {dups} duplicates", msgs.len());
+    let (ok, log_text) = agent.stop();
+    assert!(ok, "agent failed: {log_text}");
+    assert_eq!(dups, 0, "the broker de-duplicates the producer's retries");
+    assert_eq!(msgs.len(), total);
 }
 
 /// SIGTERM while Kafka is down: the agent stops within `shutdown_timeout` (no hang on
@@ -535,17 +537,15 @@ fn outage_through_proxy(extra: &str) {
 #[test]
 fn sigterm_during_an_outage_stops_in_time_and_loses_nothing() {
     let _g = serial();
-    let w = Workspace::new();
-    let proxy_port = free_port();
-    let broker = Tansu::start(w.path(), Some(proxy_port), None);
-    broker.create_topic("logs", 2);
-    let mut proxy = Proxy::new(proxy_port, broker.port);
+    let broker = plain();
+    broker.create_topic("sigterm", 2, &[]);
+    let mut proxy = Proxy::for_broker(broker);
     proxy.stop();
-    let bootstrap = format!("127.0.0.1:{proxy_port}");
+    let w = Workspace::new();
     append(&w.logs().join("app.log"), &seq_lines("g", 0..300));
     let cfg = w.config_with(
         &w.input("app", "*.log", ""),
-        &kafka_output(&bootstrap, "topic = \"logs\""),
+        &kafka_output(&broker.addr(Listener::Proxied), "topic = \"sigterm\""),
     );
     // A top-level key must come before the first table.
     let text = std::fs::read_to_string(&cfg).unwrap();
@@ -572,32 +572,81 @@ fn sigterm_during_an_outage_stops_in_time_and_loses_nothing() {
         "{errors} client error lines in 4s:\n{log_text}"
     );
     proxy.start();
-    let out = w.run_once(&cfg);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let msgs = consume(&bootstrap, &["logs"], 300, 60, &[]);
+    w.run_once(&cfg);
+    let msgs = consume(broker, &["sigterm"], 300, 60);
     assert_eq!(msgs.len(), 300, "each event once");
     assert_complete(seqs(&values(&msgs), "g "), 300, "after the restart");
 }
 
+/// Every codec produces batches the broker accepts (and stores as they came: the topic's
+/// `compression.type` is `producer`), and a consumer decodes them.
 #[test]
-fn too_large_message_goes_to_the_dead_letter_file() {
+fn every_compression_codec_is_accepted_and_decoded() {
     let _g = serial();
+    let broker = plain();
+    for (codec, id) in [
+        ("none", 0),
+        ("gzip", 1),
+        ("snappy", 2),
+        ("lz4", 3),
+        ("zstd", 4),
+    ] {
+        let topic = format!("codec-{codec}");
+        broker.create_topic(&topic, 1, &[]);
+        let w = Workspace::new();
+        append(&w.logs().join("app.log"), &seq_lines(codec, 0..500));
+        let cfg = w.config_with(
+            &w.input("app", "*.log", ""),
+            &kafka_output(
+                &broker.bootstrap(),
+                &format!("topic = {topic:?}\ncompression = {codec:?}"),
+            ),
+        );
+        w.run_once(&cfg);
+        let msgs = consume(broker, &[&topic], 500, 60);
+        let prefix = format!("{codec} ");
+        assert_eq!(
+            assert_complete(seqs(&values(&msgs), &prefix), 500, codec),
+            0,
+            "{codec}: every line once"
+        );
+        let codecs = broker.batch_codecs(&topic);
+        assert!(!codecs.is_empty(), "{codec}: no record batch on disk");
+        assert!(
+            codecs.iter().all(|c| *c == id),
+            "{codec}: the broker stored batches with codecs {codecs:?}, want {id}"
+        );
+    }
+}
+
+/// Events over the broker's real limit (the topic's `max.message.bytes`) and over oxibeat's
+/// own `max_message_bytes` reach the dead-letter file with the error, nothing is lost or
+/// doubled, and `dlq replay` delivers them once the limits are raised.
+#[test]
+fn oversize_events_go_to_the_dead_letter_file_with_the_brokers_error() {
+    let _g = serial();
+    let broker = plain();
+    broker.create_topic("oversize", 1, &[("max.message.bytes", "16384")]);
     let w = Workspace::new();
-    let broker = Tansu::start(w.path(), None, None);
-    broker.create_topic("logs", 1);
     let log = w.logs().join("app.log");
-    let mut lines = seq_lines("d", 0..50);
-    lines.insert(20, format!("BIG {}", "x".repeat(5000)));
+    // Random hex does not compress: 40,000 bytes stay over the broker's 16 KiB once lz4'd.
+    let noise = |len: usize| {
+        let mut s = String::new();
+        while s.len() < len {
+            s.push_str(&uuid::Uuid::new_v4().simple().to_string());
+        }
+        s.truncate(len);
+        s
+    };
+    let mut lines = seq_lines("d", 0..40);
+    lines.insert(10, format!("BROKERBIG {}", noise(40_000)));
+    lines.insert(30, format!("LOCALBIG {}", noise(200_000)));
     append(&log, &lines);
     let cfg = w.config_with(
         &w.input("app", "*.log", ""),
         &kafka_output(
-            &format!("127.0.0.1:{}", broker.port),
-            "topic = \"logs\"\nmax_message_bytes = 3000",
+            &broker.bootstrap(),
+            "topic = \"oversize\"\nmax_message_bytes = 100000",
         ),
     );
     let out = w.run_once(&cfg);
@@ -606,46 +655,68 @@ fn too_large_message_goes_to_the_dead_letter_file() {
         stderr.contains("dead-letter"),
         "the rejection is logged: {stderr}"
     );
-    let msgs = consume(
-        &format!("127.0.0.1:{}", broker.port),
-        &["logs"],
-        50,
-        60,
-        &[],
+    let rows = dead_letters(&w);
+    let msg = |v: &Value| v["message"].as_str().unwrap_or_default().to_string();
+    let local = rows
+        .iter()
+        .find(|r| msg(&r["event"]).starts_with("LOCALBIG"))
+        .expect("the event over max_message_bytes is dead-lettered");
+    assert!(
+        local["error"]
+            .as_str()
+            .unwrap()
+            .contains("max_message_bytes"),
+        "{local}"
     );
-    assert_eq!(msgs.len(), 50);
-    assert_complete(seqs(&values(&msgs), "d "), 50, "small lines");
-    let dlq = w.data().join("kafka-dlq").join("kafka-dlq.ndjson");
-    let text = std::fs::read_to_string(&dlq).expect("dead-letter file exists");
-    let rows: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(rows.len(), 1, "{text}");
-    assert_eq!(rows[0]["topic"], "logs");
-    assert!(rows[0]["error"]
-        .as_str()
-        .unwrap()
-        .contains("max_message_bytes"));
-    assert!(rows[0]["event"]["message"]
-        .as_str()
-        .unwrap()
-        .starts_with("BIG "));
-    // It was acked: a second run sends nothing and writes no second dead letter.
+    let remote = rows
+        .iter()
+        .find(|r| msg(&r["event"]).starts_with("BROKERBIG"))
+        .expect("the event over the broker's limit is dead-lettered");
+    assert!(
+        remote["error"]
+            .as_str()
+            .unwrap()
+            .contains("Message size too large"),
+        "the broker's error: {remote}"
+    );
+    assert!(rows.iter().all(|r| r["topic"] == "oversize"));
+    // librdkafka sends a batch as one record batch: the small lines that shared the rejected
+    // batch are dead-lettered with it. Each small line is either in Kafka or in the file, once.
+    let mut small = seqs(
+        &rows.iter().map(|r| r["event"].clone()).collect::<Vec<_>>(),
+        "d ",
+    );
+    let msgs = consume(broker, &["oversize"], 40 - small.len(), 30);
+    let delivered = msgs.len();
+    small.extend(seqs(&values(&msgs), "d "));
+    assert_eq!(
+        assert_complete(small, 40, "small lines"),
+        0,
+        "no line twice"
+    );
+    eprintln!(
+        "oversize: {delivered} small lines delivered, {} entries dead-lettered",
+        rows.len()
+    );
+    // Acked: a second run sends nothing and writes no second dead letter.
     w.run_once(&cfg);
-    let text2 = std::fs::read_to_string(&dlq).unwrap();
-    assert_eq!(text2.lines().count(), 1);
-    // Replay applies the configured limit: still too large, kept with the error...
-    let again = dlq_cmd(&cfg, &["replay"]);
-    assert!(!again.status.success());
-    assert_eq!(std::fs::read_to_string(&dlq).unwrap().lines().count(), 1);
-    // ...and once the limit is raised, the event goes through, to the topic it was meant for.
+    assert_eq!(dead_letters(&w).len(), rows.len());
+    // Replay while both limits remain: kept, non-zero exit.
+    let again = dlq_cmd(&cfg, &["replay", "--timeout", "10"]);
+    assert!(
+        !again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+    assert_eq!(dead_letters(&w).len(), rows.len());
+    // Both limits raised: everything goes through, to the topic it was meant for, once.
+    broker.alter_topic("oversize", &[("max.message.bytes", "1048576")]);
     let ok = Command::new(bin())
         .args([
             "dlq",
             "replay",
             "-E",
-            "output.kafka.max_message_bytes=100000",
+            "output.kafka.max_message_bytes=300000",
             "-c",
         ])
         .arg(&cfg)
@@ -653,42 +724,52 @@ fn too_large_message_goes_to_the_dead_letter_file() {
         .unwrap();
     assert!(
         ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stdout)
+        "{}{}",
+        String::from_utf8_lossy(&ok.stdout),
+        String::from_utf8_lossy(&ok.stderr)
     );
-    let msgs = consume(
-        &format!("127.0.0.1:{}", broker.port),
-        &["logs"],
-        51,
-        60,
-        &[],
-    );
-    assert_eq!(msgs.len(), 51);
-    assert!(values(&msgs)
-        .iter()
-        .any(|v| v["message"].as_str().unwrap_or("").starts_with("BIG ")));
-    assert!(!dlq.exists() || std::fs::read_to_string(&dlq).unwrap().is_empty());
+    let msgs = consume(broker, &["oversize"], 42, 60);
+    assert_eq!(msgs.len(), 42);
+    assert_eq!(assert_complete(seqs(&values(&msgs), "d "), 40, "all"), 0);
+    for big in ["BROKERBIG", "LOCALBIG"] {
+        assert_eq!(
+            values(&msgs)
+                .iter()
+                .filter(|v| msg(v).starts_with(big))
+                .count(),
+            1,
+            "{big} delivered once"
+        );
+    }
+    assert!(dead_letters(&w).is_empty());
 }
 
+/// An unknown topic (the broker has `auto.create.topics.enable=false`) goes to the dead-letter
+/// file; `dlq replay` keeps the events while the topic is missing and delivers them, as the
+/// output would have sent them, once it exists.
 #[test]
 fn unknown_topic_goes_to_the_dead_letter_file() {
     let _g = serial();
+    let broker = plain();
     let w = Workspace::new();
-    let broker = Tansu::start(w.path(), None, None);
     let log = w.logs().join("app.log");
     append(&log, &seq_lines("u", 0..5));
     let cfg = w.config_with(
         &w.input("app", "*.log", ""),
         &kafka_output(
-            &format!("127.0.0.1:{}", broker.port),
+            &broker.bootstrap(),
             "topic = \"nope\"\nheaders = [{ key = \"source\", value = \"oxibeat\" }]",
         ),
     );
     w.run_once(&cfg);
-    let dlq = w.data().join("kafka-dlq").join("kafka-dlq.ndjson");
-    let text = std::fs::read_to_string(&dlq).expect("dead-letter file exists");
-    assert_eq!(text.lines().count(), 5, "{text}");
-    assert!(text.contains("create the topic"), "{text}");
+    let rows = dead_letters(&w);
+    assert_eq!(rows.len(), 5, "{rows:?}");
+    let error = rows[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("UnknownTopicOrPartition") || error.contains("Unknown topic"),
+        "the broker's error: {error}"
+    );
+    assert!(error.contains("create the topic"), "{error}");
 
     // `dlq show` counts them; `dlq replay` while the topic is still missing keeps them all.
     let show = dlq_cmd(&cfg, &["show"]);
@@ -708,10 +789,9 @@ fn unknown_topic_goes_to_the_dead_letter_file() {
         report.contains("replayed 0 event(s); 5 failed again"),
         "{report}"
     );
-    let kept = std::fs::read_to_string(&dlq).expect("entries kept");
-    assert_eq!(kept.lines().count(), 5, "{kept}");
+    assert_eq!(dead_letters(&w).len(), 5);
     // Once the topic exists, replay delivers every event, unchanged, and empties the file.
-    broker.create_topic("nope", 2);
+    broker.create_topic("nope", 2, &[]);
     let ok = dlq_cmd(&cfg, &["replay"]);
     let report = String::from_utf8_lossy(&ok.stdout);
     assert!(
@@ -723,7 +803,7 @@ fn unknown_topic_goes_to_the_dead_letter_file() {
         report.contains("replayed 5 event(s); 0 failed again"),
         "{report}"
     );
-    let msgs = consume(&format!("127.0.0.1:{}", broker.port), &["nope"], 5, 60, &[]);
+    let msgs = consume(broker, &["nope"], 5, 60);
     assert_eq!(msgs.len(), 5);
     let vals = values(&msgs);
     assert_complete(seqs(&vals, "u "), 5, "replayed lines");
@@ -739,37 +819,16 @@ fn unknown_topic_goes_to_the_dead_letter_file() {
     assert!(String::from_utf8_lossy(&left.stdout).contains("0 entries"));
 }
 
-/// `oxibeat test output -c <cfg>`.
-fn test_output(cfg: &Path) -> std::process::Output {
-    Command::new(bin())
-        .args(["test", "output", "-c"])
-        .arg(cfg)
-        .output()
-        .expect("run oxibeat test output")
-}
-
-/// `oxibeat dlq <args>` with `cfg`.
-fn dlq_cmd(cfg: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(bin())
-        .arg("dlq")
-        .args(args)
-        .arg("-c")
-        .arg(cfg)
-        .output()
-        .expect("run oxibeat dlq")
-}
-
 #[test]
 fn kill_9_mid_stream_then_restart_leaves_no_gap() {
     let _g = serial();
+    let broker = plain();
+    broker.create_topic("kill9", 3, &[]);
     let w = Workspace::new();
-    let broker = Tansu::start(w.path(), None, None);
-    broker.create_topic("logs", 3);
-    let bootstrap = format!("127.0.0.1:{}", broker.port);
     let log = w.logs().join("app.log");
     let cfg = w.config_with(
         &w.input("app", "*.log", ""),
-        &kafka_output(&bootstrap, "topic = \"logs\""),
+        &kafka_output(&broker.bootstrap(), "topic = \"kill9\""),
     );
     let mut agent = w.spawn(&cfg);
     let total = 20_000;
@@ -783,7 +842,7 @@ fn kill_9_mid_stream_then_restart_leaves_no_gap() {
     agent.kill9();
     append(&log, &seq_lines("s", written..total));
     let mut agent = w.spawn(&cfg);
-    let msgs = consume(&bootstrap, &["logs"], total, 120, &[]);
+    let msgs = consume(broker, &["kill9"], total, 120);
     let dups = assert_complete(seqs(&values(&msgs), "s "), total, "kill -9 and restart");
     eprintln!("kill -9: {} messages, {dups} duplicates", msgs.len());
     let (ok, log_text) = agent.stop();
@@ -793,240 +852,34 @@ fn kill_9_mid_stream_then_restart_leaves_no_gap() {
 #[test]
 fn test_output_reports_brokers_and_partitions_or_fails_clearly() {
     let _g = serial();
+    let broker = plain();
+    broker.create_topic("testout", 4, &[]);
     let w = Workspace::new();
-    let broker = Tansu::start(w.path(), None, None);
-    broker.create_topic("logs", 4);
     let cfg = w.config_with(
         &w.input("app", "*.log", ""),
-        &kafka_output(&format!("127.0.0.1:{}", broker.port), "topic = \"logs\""),
+        &kafka_output(&broker.bootstrap(), "topic = \"testout\""),
     );
-    let out = test_output(&cfg);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(text.contains("logs: 4 partitions"), "{text}");
-    assert!(
-        text.contains(&format!("127.0.0.1:{}", broker.port)),
-        "{text}"
-    );
-    // A port nobody listens on: non-zero exit and an error naming the hosts.
-    let dead = free_port();
+    let text = test_output_ok(&cfg);
+    assert!(text.contains("testout: 4 partitions"), "{text}");
+    assert!(text.contains(&broker.bootstrap()), "{text}");
+    // A missing topic: non-zero exit, named.
     let cfg = w.config_with(
         &w.input("app", "*.log", ""),
-        &kafka_output(&format!("127.0.0.1:{dead}"), "topic = \"logs\""),
+        &kafka_output(&broker.bootstrap(), "topic = \"testout-missing\""),
     );
-    let out = test_output(&cfg);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let err = test_output_err(&cfg);
     assert!(
-        err.contains(&format!("127.0.0.1:{dead}")) && err.contains("metadata"),
+        err.contains("testout-missing") && err.contains("create the topic"),
         "{err}"
     );
-}
-
-/// A TLS-terminating proxy in front of a plain broker. tansu 0.6.0 has `--cert` and `--key`,
-/// but its command line puts them in one exclusive group, so TLS cannot be switched on there;
-/// this proxy makes the client side (librdkafka + OpenSSL) do real TLS against rustls.
-fn start_tls_proxy(port: u16, target: u16, config: Arc<rustls::ServerConfig>) {
-    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind TLS proxy");
-    std::thread::spawn(move || {
-        for client in listener.incoming() {
-            let Ok(client) = client else { continue };
-            let config = config.clone();
-            std::thread::spawn(move || {
-                let Ok(mut backend) = TcpStream::connect(("127.0.0.1", target)) else {
-                    return;
-                };
-                let Ok(conn) = rustls::ServerConnection::new(config) else {
-                    return;
-                };
-                let tick = Some(Duration::from_millis(2));
-                let _ = client.set_read_timeout(tick);
-                let _ = backend.set_read_timeout(tick);
-                let mut tls = rustls::StreamOwned::new(conn, client);
-                let mut buf = vec![0u8; 65536];
-                let idle = |e: &std::io::Error| {
-                    matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    )
-                };
-                loop {
-                    match tls.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => {
-                            if backend.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                        Err(e) if idle(&e) => {}
-                        Err(_) => break,
-                    }
-                    match backend.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => {
-                            if tls.write_all(&buf[..n]).and_then(|_| tls.flush()).is_err() {
-                                break;
-                            }
-                        }
-                        Err(e) if idle(&e) => {}
-                        Err(_) => break,
-                    }
-                }
-            });
-        }
-    });
-}
-
-#[test]
-fn tls_with_a_self_signed_ca_works_and_a_wrong_ca_fails_clearly() {
-    let _g = serial();
-    let w = Workspace::new();
-    let (ca, server) = test_ca(w.path(), "good");
-    let (wrong_ca, _) = test_ca(w.path(), "wrong");
-    let tls_port = free_port();
-    let broker = Tansu::start(w.path(), Some(tls_port), None);
-    broker.create_topic("secure", 2);
-    start_tls_proxy(tls_port, broker.port, server);
-    let bootstrap = format!("127.0.0.1:{tls_port}");
-    let log = w.logs().join("app.log");
-    append(&log, &seq_lines("t", 0..200));
-    let ssl = |ca: &Path| {
-        format!(
-            "topic = \"secure\"\n[output.kafka.ssl]\ncertificate_authorities = [{:?}]\n",
-            ca.display().to_string()
-        )
-    };
+    // A port nobody listens on: non-zero exit and an error naming the hosts.
+    let dead = format!("127.0.0.1:{}", free_port());
     let cfg = w.config_with(
         &w.input("app", "*.log", ""),
-        &kafka_output(&bootstrap, &ssl(&ca)),
+        &kafka_output(&dead, "topic = \"testout\""),
     );
-    let out = test_output(&cfg);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    w.run_once(&cfg);
-    let ca_s = ca.display().to_string();
-    let msgs = consume(
-        &bootstrap,
-        &["secure"],
-        200,
-        60,
-        &[("security.protocol", "ssl"), ("ssl.ca.location", &ca_s)],
-    );
-    assert_complete(seqs(&values(&msgs), "t "), 200, "over TLS");
-    // A CA that did not sign the broker's certificate: a clear error and a non-zero exit.
-    let cfg = w.config_with(
-        &w.input("app", "*.log", ""),
-        &kafka_output(&bootstrap, &ssl(&wrong_ca)),
-    );
-    let out = test_output(&cfg);
-    let err = String::from_utf8_lossy(&out.stderr);
-    eprintln!("wrong CA: {err}");
-    assert!(!out.status.success(), "a wrong CA must fail");
-    assert!(
-        err.contains("certificate verify failed"),
-        "the error should name the TLS failure: {err}"
-    );
-}
-
-/// A CA, a server certificate for 127.0.0.1 and a client certificate, both signed by the CA,
-/// and a server TLS config that requires a client certificate from that CA (mutual TLS).
-/// Returns (CA PEM path, client certificate PEM path, client key PEM path, server config).
-fn mtls_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf, Arc<rustls::ServerConfig>) {
-    use rcgen::{CertificateParams, DnType, KeyPair};
-    let pki = test_pki(dir, "mtls");
-    let client_key = KeyPair::generate().expect("client key");
-    let mut client_params = CertificateParams::new(Vec::<String>::new()).expect("client params");
-    client_params
-        .distinguished_name
-        .push(DnType::CommonName, "oxibeat-agent");
-    let client = client_params
-        .signed_by(&client_key, &pki.ca)
-        .expect("client certificate");
-    let cert_path = dir.join("mtls-client.pem");
-    let key_path = dir.join("mtls-client.key");
-    std::fs::write(&cert_path, client.pem()).unwrap();
-    std::fs::write(&key_path, client_key.serialize_pem()).unwrap();
-    let config = pki.server_config(true);
-    (pki.ca_path, cert_path, key_path, config)
-}
-
-#[test]
-fn mutual_tls_with_a_client_certificate_works_and_without_one_fails() {
-    let _g = serial();
-    let w = Workspace::new();
-    let (ca, cert, key, server) = mtls_pki(w.path());
-    let tls_port = free_port();
-    let broker = Tansu::start(w.path(), Some(tls_port), None);
-    broker.create_topic("mtls", 1);
-    start_tls_proxy(tls_port, broker.port, server);
-    let bootstrap = format!("127.0.0.1:{tls_port}");
-    append(&w.logs().join("app.log"), &seq_lines("m", 0..100));
-    let ssl = |client: bool| {
-        let mut s = format!(
-            "topic = \"mtls\"\n[output.kafka.ssl]\ncertificate_authorities = [{:?}]\n",
-            ca.display().to_string()
-        );
-        if client {
-            s.push_str(&format!(
-                "certificate = {:?}\nkey = {:?}\n",
-                cert.display().to_string(),
-                key.display().to_string()
-            ));
-        }
-        s
-    };
-    let cfg = w.config_with(
-        &w.input("app", "*.log", ""),
-        &kafka_output(&bootstrap, &ssl(true)),
-    );
-    let out = w.run_once(&cfg);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (ca_s, cert_s, key_s) = (
-        ca.display().to_string(),
-        cert.display().to_string(),
-        key.display().to_string(),
-    );
-    let msgs = consume(
-        &bootstrap,
-        &["mtls"],
-        100,
-        60,
-        &[
-            ("security.protocol", "ssl"),
-            ("ssl.ca.location", &ca_s),
-            ("ssl.certificate.location", &cert_s),
-            ("ssl.key.location", &key_s),
-        ],
-    );
-    assert_complete(seqs(&values(&msgs), "m "), 100, "over mutual TLS");
-    // The same broker refuses a client without a certificate; `test output` says so.
-    let cfg = w.config_with(
-        &w.input("app", "*.log", ""),
-        &kafka_output(&bootstrap, &ssl(false)),
-    );
-    let out = test_output(&cfg);
-    let err = String::from_utf8_lossy(&out.stderr);
-    eprintln!("no client certificate: {err}");
-    assert!(
-        !out.status.success(),
-        "no client certificate must fail: {err}"
-    );
-    assert!(
-        err.contains("certificate required"),
-        "the error should name the missing client certificate: {err}"
-    );
+    let err = test_output_err(&cfg);
+    assert!(err.contains(&dead) && err.contains("metadata"), "{err}");
 }
 
 /// librdkafka's queue bounded to a few messages: `send` waits on a full queue (what pauses the
@@ -1034,9 +887,9 @@ fn mutual_tls_with_a_client_certificate_works_and_without_one_fails() {
 #[test]
 fn full_producer_queue_waits_and_delivers_everything() {
     let _g = serial();
+    let broker = plain();
+    broker.create_topic("tinyq", 2, &[]);
     let w = Workspace::new();
-    let broker = Tansu::start(w.path(), None, None);
-    broker.create_topic("logs", 2);
     let log = w.logs().join("app.log");
     let n = 5000;
     append(&log, &seq_lines("q", 0..n));
@@ -1046,8 +899,8 @@ fn full_producer_queue_waits_and_delivers_everything() {
             w.input("app", "*.log", "")
         ),
         &kafka_output(
-            &format!("127.0.0.1:{}", broker.port),
-            "topic = \"logs\"\nqueue = { max_messages = 16 }",
+            &broker.bootstrap(),
+            "topic = \"tinyq\"\nqueue = { max_messages = 16 }",
         ),
     );
     let mut child = Command::new(bin())
@@ -1069,97 +922,344 @@ fn full_producer_queue_waits_and_delivers_everything() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success());
-    let msgs = consume(&format!("127.0.0.1:{}", broker.port), &["logs"], n, 60, &[]);
+    let msgs = consume(broker, &["tinyq"], n, 60);
     assert_eq!(
         assert_complete(seqs(&values(&msgs), "q "), n, "tiny queue"),
         0
     );
 }
 
-/// SCRAM credentials live in the broker's storage and can only be created through a broker
-/// that does not require authentication yet: create them on an open broker over a SQLite file,
-/// then restart on the same file with `--authentication` (tansu's in-memory storage keeps no
-/// credentials, and its SASL PLAIN is not compiled in).
-fn sasl_broker(dir: &Path, user: &str, password: &str) -> Tansu {
-    let storage = "sqlite://tansu-sasl.db";
-    {
-        let open = Tansu::launch(dir, None, None, storage, false);
-        open.create_topic("logs", 2);
-        let out = Command::new(tansu_bin())
-            .args(["user", "create", user, password, "--mechanism", "scram512"])
-            .args(["--broker", &open.url()])
-            .output()
-            .expect("tansu user create");
-        assert!(
-            out.status.success(),
-            "tansu user create failed (tansu needs the libsql feature: cargo install tansu --version 0.6.0 --locked --features dynostore,libsql): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Tansu::launch(dir, None, None, storage, true)
+/// `[output.kafka.ssl]` TOML for a topic.
+fn ssl_toml(topic: &str, ca: &Path, extra: &str) -> String {
+    format!(
+        "topic = {topic:?}\n[output.kafka.ssl]\ncertificate_authorities = [{:?}]\n{extra}",
+        ca.display().to_string()
+    )
 }
 
+/// TLS served by Kafka itself (PEM keystore from the test PKI): the right CA works, a wrong one
+/// fails clearly, and `verification_mode` does what it says: `full` checks the host name,
+/// `certificate` only the chain, `none` nothing.
 #[test]
-fn sasl_scram_authenticates_and_a_wrong_password_fails_clearly() {
+fn tls_served_by_kafka_checks_the_ca_and_the_host_name_per_verification_mode() {
     let _g = serial();
+    let broker = secure();
+    let pki = broker.pki.clone().expect("PKI");
+    broker.create_topic("tls", 2, &[]);
+    // Deliveries: the right CA with full verification, and a certificate for another host
+    // name with `certificate`.
+    let ok_cases = [
+        (
+            "full",
+            Listener::Ssl,
+            &pki.ca,
+            "verification_mode = \"full\"\n",
+        ),
+        (
+            "certificate",
+            Listener::BadName,
+            &pki.ca,
+            "verification_mode = \"certificate\"\n",
+        ),
+        (
+            "none",
+            Listener::Ssl,
+            &pki.wrong_ca,
+            "verification_mode = \"none\"\n",
+        ),
+    ];
+    for (i, (name, listener, ca, mode)) in ok_cases.iter().enumerate() {
+        let w = Workspace::new();
+        let prefix = format!("t{i}");
+        append(&w.logs().join("app.log"), &seq_lines(&prefix, 0..100));
+        let cfg = w.config_with(
+            &w.input("app", "*.log", ""),
+            &kafka_output(&broker.addr(*listener), &ssl_toml("tls", ca, mode)),
+        );
+        let text = test_output_ok(&cfg);
+        assert!(text.contains("tls: 2 partitions"), "{name}: {text}");
+        w.run_once(&cfg);
+        eprintln!("TLS {name}: delivered");
+    }
+    let msgs = consume(broker, &["tls"], 300, 60);
+    for i in 0..ok_cases.len() {
+        let prefix = format!("t{i} ");
+        assert_eq!(
+            assert_complete(seqs(&values(&msgs), &prefix), 100, &prefix),
+            0
+        );
+    }
+    // Failures, with a clear error from `test output`.
     let w = Workspace::new();
-    let password = "pw-Shh-9f3c";
-    let broker = sasl_broker(w.path(), "alice", password);
-    let bootstrap = format!("127.0.0.1:{}", broker.port);
-    let log = w.logs().join("app.log");
-    append(&log, &seq_lines("a", 0..200));
-    let sasl = |pw: &str| {
-        format!("topic = \"logs\"\n[output.kafka.sasl]\nmechanism = \"SCRAM-SHA-512\"\nusername = \"alice\"\npassword = \"{pw}\"")
-    };
+    let fail_cases = [
+        (
+            "wrong CA",
+            Listener::Ssl,
+            &pki.wrong_ca,
+            "",
+            "certificate verify failed",
+        ),
+        (
+            "wrong host name, full",
+            Listener::BadName,
+            &pki.ca,
+            "verification_mode = \"full\"\n",
+            "certificate verify failed",
+        ),
+        (
+            "wrong CA, certificate",
+            Listener::Ssl,
+            &pki.wrong_ca,
+            "verification_mode = \"certificate\"\n",
+            "certificate verify failed",
+        ),
+    ];
+    for (name, listener, ca, mode, want) in fail_cases {
+        let cfg = w.config_with(
+            &w.input("app", "*.log", ""),
+            &kafka_output(&broker.addr(listener), &ssl_toml("tls", ca, mode)),
+        );
+        let err = test_output_err(&cfg);
+        eprintln!("TLS {name}: {err}");
+        assert!(
+            err.contains(want),
+            "{name}: the error should name the TLS failure: {err}"
+        );
+    }
+}
+
+/// Mutual TLS against a listener with `ssl.client.auth=required`: the client certificate from
+/// the test CA works; without one the broker refuses and the error says so.
+#[test]
+fn mutual_tls_with_a_client_certificate_works_and_without_one_fails() {
+    let _g = serial();
+    let broker = secure();
+    let pki = broker.pki.clone().expect("PKI");
+    broker.create_topic("mtls", 1, &[]);
+    let w = Workspace::new();
+    append(&w.logs().join("app.log"), &seq_lines("m", 0..100));
+    let client = format!(
+        "certificate = {:?}\nkey = {:?}\n",
+        pki.client_cert.display().to_string(),
+        pki.client_key.display().to_string()
+    );
     let cfg = w.config_with(
         &w.input("app", "*.log", ""),
-        &kafka_output(&bootstrap, &sasl(password)),
+        &kafka_output(
+            &broker.addr(Listener::Mtls),
+            &ssl_toml("mtls", &pki.ca, &client),
+        ),
     );
-    let test = test_output(&cfg);
-    let shown = String::from_utf8_lossy(&test.stdout);
+    let text = test_output_ok(&cfg);
+    assert!(text.contains("mtls: 1 partitions"), "{text}");
+    w.run_once(&cfg);
+    let msgs = consume(broker, &["mtls"], 100, 60);
+    assert_eq!(
+        assert_complete(seqs(&values(&msgs), "m "), 100, "over mutual TLS"),
+        0
+    );
+    // The same listener refuses a client without a certificate.
+    let cfg = w.config_with(
+        &w.input("app", "*.log", ""),
+        &kafka_output(&broker.addr(Listener::Mtls), &ssl_toml("mtls", &pki.ca, "")),
+    );
+    let err = test_output_err(&cfg);
+    eprintln!("no client certificate: {err}");
     assert!(
-        test.status.success(),
-        "{shown}{}",
-        String::from_utf8_lossy(&test.stderr)
+        // Java's TLS answers a missing client certificate with alert 42, bad_certificate.
+        err.contains("bad certificate") || err.contains("certificate required"),
+        "the error should name the refused handshake: {err}"
     );
-    assert!(shown.contains("logs: 2 partitions"), "{shown}");
+}
 
-    let out = w.run_once(&cfg);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !stderr.contains(password),
-        "the password must not be logged: {stderr}"
-    );
-    let creds = [
-        ("security.protocol", "sasl_plaintext"),
-        ("sasl.mechanism", "SCRAM-SHA-512"),
-        ("sasl.username", "alice"),
-        ("sasl.password", password),
-    ];
-    let msgs = consume(&bootstrap, &["logs"], 200, 60, &creds);
-    assert_eq!(msgs.len(), 200);
-    assert_complete(seqs(&values(&msgs), "a "), 200, "lines over SASL/SCRAM");
+/// `[output.kafka.sasl]` TOML.
+fn sasl_toml(topic: &str, mechanism: &str, user: &str, password: &str) -> String {
+    format!("topic = {topic:?}\n[output.kafka.sasl]\nmechanism = {mechanism:?}\nusername = {user:?}\npassword = {password:?}\n")
+}
 
-    // A wrong password: `test output` fails, names the cause, and never prints the password.
+/// SASL PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 against the broker's own listeners, over
+/// plaintext and over TLS: `test output` passes and every line arrives. A wrong password fails
+/// clearly, in `test output` and in the running agent, and no password is ever printed.
+#[test]
+fn sasl_plain_and_scram_over_plaintext_and_tls() {
+    let _g = serial();
+    let broker = secure();
+    let pki = broker.pki.clone().expect("PKI");
+    let mut topics = Vec::new();
+    for (i, mech) in ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+        .iter()
+        .enumerate()
+    {
+        for (tls, listener) in [(false, Listener::SaslPlaintext), (true, Listener::SaslSsl)] {
+            let topic = format!(
+                "sasl-{}-{}",
+                mech.to_lowercase(),
+                if tls { "tls" } else { "plain" }
+            );
+            broker.create_topic(&topic, 2, &[]);
+            let w = Workspace::new();
+            let prefix = format!("{i}{tls}");
+            append(&w.logs().join("app.log"), &seq_lines(&prefix, 0..50));
+            let mut out = sasl_toml(&topic, mech, ALICE.0, ALICE.1);
+            if tls {
+                out.push_str(&format!(
+                    "[output.kafka.ssl]\ncertificate_authorities = [{:?}]\n",
+                    pki.ca.display().to_string()
+                ));
+            }
+            let cfg = w.config_with(
+                &w.input("app", "*.log", ""),
+                &kafka_output(&broker.addr(listener), &out),
+            );
+            let text = test_output_ok(&cfg);
+            assert!(text.contains(&format!("{topic}: 2 partitions")), "{text}");
+            let run = w.run_once(&cfg);
+            let stderr = String::from_utf8_lossy(&run.stderr);
+            assert!(
+                !stderr.contains(ALICE.1),
+                "the password must not be logged: {stderr}"
+            );
+            topics.push((topic, prefix));
+        }
+    }
+    let names: Vec<&str> = topics.iter().map(|(t, _)| t.as_str()).collect();
+    let msgs = consume(broker, &names, 50 * topics.len(), 60);
+    for (topic, prefix) in &topics {
+        let here: Vec<Msg> = msgs.iter().filter(|m| &m.topic == topic).cloned().collect();
+        let p = format!("{prefix} ");
+        assert_eq!(
+            assert_complete(seqs(&values(&here), &p), 50, topic),
+            0,
+            "{topic}"
+        );
+    }
+
+    // Wrong passwords: `test output` fails, names the cause, never prints the password.
     let wrong = "not-the-pw-7d1e";
-    let bad = w.config_with(
+    let w = Workspace::new();
+    append(&w.logs().join("app.log"), &seq_lines("x", 0..10));
+    for mech in ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] {
+        let cfg = w.config_with(
+            &w.input("app", "*.log", ""),
+            &kafka_output(
+                &broker.addr(Listener::SaslPlaintext),
+                &sasl_toml("sasl-plain-plain", mech, ALICE.0, wrong),
+            ),
+        );
+        let err = test_output_err(&cfg);
+        assert!(
+            err.to_lowercase().contains("authentication"),
+            "{mech}: {err}"
+        );
+        assert!(
+            !err.contains(wrong),
+            "{mech}: the password must not be printed: {err}"
+        );
+    }
+    // The running agent with a wrong password: it says so, keeps retrying, logs no password,
+    // and delivers nothing.
+    let cfg = w.config_with(
         &w.input("app", "*.log", ""),
-        &kafka_output(&bootstrap, &sasl(wrong)),
+        &kafka_output(
+            &broker.addr(Listener::SaslPlaintext),
+            &sasl_toml("sasl-plain-plain", "SCRAM-SHA-512", ALICE.0, wrong),
+        ),
     );
-    let test = test_output(&bad);
-    let err =
-        String::from_utf8_lossy(&test.stderr).to_string() + &String::from_utf8_lossy(&test.stdout);
-    assert!(!test.status.success(), "{err}");
-    assert!(err.to_lowercase().contains("authentication"), "{err}");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, text.replace("level = \"info\"", "level = \"debug\"")).unwrap();
+    let mut agent = w.spawn(&cfg);
+    std::thread::sleep(Duration::from_secs(4));
+    let (ok, log_text) = agent.stop();
+    assert!(ok, "{log_text}");
     assert!(
-        !err.contains(wrong),
-        "the password must not be printed: {err}"
+        log_text.contains("Authentication failed"),
+        "the agent names the failure: {log_text}"
     );
-    // Without SASL the broker closes the connection: a clear failure too.
-    let none = w.config_with(
+    assert!(!log_text.contains(wrong), "the password must not be logged");
+    // Without SASL the listener closes the connection: a clear failure too.
+    let cfg = w.config_with(
         &w.input("app", "*.log", ""),
-        &kafka_output(&bootstrap, "topic = \"logs\""),
+        &kafka_output(
+            &broker.addr(Listener::SaslPlaintext),
+            "topic = \"sasl-plain-plain\"",
+        ),
     );
-    let test = test_output(&none);
-    assert!(!test.status.success());
+    test_output_err(&cfg);
+}
+
+/// A topic the client is not authorised for (`StandardAuthorizer`, an ACL that names someone
+/// else): its events reach the dead-letter file with the broker's error, and `dlq replay`
+/// delivers them once the ACL grants the client.
+#[test]
+fn unauthorised_topic_goes_to_the_dead_letter_file_and_replays_once_granted() {
+    let _g = serial();
+    let broker = secure();
+    broker.create_topic("acl-secret", 2, &[]);
+    // An ACL on the topic: only the super user and whom the ACLs name may use it.
+    broker.acls(&[
+        "--add",
+        "--allow-principal",
+        "User:nobody-else",
+        "--operation",
+        "Read",
+        "--topic",
+        "acl-secret",
+    ]);
+    let w = Workspace::new();
+    append(&w.logs().join("app.log"), &seq_lines("z", 0..20));
+    let cfg = w.config_with(
+        &w.input("app", "*.log", ""),
+        &kafka_output(
+            &broker.addr(Listener::SaslPlaintext),
+            &sasl_toml("acl-secret", "SCRAM-SHA-512", ALICE.0, ALICE.1),
+        ),
+    );
+    let err = test_output_err(&cfg);
+    assert!(
+        err.contains("\"acl-secret\": TopicAuthorizationFailed") && err.contains("kafka-acls"),
+        "test output names the topic, the refusal and the fix: {err}"
+    );
+    w.run_once(&cfg);
+    let rows = dead_letters(&w);
+    assert_eq!(rows.len(), 20, "{rows:?}");
+    let error = rows[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("Topic authorization failed") && error.contains("grant"),
+        "the broker's error and the fix: {error}"
+    );
+    // Granted: replay delivers every event once.
+    broker.acls(&[
+        "--add",
+        "--allow-principal",
+        &format!("User:{}", ALICE.0),
+        "--operation",
+        "Write",
+        "--operation",
+        "Describe",
+        "--topic",
+        "acl-secret",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !test_output(&cfg).status.success() {
+        assert!(Instant::now() < deadline, "the ACL never took effect");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let ok = dlq_cmd(&cfg, &["replay"]);
+    let report = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        report.contains("replayed 20 event(s); 0 failed again"),
+        "{report}"
+    );
+    // Exactly 20: nothing got through before the grant.
+    let msgs = consume(broker, &["acl-secret"], 20, 60);
+    assert_eq!(msgs.len(), 20);
+    assert_eq!(
+        assert_complete(seqs(&values(&msgs), "z "), 20, "replayed"),
+        0
+    );
 }

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The test command of the README: installs what the tests need on a fresh machine, then runs
-# every test: Rust unit and integration tests (real binary, real files, stand-in ES/Kibana),
-# the generator's tests, and the stack asset checks (Logstash syntax, ES bodies against the
-# 9.2 spec, Kibana references, compose spec). The end-to-end stack test is opt-in
-# (OXIBEAT_E2E_STACK=1, see tests/stack/test_e2e.py) and says so when skipped.
+# every test: Rust unit and integration tests (real binary, real files, a real Apache Kafka,
+# stand-in ES/Kibana), the generator's tests, and the stack asset checks (Logstash syntax, ES
+# bodies against the 9.2 spec, Kibana references, compose spec). The end-to-end stack test is
+# opt-in (OXIBEAT_E2E_STACK=1, see tests/stack/test_e2e.py) and says so when skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,20 +16,31 @@ python3 -c 'import importlib.metadata as m; assert m.version("osmem-server") == 
     python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
         osmem-server==0.1.6
 
-# A real Kafka-protocol broker for tests/kafka.rs, built once per machine (about 20 min on 2 cores).
-# The SASL test needs its SQLite storage (libsql feature): a tansu built without it is replaced.
 export PATH="$HOME/.cargo/bin:$PATH:/usr/local/go/bin"
-tansu_ready() {
-    command -v tansu >/dev/null || return 1
-    local probe out
-    probe=$(mktemp -d)
-    # tansu puts the SQLite file under its working directory.
-    out=$(cd "$probe" && timeout 2 tansu broker --listener-url tcp://127.0.0.1:0 \
-        --storage-engine sqlite://probe.db 2>&1 || true)
-    rm -rf "$probe"
-    ! grep -q FeatureNotEnabled <<<"$out"
-}
-tansu_ready || cargo install tansu --version 0.6.0 --locked --force --features dynostore,libsql
+
+# Apache Kafka for tests/kafka.rs and benches/kafka.rs: Java 17+ and Maven, then the broker's
+# jars from Maven Central (tests/kafka/pom.xml) into a cache outside the repository, once per
+# version pinned in tests/kafka/versions.env (a few seconds; later runs download nothing).
+if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        openjdk-17-jre-headless maven >/dev/null
+fi
+# shellcheck source=tests/kafka/versions.env
+source tests/kafka/versions.env
+export OXIBEAT_KAFKA_CACHE="${OXIBEAT_KAFKA_CACHE:-${HOME:-/root}/.cache/oxibeat}"
+for v in "$KAFKA_VERSION" "$KAFKA_OLDEST_VERSION"; do
+    libs="$OXIBEAT_KAFKA_CACHE/kafka-$v/libs"
+    [ -f "$libs/kafka_2.13-$v.jar" ] && continue
+    rm -rf "$libs.partial"
+    if ! out=$(mvn -B -q -Dstyle.color=never -f tests/kafka/pom.xml -Dkafka.version="$v" \
+        -Dkafka.libs="$libs.partial" dependency:copy-dependencies 2>&1); then
+        echo "$out" >&2
+        echo "tests/run.sh: resolving Apache Kafka $v from Maven Central failed (see above)" >&2
+        exit 1
+    fi
+    rm -rf "$libs" && mv "$libs.partial" "$libs"
+done
 
 # A real search engine for tests/stack/test_engine.py: OpenSearch 2.19 server and modules from
 # Maven Central (about 60 MB once, cached in ~/.m2), as a classpath file.

@@ -1,11 +1,23 @@
 //! Helpers shared by the benchmarks: the agent binary, the 200-byte benchmark line, process
-//! memory, and a `--once` run pinned to one core.
+//! memory, a `--once` run pinned to one core, free ports and the Kafka broker.
 #![allow(dead_code)]
 
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+/// Apache Kafka, the same helper as the tests'.
+#[path = "../../tests/support/kafka.rs"]
+pub mod kafka;
+
+/// A TCP port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_oxibeat")
@@ -54,14 +66,6 @@ pub fn run_once_pinned(cfg: &Path) -> Duration {
         .expect("taskset (util-linux) and the oxibeat binary");
     assert!(st.success(), "oxibeat --once failed: {st}");
     t.elapsed()
-}
-
-/// A TCP port free on 127.0.0.1 right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 /// `libbeat.output.events.acked` from an agent's `/stats` endpoint.

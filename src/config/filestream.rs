@@ -384,7 +384,7 @@ impl FilestreamConfig {
         if self.message_max_bytes == 0 {
             return Err(ConfigError::new(
                 format!("{key}.message_max_bytes"),
-                "must be greater than 0",
+                "0 is too small; allowed: 1 byte or more (default 10485760)",
             ));
         }
         for (i, p) in self.parsers.iter().enumerate() {
@@ -407,7 +407,69 @@ impl FilestreamConfig {
                 }
             }
         }
+        self.validate_ranges(key)?;
         crate::processors::build(&self.processors, &format!("{key}.processors"))?;
+        Ok(())
+    }
+
+    /// Numbers and durations that would make the input read nothing, or spin.
+    fn validate_ranges(&self, key: &str) -> Result<(), ConfigError> {
+        use super::at_least;
+        let scanner = &self.prospector.scanner;
+        if scanner.check_interval.0.is_zero() {
+            return Err(ConfigError::new(
+                format!("{key}.prospector.scanner.check_interval"),
+                "must be more than 0s (default 10s)",
+            ));
+        }
+        if scanner.fingerprint.enabled {
+            // Filebeat (fswatch.go): "fingerprint size %d bytes cannot be smaller than 64 bytes".
+            at_least(
+                &format!("{key}.prospector.scanner.fingerprint.length"),
+                scanner.fingerprint.length,
+                64,
+                " bytes",
+            )?;
+            if scanner.fingerprint.length > 1 << 20 {
+                return Err(ConfigError::new(
+                    format!("{key}.prospector.scanner.fingerprint.length"),
+                    format!(
+                        "{} bytes is too large; allowed: 64 bytes to 1 MiB (default 1024)",
+                        scanner.fingerprint.length
+                    ),
+                ));
+            }
+        }
+        at_least(
+            &format!("{key}.buffer_size"),
+            self.buffer_size as u64,
+            1,
+            " bytes",
+        )?;
+        let b = &self.backoff;
+        if b.init.0.is_zero() || b.max.0.is_zero() {
+            let which = if b.init.0.is_zero() { "init" } else { "max" };
+            return Err(ConfigError::new(
+                format!("{key}.backoff.{which}"),
+                "must be more than 0s (defaults: init 1s, max 10s)",
+            ));
+        }
+        if b.max.0 < b.init.0 {
+            return Err(ConfigError::new(
+                format!("{key}.backoff.max"),
+                "must be at least backoff.init",
+            ));
+        }
+        for (i, p) in self.parsers.iter().enumerate() {
+            if let ParserConfig::Multiline(m) = p {
+                at_least(
+                    &format!("{key}.parsers[{i}].multiline.max_lines"),
+                    m.max_lines as u64,
+                    1,
+                    "",
+                )?;
+            }
+        }
         Ok(())
     }
 }

@@ -1,9 +1,11 @@
 //! The configuration model: TOML with Filebeat's option names.
 //!
 //! Loading goes: text → TOML tree (`source`) → `-E` overrides → `${VAR}` expansion → typed
-//! structs (serde, unknown keys rejected) with the failing key path in every error.
+//! structs (serde through `lenient`, so strings become numbers where an option wants one;
+//! unknown keys rejected) → range checks (`validate`), with the failing key path in every error.
 
 pub mod filestream;
+pub mod lenient;
 pub mod perms;
 pub mod secret;
 pub mod source;
@@ -83,6 +85,72 @@ pub struct MemQueueConfig {
     pub events: usize,
     #[serde(default = "MemQueueConfig::default_bytes")]
     pub max_bytes: ByteSize,
+    /// Filebeat 8.13+'s `flush.min_events` / `flush.timeout`.
+    #[serde(default)]
+    pub flush: MemQueueFlush,
+}
+
+/// `queue.mem.flush.*` with Filebeat 8.13+'s meaning: with `min_events` > 1 and `timeout` > 0,
+/// the output gets a batch once `min(min_events, its bulk_max_size)` events are queued or the
+/// oldest queued event waited `timeout`; `min_events` > 1 also caps the batch size. With
+/// `min_events` 0 or 1, or `timeout` 0, events go to the output as soon as they are queued.
+/// The defaults (0, 0s) are that low-latency mode; Filebeat's are 1600 and 10s.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemQueueFlush {
+    #[serde(default)]
+    pub min_events: usize,
+    #[serde(default)]
+    pub timeout: Dur,
+}
+
+impl MemQueueConfig {
+    /// Ranges serde cannot express (key paths under `queue.mem`).
+    fn validate(&self) -> Result<(), ConfigError> {
+        // Filebeat: `events` validate:"min=32"; flush.min_events must not exceed events.
+        at_least("queue.mem.events", self.events as u64, 32, "")?;
+        at_least("queue.mem.max_bytes", self.max_bytes.0, 1, " byte")?;
+        if self.flush.min_events > self.events {
+            return Err(ConfigError::new(
+                "queue.mem.flush.min_events",
+                format!(
+                    "{} is more than queue.mem.events ({}); allowed: 0 to queue.mem.events",
+                    self.flush.min_events, self.events
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// What the pipeline's consumer does with `flush.*`.
+    pub fn flush_policy(&self) -> crate::pipeline::FlushPolicy {
+        crate::pipeline::FlushPolicy {
+            min_events: self.flush.min_events,
+            timeout: self.flush.timeout.0,
+        }
+    }
+}
+
+/// `key` must be at least `min` (`unit` is appended to the number in the message).
+pub(crate) fn at_least(key: &str, value: u64, min: u64, unit: &str) -> Result<(), ConfigError> {
+    if value < min {
+        return Err(ConfigError::new(
+            key,
+            format!("{value}{unit} is too small; allowed: {min}{unit} or more"),
+        ));
+    }
+    Ok(())
+}
+
+/// `key` must be within `min..=max`.
+pub(crate) fn within(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        return Err(ConfigError::new(
+            key,
+            format!("{value} is out of range; allowed: {min} to {max}"),
+        ));
+    }
+    Ok(())
 }
 
 impl MemQueueConfig {
@@ -99,6 +167,7 @@ impl Default for MemQueueConfig {
         MemQueueConfig {
             events: Self::default_events(),
             max_bytes: Self::default_bytes(),
+            flush: MemQueueFlush::default(),
         }
     }
 }
@@ -108,6 +177,27 @@ impl Default for MemQueueConfig {
 pub struct QueueConfig {
     #[serde(default)]
     pub mem: MemQueueConfig,
+    /// `[queue.disk]`: when set, the disk queue replaces the memory queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<crate::pipeline::disk::DiskQueueConfig>,
+}
+
+impl QueueConfig {
+    /// `[queue.mem]` and `[queue.disk]` are exclusive (as in Filebeat: one queue type), and the
+    /// disk queue's values are in range. `tree` is the effective TOML, to see what was written.
+    fn validate(&self, tree: &toml::Value) -> Result<(), ConfigError> {
+        let written = |k: &str| tree.get("queue").and_then(|q| q.get(k)).is_some();
+        if written("mem") && written("disk") {
+            return Err(ConfigError::new(
+                "queue",
+                "[queue.mem] and [queue.disk] are exclusive: keep one of them",
+            ));
+        }
+        if let Some(d) = &self.disk {
+            d.validate("queue.disk")?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -162,10 +252,15 @@ impl Default for LoggingMetrics {
     }
 }
 
+/// What `logging.level` and `--log-level` accept (Beats' `warning` and `critical` included).
+pub const LOG_LEVELS: [&str; 7] = [
+    "error", "critical", "warn", "warning", "info", "debug", "trace",
+];
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoggingConfig {
-    /// error | warn | info | debug
+    /// One of `LOG_LEVELS`.
     #[serde(default = "LoggingConfig::default_level")]
     pub level: String,
     /// Log to stderr (same as `-e`).
@@ -217,6 +312,39 @@ pub struct FileOutputConfig {
 }
 
 impl FileOutputConfig {
+    /// Ranges serde cannot express (Filebeat's `fileout` rules).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.path.as_os_str().is_empty() {
+            return Err(ConfigError::new(
+                "output.file.path",
+                "must not be empty; give the directory the files go to",
+            ));
+        }
+        if self.filename.is_empty() || self.filename.contains('/') {
+            return Err(ConfigError::new(
+                "output.file.filename",
+                "must be a file name prefix without '/' (default \"oxibeat\")",
+            ));
+        }
+        at_least("output.file.rotate_every_kb", self.rotate_every_kb, 1, "")?;
+        within(
+            "output.file.number_of_files",
+            self.number_of_files as u64,
+            2,
+            1024,
+        )?;
+        if self.permissions > 0o777 {
+            return Err(ConfigError::new(
+                "output.file.permissions",
+                format!(
+                    "{:#o} is not a file mode; allowed: 0 to 0o777 (e.g. 0o600)",
+                    self.permissions
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn default_filename() -> String {
         "oxibeat".into()
     }
@@ -314,6 +442,7 @@ impl OutputConfig {
     pub fn selected(&self) -> Result<OutputKind, ConfigError> {
         let mut on: Vec<(&str, OutputKind)> = Vec::new();
         if let Some(f) = self.file.as_ref().filter(|f| f.enabled) {
+            f.validate()?;
             on.push(("output.file", OutputKind::File(f.clone())));
         }
         if let Some(c) = self.console.as_ref().filter(|c| c.enabled) {
@@ -324,6 +453,7 @@ impl OutputConfig {
         }
         if let Some(raw) = self.kafka.as_ref().filter(|r| enabled(r)) {
             let k: crate::output::kafka::KafkaConfig = typed(raw.clone(), "output.kafka")?;
+            k.validate()?;
             on.push(("output.kafka", OutputKind::Kafka(Box::new(k))));
         }
         let cloud_id = self
@@ -393,6 +523,13 @@ pub enum InputConfig {
 }
 
 impl InputConfig {
+    pub fn enabled(&self) -> bool {
+        match self {
+            InputConfig::Filestream(f) => f.enabled,
+            InputConfig::SystemMetrics(v) => enabled(v),
+        }
+    }
+
     pub fn id(&self) -> &str {
         match self {
             InputConfig::Filestream(f) => &f.id,
@@ -437,11 +574,62 @@ pub struct Config {
     /// `[cloud] id, auth` for Elastic Cloud.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud: Option<toml::Value>,
+    /// `[search]` for `oxibeat search` (typed in `search::config`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<toml::Value>,
 }
 
 impl Config {
     fn default_shutdown() -> Dur {
         Dur(std::time::Duration::from_secs(5))
+    }
+
+    /// Top-level ranges serde cannot express (inputs and outputs check their own).
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.path.data.as_os_str().is_empty() {
+            return Err(ConfigError::new(
+                "path.data",
+                "must not be empty; give the directory for the registry (default \"./data\")",
+            ));
+        }
+        self.queue.mem.validate()?;
+        if !LOG_LEVELS.contains(&self.logging.level.as_str()) {
+            return Err(ConfigError::new(
+                "logging.level",
+                format!(
+                    "unknown level {:?}; allowed: {}",
+                    self.logging.level,
+                    LOG_LEVELS.join(", ")
+                ),
+            ));
+        }
+        if self.logging.metrics.enabled && self.logging.metrics.period.0.is_zero() {
+            return Err(ConfigError::new(
+                "logging.metrics.period",
+                "must be more than 0s (default 30s), or set logging.metrics.enabled = false",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `run` needs something to read: at least one enabled input (Filebeat refuses to start
+    /// without inputs or modules too).
+    pub fn check_inputs(&self) -> Result<(), ConfigError> {
+        if self.inputs.iter().any(InputConfig::enabled) {
+            return Ok(());
+        }
+        let what = if self.inputs.is_empty() {
+            "no input is configured"
+        } else {
+            "every input has enabled = false"
+        };
+        Err(ConfigError::new(
+            "inputs",
+            format!(
+                "{what}, so there is nothing to ship; add one, e.g. [[inputs]] type = \"filestream\", \
+                 id = \"app\", paths = [\"/var/log/app/*.log\"] (or type = \"system/metrics\")"
+            ),
+        ))
     }
 
     /// Read, override, expand and validate a configuration file.
@@ -472,7 +660,9 @@ impl Config {
         source::expand_env(&mut tree, "", lookup)?;
         let mut cfg: Config = typed(tree.clone(), "")?;
         cfg.output.cloud = cfg.cloud.clone();
+        cfg.validate()?;
         cfg.inputs = parse_inputs(&cfg.raw_inputs)?;
+        cfg.queue.validate(&tree)?;
         if let Some(http) = &cfg.http {
             crate::monitoring::http::parse_config(http)?;
         }
@@ -482,12 +672,13 @@ impl Config {
     }
 }
 
-/// Deserialize `v` into `T`, naming the failing key path (prefixed with `prefix`).
+/// Deserialize `v` into `T`, naming the failing key path (prefixed with `prefix`). Strings are
+/// read as numbers or booleans where `T` wants one (`lenient`), as Beats does after `${VAR}`.
 pub fn typed<T: serde::de::DeserializeOwned>(
     v: toml::Value,
     prefix: &str,
 ) -> Result<T, ConfigError> {
-    serde_path_to_error::deserialize(v).map_err(|e| {
+    serde_path_to_error::deserialize(lenient::Lenient(v)).map_err(|e| {
         let inner = e.path().to_string();
         let key = match (prefix.is_empty(), inner == ".") {
             (true, _) => inner,

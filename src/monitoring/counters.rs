@@ -138,6 +138,8 @@ impl InputCounters {
 pub struct Metrics {
     pub counters: Counters,
     pub gauges: Gauges,
+    /// The disk queue's numbers, reported once it is open.
+    pub disk_queue: super::disk_queue::DiskQueueStats,
     pub started: Instant,
     /// Per-input metrics by input id.
     inputs: Mutex<BTreeMap<String, Arc<InputCounters>>>,
@@ -148,6 +150,7 @@ impl Default for Metrics {
         Metrics {
             counters: Counters::default(),
             gauges: Gauges::default(),
+            disk_queue: Default::default(),
             started: Instant::now(),
             inputs: Mutex::new(BTreeMap::new()),
         }
@@ -171,10 +174,12 @@ impl Metrics {
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            counters: self.counters.values(),
-            gauges: self.gauges.values(),
-        }
+        let mut counters = self.counters.values();
+        let mut gauges = self.gauges.values();
+        // Appended last, so the positions `nonzero_delta` compares stay the same.
+        counters.extend(self.disk_queue.counter_values());
+        gauges.extend(self.disk_queue.gauge_values());
+        Snapshot { counters, gauges }
     }
 
     pub fn uptime(&self) -> Duration {

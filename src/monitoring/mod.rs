@@ -3,6 +3,7 @@
 //! Names follow Beats' monitoring namespaces so `/stats` and the log line read like Filebeat's.
 
 pub mod counters;
+pub mod disk_queue;
 pub mod http;
 pub mod liveness;
 

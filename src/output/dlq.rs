@@ -139,6 +139,25 @@ impl DirLock {
         }
         Ok(DirLock { _file: f })
     }
+
+    /// For readers that must not change anything (`dlq show`): wait for the lock if the lock
+    /// file exists, `None` if it does not (no writer has used the directory yet).
+    pub fn acquire_existing(dir: &Path, name: &str) -> std::io::Result<Option<DirLock>> {
+        use std::os::fd::AsRawFd;
+        let f = match OpenOptions::new()
+            .read(true)
+            .open(dir.join(format!("{name}.lock")))
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // SAFETY: flock on a descriptor we own; it is released when the file is closed.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Some(DirLock { _file: f }))
+    }
 }
 
 fn active_name(name: &str) -> String {
@@ -419,8 +438,9 @@ pub fn show(dir: &Path, name: &str) -> Result<Report, DlqError> {
     if !dir.is_dir() {
         return Ok(report);
     }
-    // Under the lock: no rotation or replay step moves a file while it is counted.
-    let _lock = DirLock::acquire(dir, name).map_err(|e| io_error("lock", dir, e))?;
+    // Under the lock: no rotation or replay step moves a file while it is counted. Taken only
+    // if a writer made the lock file: showing never creates anything.
+    let _lock = DirLock::acquire_existing(dir, name).map_err(|e| io_error("lock", dir, e))?;
     let all: Vec<PathBuf> = claimed_files(dir, name)
         .into_iter()
         .map(|(_, p)| p)
@@ -619,6 +639,29 @@ mod tests {
 
     /// A line as the Kafka output wrote it before the file format was shared.
     const KAFKA_LINE: &str = r#"{"@timestamp":"2026-11-20T10:00:00.000Z","topic":"logs","error":"Broker: Message size too large","event":{"message":"a"}}"#;
+
+    #[test]
+    fn show_changes_nothing_in_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let line =
+            br#"{"@timestamp":"2026-01-01T00:00:00.000Z","topic":"t","error":"e","event":{}}"#;
+        std::fs::write(dir.path().join(FILE_NAME), [&line[..], b"\n"].concat()).unwrap();
+        let names = || {
+            let mut v: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            v.sort();
+            v
+        };
+        let before = names();
+        assert_eq!(show(dir.path(), NAME).unwrap().entries(), 1);
+        assert_eq!(
+            names(),
+            before,
+            "dlq show must not create files (a lock file)"
+        );
+    }
 
     #[test]
     fn show_counts_entries_by_cause_and_unreadable_lines() {

@@ -114,17 +114,71 @@ fn last_byte(path: &Path) -> Option<u8> {
     Some(b[0])
 }
 
-/// The output directory exists (created if needed) and is writable.
+/// `oxibeat test output`: the directory is writable, or could be created; changes nothing.
 pub fn check(cfg: &FileOutputConfig) -> Result<String, OutputError> {
+    let dir = &cfg.path;
+    let err = |source| OutputError::FileDir {
+        path: dir.display().to_string(),
+        source,
+    };
+    match fs::metadata(dir) {
+        Ok(md) if md.is_dir() => {
+            writable(dir).map_err(err)?;
+            Ok(format!("{} is writable", dir.display()))
+        }
+        Ok(_) => Err(err(std::io::Error::from_raw_os_error(libc::ENOTDIR))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // The closest existing ancestor must let us create what is missing.
+            let mut parent = dir.parent();
+            while let Some(p) = parent {
+                let p = if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                };
+                match fs::metadata(p) {
+                    Ok(md) if md.is_dir() => {
+                        writable(p).map_err(err)?;
+                        return Ok(format!(
+                            "{} does not exist yet; it will be created at start ({} is writable)",
+                            dir.display(),
+                            p.display()
+                        ));
+                    }
+                    Ok(_) => return Err(err(std::io::Error::from_raw_os_error(libc::ENOTDIR))),
+                    Err(_) => parent = p.parent(),
+                }
+            }
+            Err(err(e))
+        }
+        Err(e) => Err(err(e)),
+    }
+}
+
+/// Whether this process may create files in `dir` (access(2) with W_OK and X_OK).
+fn writable(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: a NUL-terminated path; access only reads it.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Create the directory at start and prove a file can be made there.
+fn prepare(cfg: &FileOutputConfig) -> Result<(), OutputError> {
     let err = |source| OutputError::FileDir {
         path: cfg.path.display().to_string(),
         source,
     };
+    if fs::metadata(&cfg.path).is_ok_and(|m| !m.is_dir()) {
+        return Err(err(std::io::Error::from_raw_os_error(libc::ENOTDIR)));
+    }
     fs::create_dir_all(&cfg.path).map_err(err)?;
-    let probe = cfg.path.join(".oxibeat-write-test");
-    File::create(&probe).map_err(err)?;
-    let _ = fs::remove_file(&probe);
-    Ok(cfg.path.display().to_string())
+    writable(&cfg.path).map_err(err)
 }
 
 pub async fn run(
@@ -132,7 +186,7 @@ pub async fn run(
     mut consumer: Consumer,
     beat: Arc<BeatInfo>,
 ) -> Result<(), OutputError> {
-    check(&cfg)?;
+    prepare(&cfg)?;
     let metrics = consumer.metrics().clone();
     let pretty = cfg.codec.json.pretty;
     let mut rot = Rotator {

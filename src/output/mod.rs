@@ -64,7 +64,7 @@ pub async fn run(
 /// Check that the output can work, for `oxibeat test output`; returns a description.
 pub fn test(kind: &OutputKind) -> Result<String, OutputError> {
     match kind {
-        OutputKind::File(cfg) => file::check(cfg).map(|p| format!("file output: {p} is writable")),
+        OutputKind::File(cfg) => file::check(cfg).map(|p| format!("file output: {p}")),
         OutputKind::Console(_) => Ok("console output: writes to stdout".into()),
         OutputKind::Discard => Ok("discard output: accepts everything".into()),
         OutputKind::Kafka(cfg) => Ok(kafka::check(cfg)?),

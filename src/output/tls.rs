@@ -96,6 +96,28 @@ impl SslConfig {
     }
 }
 
+impl SslConfig {
+    /// For outputs whose TLS library reads the files itself (Kafka: librdkafka, which also
+    /// takes encrypted keys): every file named exists, is a readable regular file, and the
+    /// certificates hold PEM certificates; `certificate` and `key` come together.
+    pub fn check_files(&self, prefix: &str) -> Result<(), TlsError> {
+        for (i, ca) in self.certificate_authorities.iter().enumerate() {
+            read_certs(ca, &format!("{prefix}.ssl.certificate_authorities[{i}]"))?;
+        }
+        match (&self.certificate, &self.key) {
+            (None, None) => Ok(()),
+            (Some(cert), Some(key)) => {
+                read_certs(cert, &format!("{prefix}.ssl.certificate"))?;
+                read_bounded(key, &format!("{prefix}.ssl.key")).map(|_| ())
+            }
+            _ => Err(TlsError::Invalid {
+                key: format!("{prefix}.ssl"),
+                message: "set both certificate and key for a client certificate, or neither".into(),
+            }),
+        }
+    }
+}
+
 fn read_certs(path: &Path, key: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let bytes = read_bounded(path, key)?;
     let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)

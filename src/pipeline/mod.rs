@@ -7,8 +7,14 @@
 //! inputs instead of growing memory. An output that hands copies of the events to a client
 //! with its own bounded buffer (Kafka) returns it earlier with `Batch::into_receipt`; that
 //! client's bound then pauses the inputs.
+//!
+//! Two queues sit behind the same `Publisher`/`Consumer`/`Batch` API, so every output works
+//! with either: the memory queue (`[queue.mem]`, here) and the disk queue (`[queue.disk]`,
+//! `disk`), where an input's events are acknowledged once durable on disk and the queue's own
+//! read position moves on output acks.
 
 pub mod ack;
+pub mod disk;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -26,10 +32,48 @@ pub struct QueueLimits {
     pub max_bytes: usize,
 }
 
+/// How the output side batches (`queue.mem.flush.*`, Filebeat 8.13+'s meaning): with
+/// `min_events` > 1 and a non-zero `timeout`, a batch is handed over once
+/// `min(min_events, the output's batch size)` events are queued, or when the oldest of them has
+/// waited `timeout`. `min_events` > 1 also caps the batch size. Otherwise (the default) events
+/// go to the output as soon as they are queued.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlushPolicy {
+    pub min_events: usize,
+    pub timeout: std::time::Duration,
+}
+
+impl FlushPolicy {
+    /// The batch size to wait for, given the output's own maximum.
+    fn target(&self, max_events: usize) -> usize {
+        let max = max_events.max(1);
+        if self.min_events > 1 {
+            max.min(self.min_events)
+        } else {
+            max
+        }
+    }
+
+    fn waits(&self) -> bool {
+        self.min_events > 1 && !self.timeout.is_zero()
+    }
+}
+
 struct Chunk {
     events: Vec<Event>,
-    _event_permits: OwnedSemaphorePermit,
-    _byte_permits: OwnedSemaphorePermit,
+    hold: Hold,
+}
+
+/// What a chunk holds of its queue until it is acknowledged or dropped.
+enum Hold {
+    /// Memory-queue space.
+    Mem {
+        _events: OwnedSemaphorePermit,
+        _bytes: OwnedSemaphorePermit,
+    },
+    /// A frame of the disk queue: acking it lets the queue's position move on; dropping it
+    /// unacknowledged has it delivered again.
+    Disk(disk::Span),
 }
 
 /// Creates the queue; returns the publishing side (clone it per input) and the output side.
@@ -42,11 +86,13 @@ pub fn queue(
     let events = limits.events.max(1);
     let bytes = limits.max_bytes.max(1);
     let shared = Arc::new(Shared {
-        tx,
-        event_slots: Arc::new(Semaphore::new(events)),
-        byte_slots: Arc::new(Semaphore::new(bytes)),
-        max_events: events,
-        max_bytes: bytes,
+        sink: Sink::Mem {
+            tx,
+            event_slots: Arc::new(Semaphore::new(events)),
+            byte_slots: Arc::new(Semaphore::new(bytes)),
+            max_events: events,
+            max_bytes: bytes,
+        },
         global: std::sync::RwLock::new(global),
         metrics: metrics.clone(),
     });
@@ -55,23 +101,50 @@ pub fn queue(
             shared,
             input: Arc::new(Chain::default()),
         },
-        Consumer {
-            rx,
-            metrics,
-            held: None,
-        },
+        Consumer::new(Source::Mem(rx), metrics),
     )
 }
 
+/// Opens the disk queue (`[queue.disk]`) behind the same publishing and output sides; the
+/// `DiskQueue` handle stops it in order (`DiskQueue::shutdown`).
+pub fn disk_queue(
+    cfg: &disk::DiskQueueConfig,
+    data: &std::path::Path,
+    global: Arc<Chain>,
+    metrics: Arc<Metrics>,
+) -> Result<(Publisher, Consumer, disk::DiskQueue), disk::DiskQueueError> {
+    let (input, output, handle) = disk::open(cfg, data, metrics.clone())?;
+    let shared = Arc::new(Shared {
+        sink: Sink::Disk(input),
+        global: std::sync::RwLock::new(global),
+        metrics: metrics.clone(),
+    });
+    Ok((
+        Publisher {
+            shared,
+            input: Arc::new(Chain::default()),
+        },
+        Consumer::new(Source::Disk(output), metrics),
+        handle,
+    ))
+}
+
 struct Shared {
-    tx: mpsc::UnboundedSender<Chunk>,
-    event_slots: Arc<Semaphore>,
-    byte_slots: Arc<Semaphore>,
-    max_events: usize,
-    max_bytes: usize,
+    sink: Sink,
     /// Replaced by a reload; each batch uses the chain current when it is published.
     global: std::sync::RwLock<Arc<Chain>>,
     metrics: Arc<Metrics>,
+}
+
+enum Sink {
+    Mem {
+        tx: mpsc::UnboundedSender<Chunk>,
+        event_slots: Arc<Semaphore>,
+        byte_slots: Arc<Semaphore>,
+        max_events: usize,
+        max_bytes: usize,
+    },
+    Disk(disk::Input),
 }
 
 /// The input side of the queue. Cheap to clone; the queue closes when every publisher is gone.
@@ -142,20 +215,40 @@ impl Publisher {
             return Ok(());
         }
         let n = events.len();
+        let (tx, event_slots, byte_slots, max_events, max_bytes) = match &self.shared.sink {
+            Sink::Mem {
+                tx,
+                event_slots,
+                byte_slots,
+                max_events,
+                max_bytes,
+            } => (tx, event_slots, byte_slots, *max_events, *max_bytes),
+            Sink::Disk(input) => {
+                // Counted before the hand-over: the writer may write and the output ack them
+                // before `publish` returns.
+                m.gauges
+                    .pipeline_active
+                    .fetch_add(n as i64, Ordering::Relaxed);
+                Metrics::add(&m.counters.pipeline_published, n as u64);
+                let res = input.publish(events).await.map_err(|_| Closed);
+                if res.is_err() {
+                    m.gauges
+                        .pipeline_active
+                        .fetch_sub(n as i64, Ordering::Relaxed);
+                }
+                return res;
+            }
+        };
         let bytes: usize = events.iter().map(Event::size_hint).sum();
         // A batch bigger than the whole queue takes all of it rather than waiting forever.
-        let want_events = n.min(self.shared.max_events) as u32;
-        let want_bytes = bytes.min(self.shared.max_bytes).min(u32::MAX as usize) as u32;
-        let ev_permit = self
-            .shared
-            .event_slots
+        let want_events = n.min(max_events) as u32;
+        let want_bytes = bytes.min(max_bytes).min(u32::MAX as usize) as u32;
+        let ev_permit = event_slots
             .clone()
             .acquire_many_owned(want_events)
             .await
             .map_err(|_| Closed)?;
-        let byte_permit = self
-            .shared
-            .byte_slots
+        let byte_permit = byte_slots
             .clone()
             .acquire_many_owned(want_bytes)
             .await
@@ -164,56 +257,157 @@ impl Publisher {
             .pipeline_active
             .fetch_add(n as i64, Ordering::Relaxed);
         Metrics::add(&m.counters.pipeline_published, n as u64);
-        self.shared
-            .tx
-            .send(Chunk {
-                events,
-                _event_permits: ev_permit,
-                _byte_permits: byte_permit,
-            })
-            .map_err(|_| Closed)
+        tx.send(Chunk {
+            events,
+            hold: Hold::Mem {
+                _events: ev_permit,
+                _bytes: byte_permit,
+            },
+        })
+        .map_err(|_| Closed)
     }
 }
 
 /// The output side of the queue.
 pub struct Consumer {
-    rx: mpsc::UnboundedReceiver<Chunk>,
+    source: Source,
     metrics: Arc<Metrics>,
-    /// A chunk that did not fit in the previous batch; it starts the next one.
+    flush: FlushPolicy,
+    /// Chunks taken while waiting for a batch to fill. Kept here, not in the future, so that
+    /// `next_batch` stays cancel-safe (outputs call it in `select!`).
+    pending: Vec<Chunk>,
+    pending_events: usize,
+    /// A chunk that did not fit in the pending batch; it starts the next one.
     held: Option<Chunk>,
+    /// When the oldest pending event has waited `flush.timeout`.
+    deadline: Option<tokio::time::Instant>,
+    closed: bool,
+}
+
+enum Source {
+    Mem(mpsc::UnboundedReceiver<Chunk>),
+    Disk(disk::Output),
+}
+
+impl Source {
+    async fn recv(&mut self) -> Option<Chunk> {
+        crate::monitoring::liveness::touch();
+        match self {
+            Source::Mem(rx) => rx.recv().await,
+            Source::Disk(out) => out.recv().await.map(Chunk::from_disk),
+        }
+    }
+
+    fn try_recv(&mut self) -> Option<Chunk> {
+        match self {
+            Source::Mem(rx) => rx.try_recv().ok(),
+            Source::Disk(out) => out.try_recv().map(Chunk::from_disk),
+        }
+    }
+}
+
+impl Chunk {
+    fn from_disk(d: disk::Delivery) -> Chunk {
+        Chunk {
+            events: d.events,
+            hold: Hold::Disk(d.span),
+        }
+    }
 }
 
 impl Consumer {
+    fn new(source: Source, metrics: Arc<Metrics>) -> Consumer {
+        Consumer {
+            source,
+            metrics,
+            flush: FlushPolicy::default(),
+            pending: Vec::new(),
+            pending_events: 0,
+            held: None,
+            deadline: None,
+            closed: false,
+        }
+    }
+
+    /// Batch as `policy` says (`queue.mem.flush.*`); the default hands events over at once.
+    pub fn with_flush(mut self, policy: FlushPolicy) -> Consumer {
+        self.flush = policy;
+        self
+    }
+
+    fn take_chunk(&mut self, c: Chunk) {
+        if self.pending.is_empty() {
+            self.deadline = Some(tokio::time::Instant::now() + self.flush.timeout);
+        }
+        self.pending_events += c.events.len();
+        self.pending.push(c);
+    }
+
+    /// Take `c` into the pending batch, or hold it for the next one when it would overflow
+    /// `max_events` (chunks are not split; a first chunk bigger than that is a batch alone).
+    fn offer(&mut self, c: Chunk, max_events: usize) {
+        if !self.pending.is_empty() && self.pending_events + c.events.len() > max_events {
+            self.held = Some(c);
+        } else {
+            self.take_chunk(c);
+        }
+    }
+
+    fn hand_over(&mut self) -> Batch {
+        self.pending_events = 0;
+        self.deadline = None;
+        Batch {
+            chunks: std::mem::take(&mut self.pending),
+            metrics: self.metrics.clone(),
+        }
+    }
+
     /// Wait for events, then take whatever is queued up to `max_events` (more only when the
     /// first chunk alone is bigger: chunks are not split). A chunk that would overflow the
     /// batch starts the next one, so outputs that send `max_events` per request (Elasticsearch)
-    /// get full requests instead of a full one and a small remainder.
-    /// `None` when every publisher is gone and the queue is empty.
+    /// get full requests instead of a full one and a small remainder. With a `flush` policy
+    /// that waits (`queue.mem.flush.*`), wait for `min(flush.min_events, max_events)` events or
+    /// `flush.timeout`, whichever comes first.
+    /// `None` when every publisher is gone and the queue is empty. Cancel-safe.
     pub async fn next_batch(&mut self, max_events: usize) -> Option<Batch> {
-        let first = match self.held.take() {
-            Some(c) => c,
-            None => self.rx.recv().await?,
-        };
-        crate::monitoring::liveness::touch();
-        let mut batch = Batch {
-            chunks: vec![first],
-            metrics: self.metrics.clone(),
-        };
-        let mut n = batch.chunks[0].events.len();
-        while n < max_events {
-            match self.rx.try_recv() {
-                Ok(c) if n + c.events.len() > max_events => {
-                    self.held = Some(c);
-                    break;
+        let target = self.flush.target(max_events);
+        loop {
+            if self.pending.is_empty() {
+                if let Some(c) = self.held.take() {
+                    self.take_chunk(c);
                 }
-                Ok(c) => {
-                    n += c.events.len();
-                    batch.chunks.push(c);
+            }
+            while self.pending_events < target && self.held.is_none() {
+                match self.source.try_recv() {
+                    Some(c) => self.offer(c, max_events),
+                    None => break,
                 }
-                Err(_) => break,
+            }
+            if !self.pending.is_empty()
+                && (self.pending_events >= target
+                    || self.held.is_some()
+                    || self.closed
+                    || !self.flush.waits())
+            {
+                return Some(self.hand_over());
+            }
+            if self.pending.is_empty() {
+                if self.closed {
+                    return None;
+                }
+                match self.source.recv().await {
+                    Some(c) => self.take_chunk(c),
+                    None => self.closed = true,
+                }
+                continue;
+            }
+            let deadline = self.deadline.unwrap_or_else(tokio::time::Instant::now);
+            match tokio::time::timeout_at(deadline, self.source.recv()).await {
+                Ok(Some(c)) => self.offer(c, max_events),
+                Ok(None) => self.closed = true,
+                Err(_) => return Some(self.hand_over()),
             }
         }
-        Some(batch)
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -273,13 +467,17 @@ impl Batch {
     /// bound, not the queue, is what pauses them.
     pub fn into_receipt(self) -> Receipt {
         let len = self.len();
-        let cursors = self
-            .chunks
-            .into_iter()
-            .flat_map(|c| c.events.into_iter().filter_map(|e| e.cursor))
-            .collect();
+        let mut cursors = Vec::new();
+        let mut spans = Vec::new();
+        for c in self.chunks {
+            cursors.extend(c.events.into_iter().filter_map(|e| e.cursor));
+            if let Hold::Disk(span) = c.hold {
+                spans.push(span);
+            }
+        }
         Receipt {
             cursors,
+            spans,
             len,
             metrics: self.metrics,
         }
@@ -290,6 +488,8 @@ impl Batch {
 /// Its events still count as active in the pipeline until it is acked.
 pub struct Receipt {
     cursors: Vec<ack::Cursor>,
+    /// Disk-queue frames the batch came from.
+    spans: Vec<disk::Span>,
     len: usize,
     metrics: Arc<Metrics>,
 }
@@ -321,6 +521,9 @@ impl Receipt {
         let (delivered, dropped) = (delivered as u64, dropped as u64);
         ack::ack_events(self.cursors.iter());
         crate::monitoring::liveness::touch();
+        for span in self.spans {
+            span.ack();
+        }
         let m = &self.metrics;
         Metrics::add(&m.counters.queue_acked, n);
         Metrics::add(&m.counters.output_acked, delivered);
@@ -400,5 +603,85 @@ mod tests {
         consumer.next_batch(10).await.unwrap().ack();
         assert_eq!(tracker.acked_offset(), 40);
         assert_eq!(metrics.gauges.pipeline_active.load(Ordering::Relaxed), 0);
+    }
+
+    fn one_event(tracker: &Arc<ack::AckTracker>, end: u64) -> Vec<Event> {
+        let mut ev = Event::from_map(0, serde_json::Map::new());
+        ev.cursor = Some(tracker.next_cursor(end));
+        vec![ev]
+    }
+
+    fn flushing_queue(min_events: usize, timeout_ms: u64) -> (Publisher, Consumer) {
+        let (p, c) = queue(
+            QueueLimits {
+                events: 100,
+                max_bytes: 1 << 20,
+            },
+            Arc::new(Chain::default()),
+            Metrics::new(),
+        );
+        let policy = FlushPolicy {
+            min_events,
+            timeout: std::time::Duration::from_millis(timeout_ms),
+        };
+        (p, c.with_flush(policy))
+    }
+
+    #[tokio::test]
+    async fn flush_min_events_waits_for_a_full_batch_and_caps_it() {
+        use std::time::Duration;
+        let (publisher, mut consumer) = flushing_queue(3, 600_000);
+        let tracker = ack::AckTracker::new(0);
+        publisher.publish(one_event(&tracker, 10)).await.unwrap();
+        // One of three events: no batch yet (and giving up on the call loses nothing).
+        let early = tokio::time::timeout(Duration::from_millis(50), consumer.next_batch(10)).await;
+        assert!(
+            early.is_err(),
+            "a batch of 1 was handed over before min_events"
+        );
+        for end in [20, 30, 40] {
+            publisher.publish(one_event(&tracker, end)).await.unwrap();
+        }
+        let batch = tokio::time::timeout(Duration::from_secs(10), consumer.next_batch(10))
+            .await
+            .expect("min_events reached");
+        let batch = batch.unwrap();
+        assert_eq!(
+            batch.len(),
+            3,
+            "capped at min_events, the event taken early included"
+        );
+        batch.ack();
+        assert_eq!(tracker.acked_offset(), 30);
+        // The output's own, smaller batch size wins over min_events.
+        let batch = consumer.next_batch(1).await.unwrap();
+        assert_eq!(batch.len(), 1);
+        batch.ack();
+        assert_eq!(tracker.acked_offset(), 40);
+    }
+
+    #[tokio::test]
+    async fn flush_timeout_hands_over_what_is_there_and_close_flushes() {
+        use std::time::Duration;
+        let (publisher, mut consumer) = flushing_queue(1000, 100);
+        let tracker = ack::AckTracker::new(0);
+        publisher.publish(one_event(&tracker, 10)).await.unwrap();
+        let batch = tokio::time::timeout(Duration::from_secs(10), consumer.next_batch(2048))
+            .await
+            .expect("flush.timeout hands over a partial batch")
+            .unwrap();
+        assert_eq!(batch.len(), 1);
+        batch.ack();
+        // The last publisher gone: what is pending goes out at once, then the end.
+        let (publisher2, mut consumer2) = flushing_queue(1000, 600_000);
+        publisher2.publish(one_event(&tracker, 20)).await.unwrap();
+        drop(publisher2);
+        drop(publisher);
+        let batch = tokio::time::timeout(Duration::from_secs(10), consumer2.next_batch(2048))
+            .await
+            .expect("a closed queue does not wait")
+            .unwrap();
+        assert_eq!(batch.len(), 1);
+        assert!(consumer2.next_batch(2048).await.is_none());
     }
 }

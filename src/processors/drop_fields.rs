@@ -79,7 +79,7 @@ impl Processor for DropFields {
             let mut matched = Vec::new();
             let fields = match &event.fields {
                 Fields::Map(m) => m,
-                Fields::Line(_) => event.fields_mut(),
+                Fields::Line(_) | Fields::Json(_) => event.fields_mut(),
             };
             let mut prefix = String::new();
             collect_leaves(fields, &mut prefix, &mut |path| {

@@ -304,6 +304,7 @@ pub(crate) fn lookup<'a>(ev: &'a Event, path: &str) -> Option<Found<'a>> {
     }
     match &ev.fields {
         Fields::Map(m) => get_path(m, path).map(Found::Ref),
+        Fields::Json(j) => get_path(j.map(), path).map(Found::Ref),
         Fields::Line(l) => {
             let common = &l.source.common.fields;
             let head = path.split('.').next().unwrap_or(path);

@@ -137,71 +137,8 @@ impl Registry {
         for stale in ["checkpoint.new", "active.dat.new"] {
             let _ = fs::remove_file(dir.join(stale));
         }
-        let mut entries = HashMap::new();
-        let mut txid = 0u64;
-        let active = dir.join("active.dat");
-        let mut checkpoint_file = None;
-        if let Ok(text) = fs::read_to_string(&active) {
-            let cp = PathBuf::from(text.trim());
-            let cp = if cp.is_absolute() { cp } else { dir.join(cp) };
-            // A registry copied from elsewhere (Filebeat's data directory) names its checkpoint
-            // by an absolute path that no longer exists: look for it beside active.dat.
-            let cp = match cp.file_name() {
-                Some(name) if !cp.exists() => dir.join(name),
-                _ => cp,
-            };
-            let body = fs::read(&cp).map_err(io_err(&cp))?;
-            let items: Vec<serde_json::Map<String, serde_json::Value>> =
-                serde_json::from_slice(&body).map_err(|e| RegistryError::Corrupt {
-                    path: cp.clone(),
-                    message: format!("checkpoint is not a JSON array of entries: {e}"),
-                })?;
-            for mut item in items {
-                let Some(serde_json::Value::String(key)) = item.remove("_key") else {
-                    continue;
-                };
-                if let Ok(e) = serde_json::from_value::<Entry>(serde_json::Value::Object(item)) {
-                    entries.insert(key, e);
-                }
-            }
-            txid = cp
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            checkpoint_file = Some(cp);
-        }
+        let (entries, next_id, checkpoint_file) = load(&dir)?;
         let log_path = dir.join("log.json");
-        let mut next_id = txid + 1;
-        if let Ok(f) = File::open(&log_path) {
-            let mut lines = BufReader::new(f).lines();
-            // A torn or garbled pair at the end (crash during append) ends the replay.
-            while let (Some(Ok(op)), Some(Ok(kv))) = (lines.next(), lines.next()) {
-                let (Ok(op), Ok(kv)) = (
-                    serde_json::from_str::<OpLine>(&op),
-                    serde_json::from_str::<KvLine>(&kv),
-                ) else {
-                    let rest = lines.count();
-                    if rest > 0 {
-                        tracing::warn!(path = %log_path.display(), lines_ignored = rest + 2, "registry log has a damaged entry before its end; later entries are ignored");
-                    }
-                    break;
-                };
-                if op.id <= txid {
-                    continue;
-                }
-                next_id = op.id + 1;
-                match (op.op.as_str(), kv.v) {
-                    ("set", Some(v)) => {
-                        entries.insert(kv.k, v);
-                    }
-                    ("remove", _) => {
-                        entries.remove(&kv.k);
-                    }
-                    _ => {}
-                }
-            }
-        }
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -228,6 +165,32 @@ impl Registry {
             metrics,
         };
         Ok(reg)
+    }
+
+    /// The entries of the registry under `<data>`, sorted by key, without creating, locking or
+    /// changing anything: for `oxibeat registry`, also beside a running agent. A registry that
+    /// does not exist yet has no entries.
+    pub fn read_only(data: &Path) -> Result<Vec<(String, Entry)>, RegistryError> {
+        let dir = data.join("registry").join("filebeat");
+        if !dir.is_dir() {
+            return Ok(Vec::new());
+        }
+        let mut attempt = 0;
+        let (entries, _, _) = loop {
+            match load(&dir) {
+                // A running agent replaced the checkpoint between reading active.dat and it.
+                Err(RegistryError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && attempt < 5 =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other?,
+            }
+        };
+        let mut v: Vec<_> = entries.into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(v)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Store> {
@@ -487,6 +450,79 @@ impl Registry {
             }
         }
     }
+}
+
+/// Read the checkpoint named by `active.dat`, then replay `log.json` over it. Changes nothing
+/// on disk. Returns the entries, the next operation id and the checkpoint file.
+type Loaded = (HashMap<String, Entry>, u64, Option<PathBuf>);
+
+fn load(dir: &Path) -> Result<Loaded, RegistryError> {
+    let mut entries = HashMap::new();
+    let mut txid = 0u64;
+    let active = dir.join("active.dat");
+    let mut checkpoint_file = None;
+    if let Ok(text) = fs::read_to_string(&active) {
+        let cp = PathBuf::from(text.trim());
+        let cp = if cp.is_absolute() { cp } else { dir.join(cp) };
+        // A registry copied from elsewhere (Filebeat's data directory) names its checkpoint
+        // by an absolute path that no longer exists: look for it beside active.dat.
+        let cp = match cp.file_name() {
+            Some(name) if !cp.exists() => dir.join(name),
+            _ => cp,
+        };
+        let body = fs::read(&cp).map_err(io_err(&cp))?;
+        let items: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_slice(&body)
+            .map_err(|e| RegistryError::Corrupt {
+                path: cp.clone(),
+                message: format!("checkpoint is not a JSON array of entries: {e}"),
+            })?;
+        for mut item in items {
+            let Some(serde_json::Value::String(key)) = item.remove("_key") else {
+                continue;
+            };
+            if let Ok(e) = serde_json::from_value::<Entry>(serde_json::Value::Object(item)) {
+                entries.insert(key, e);
+            }
+        }
+        txid = cp
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        checkpoint_file = Some(cp);
+    }
+    let log_path = dir.join("log.json");
+    let mut next_id = txid + 1;
+    if let Ok(f) = File::open(&log_path) {
+        let mut lines = BufReader::new(f).lines();
+        // A torn or garbled pair at the end (crash during append) ends the replay.
+        while let (Some(Ok(op)), Some(Ok(kv))) = (lines.next(), lines.next()) {
+            let (Ok(op), Ok(kv)) = (
+                serde_json::from_str::<OpLine>(&op),
+                serde_json::from_str::<KvLine>(&kv),
+            ) else {
+                let rest = lines.count();
+                if rest > 0 {
+                    tracing::warn!(path = %log_path.display(), lines_ignored = rest + 2, "registry log has a damaged entry before its end; later entries are ignored");
+                }
+                break;
+            };
+            if op.id <= txid {
+                continue;
+            }
+            next_id = op.id + 1;
+            match (op.op.as_str(), kv.v) {
+                ("set", Some(v)) => {
+                    entries.insert(kv.k, v);
+                }
+                ("remove", _) => {
+                    entries.remove(&kv.k);
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok((entries, next_id, checkpoint_file))
 }
 
 fn write_synced(path: &Path, body: &[u8]) -> Result<(), RegistryError> {

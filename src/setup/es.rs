@@ -23,13 +23,13 @@ pub(crate) struct Es {
 }
 
 /// A response: status and JSON body (a string body is kept as a JSON string).
-struct Resp {
-    status: u16,
-    body: Value,
+pub(crate) struct Resp {
+    pub(crate) status: u16,
+    pub(crate) body: Value,
 }
 
 impl Resp {
-    fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         (200..300).contains(&self.status)
     }
 }
@@ -198,7 +198,12 @@ impl Es {
         })
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Resp, String> {
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Resp, String> {
         let res = match body {
             Some(b) => {
                 self.client

@@ -9,6 +9,7 @@
 
 pub mod assets;
 pub mod config;
+pub mod elser_cost;
 mod es;
 mod kibana;
 
@@ -219,6 +220,9 @@ pub async fn run_with(
                 let semantic = client
                     .check_inference(&mut p, &licence, conns.semantic)
                     .await?;
+                if semantic {
+                    elser_cost::report(&client, &mut p).await?;
+                }
                 client.load(&mut p, Kind::ComponentTemplate).await?;
                 client
                     .load_semantic(&mut p, semantic, &licence, conns.semantic)

@@ -298,7 +298,11 @@ def test_semantic_text_is_explicit_and_fed_only_from_warn_and_error():
     sem = props["oxibeat"]["properties"]["semantic_message"]
     t = load_json(ES / "index_templates" / "oxibeat-logs.json")
     assert "oxibeat-logs-semantic" in t["composed_of"] and "oxibeat-logs-semantic" in t["ignore_missing_component_templates"]
-    assert sem == {"type": "semantic_text", "inference_id": ".elser-2-elasticsearch"}
+    assert sem["type"] == "semantic_text" and sem["inference_id"] == ".elser-2-elasticsearch"
+    # Chunks small enough for ELSER's 512-token window on stack traces (sentence strategy:
+    # max_chunk_size >= 20 words, sentence_overlap 0 or 1; SentenceBoundaryChunkingSettings).
+    ch = sem["chunking_settings"]
+    assert ch["strategy"] == "sentence" and 20 <= ch["max_chunk_size"] <= 80 and ch["sentence_overlap"] in (0, 1)
     pipe = load_json(ES / "ingest_pipelines" / "oxibeat-logs.json")
     setters = [p["set"] for p in pipe["processors"] if "set" in p and p["set"]["field"] == "oxibeat.semantic_message"]
     assert len(setters) == 1

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod es;
+/// Apache Kafka brokers for tests/kafka.rs (and benches/kafka.rs).
+pub mod kafka;
 pub mod pki;
 
 /// A TCP port free on 127.0.0.1 right now.

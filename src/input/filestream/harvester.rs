@@ -138,8 +138,15 @@ impl Harvester {
             }
             if n == 0 {
                 parsers.flush_stale(now, &mut msgs);
-                let closing_for_good = self.once || self.control.removed.load(Ordering::Relaxed);
-                if closing_for_good {
+                let removed = self.control.removed.load(Ordering::Relaxed);
+                // A partial last line is shipped only when the file is gone for good; `--once`
+                // holds it like live mode, so the next run ships it whole once it ends. A
+                // multiline event it may belong to is held with it (the registry stays at the
+                // event's start); without a partial line `--once` completes that event.
+                if self.once && !removed && splitter.pending_bytes() == 0 {
+                    parsers.flush_all(now, &mut msgs);
+                }
+                if removed {
                     if let Some(line) = splitter.take_partial() {
                         let (text, invalid) = decoder.decode(&line.bytes);
                         let mut fl = if line.truncated { flags::TRUNCATED } else { 0 };

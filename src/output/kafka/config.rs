@@ -146,6 +146,77 @@ impl std::fmt::Debug for KafkaConfig {
 }
 
 impl KafkaConfig {
+    /// Everything that can be checked without a broker, at load (`test config` and every
+    /// command that reads the output): ranges, format strings, the partitioner, the TLS files,
+    /// and every librdkafka property (names and values, as librdkafka itself checks them).
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        use crate::config::{at_least, within, ConfigError};
+        if self.hosts.is_empty() || self.hosts.iter().any(|h| h.trim().is_empty()) {
+            return Err(ConfigError::new(
+                "output.kafka.hosts",
+                "list the bootstrap brokers as \"host:port\", e.g. [\"kafka-1:9092\"]",
+            ));
+        }
+        self.topic_router()?;
+        if let Some(k) = &self.key {
+            crate::output::format::FormatString::parse(k, "output.kafka.key")?;
+        }
+        super::partition::Partitioner::new(self.partition.as_ref()).map_err(|e| match e {
+            super::KafkaError::Config(c) => c,
+            other => ConfigError::new("output.kafka.partition", other.to_string()),
+        })?;
+        if ![-1, 0, 1].contains(&self.required_acks) {
+            return Err(ConfigError::new(
+                "output.kafka.required_acks",
+                format!(
+                    "{} is not allowed; allowed: -1 (all replicas), 1 (leader), 0 (none)",
+                    self.required_acks
+                ),
+            ));
+        }
+        at_least(
+            "output.kafka.max_message_bytes",
+            self.max_message_bytes as u64,
+            1,
+            " bytes",
+        )?;
+        within(
+            "output.kafka.bulk_max_size",
+            self.bulk_max_size as u64,
+            1,
+            1_000_000,
+        )?;
+        at_least(
+            "output.kafka.queue.max_bytes",
+            self.queue.max_bytes.0,
+            1024,
+            " bytes",
+        )?;
+        within(
+            "output.kafka.queue.max_messages",
+            self.queue.max_messages as u64,
+            1,
+            2_147_483_647,
+        )?;
+        at_least(
+            "output.kafka.dead_letter.number_of_files",
+            self.dead_letter.number_of_files as u64,
+            1,
+            "",
+        )?;
+        at_least(
+            "output.kafka.dead_letter.rotate_every",
+            self.dead_letter.rotate_every.0,
+            1024,
+            " bytes",
+        )?;
+        if let Some(ssl) = self.ssl.as_ref().filter(|s| s.enabled) {
+            ssl.check_files("output.kafka")
+                .map_err(|e| ConfigError::new("", e.to_string()))?;
+        }
+        super::producer::check_properties(self)
+    }
+
     /// The topic for each event: the `topics` rules (first match wins), then `topic`.
     pub fn topic_router(
         &self,

@@ -23,8 +23,17 @@ pub enum KafkaError {
     Config(#[from] crate::config::ConfigError),
     #[error("output.kafka: cannot create the Kafka client: {0}; check the [output.kafka] and [output.kafka.librdkafka] settings")]
     Client(String),
-    #[error("output.kafka: cannot fetch metadata from {hosts}: {reason}; check that the brokers are reachable and the ssl/sasl settings match them")]
-    Connect { hosts: String, reason: String },
+    /// No metadata from the brokers; `advice` fits the cause (`producer::connect_advice`).
+    #[error("output.kafka: cannot fetch metadata from {hosts}: {reason}; {advice}")]
+    Connect {
+        hosts: String,
+        reason: String,
+        advice: &'static str,
+    },
+    /// The brokers answered, but some configured topics are not usable; `reason` says why
+    /// for each, with what to do (`producer::topic_hint`).
+    #[error("output.kafka: connected to {hosts}, but {reason}")]
+    Topics { hosts: String, reason: String },
     #[error("output.kafka: cannot read {path}: {source}")]
     ReadFile {
         path: String,

@@ -169,6 +169,37 @@ pub fn client_config(cfg: &KafkaConfig) -> Result<ClientConfig, KafkaError> {
     Ok(c)
 }
 
+/// Check every librdkafka property the configuration sets (ours and the passthrough ones)
+/// with librdkafka itself, without creating a client: unknown names and invalid values fail
+/// at load, naming the key. Values are never shown (a passthrough value may be a credential).
+pub fn check_properties(cfg: &KafkaConfig) -> Result<(), crate::config::ConfigError> {
+    use crate::config::ConfigError;
+    let c = client_config(cfg).map_err(|e| ConfigError::new("", e.to_string()))?;
+    match c.create_native_config() {
+        Ok(_) => Ok(()),
+        Err(rdkafka::error::KafkaError::ClientConfig(_, desc, key, value)) => {
+            let desc = if value.is_empty() {
+                desc
+            } else {
+                desc.replace(&value, "***")
+            };
+            let at = if cfg.librdkafka.contains_key(&key) {
+                format!("output.kafka.librdkafka.{key:?}")
+            } else {
+                "output.kafka".to_string()
+            };
+            Err(ConfigError::new(
+                at,
+                format!(
+                    "librdkafka refuses property {key:?}: {desc}; see \
+                     https://github.com/confluentinc/librdkafka/blob/master/CONFIGURATION.md"
+                ),
+            ))
+        }
+        Err(e) => Err(ConfigError::new("output.kafka", e.to_string())),
+    }
+}
+
 /// The error of an event bigger than `output.kafka.max_message_bytes`.
 pub fn oversize(len: usize, max: usize) -> String {
     format!("message of {len} bytes exceeds output.kafka.max_message_bytes = {max}")
@@ -205,6 +236,33 @@ fn is_permanent(code: RDKafkaErrorCode) -> bool {
             | C::MessageBatchTooLarge
             | C::InvalidRequiredAcks
     )
+}
+
+/// Client errors after which `test output` reports at once instead of waiting for its
+/// timeout: every broker is down (refused, TLS handshake failed), or SASL failed.
+fn is_definitive(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::AllBrokersDown | C::Authentication | C::SaslAuthenticationFailed | C::SSL
+    )
+}
+
+/// What to do about a topic the brokers' metadata refuses.
+fn topic_hint(code: RDKafkaErrorCode) -> &'static str {
+    use RDKafkaErrorCode as C;
+    match code {
+        C::TopicAuthorizationFailed | C::ClusterAuthorizationFailed => {
+            "grant this client's principal Write and Describe on the topic (kafka-acls.sh --add --allow-principal User:<name> --operation Write --operation Describe --topic <topic>)"
+        }
+        C::UnknownTopic | C::UnknownTopicOrPartition => {
+            "create the topic (this output does not rely on broker auto-creation)"
+        }
+        C::InvalidTopic => {
+            "fix the topic name (ASCII letters, digits, '.', '_' and '-', at most 249 characters)"
+        }
+        _ => "fix the topic settings",
+    }
 }
 
 fn error_code(e: &RdError) -> Option<RDKafkaErrorCode> {
@@ -262,6 +320,8 @@ pub struct Ctx {
     fatal: AtomicBool,
     /// Client error reasons seen so far (for `oxibeat test output`).
     last_error: Mutex<Vec<String>>,
+    /// Every broker is down or refused us (TLS, authentication): `test output` need not wait.
+    gave_up: AtomicBool,
     /// Errors logged recently: when, and how many identical ones were held back since.
     previous: Mutex<HashMap<String, (Instant, u64)>>,
 }
@@ -276,6 +336,7 @@ impl Ctx {
             retry,
             fatal: AtomicBool::new(false),
             last_error: Mutex::new(Vec::new()),
+            gave_up: AtomicBool::new(false),
             previous: Mutex::new(HashMap::new()),
         }
     }
@@ -344,6 +405,9 @@ impl ClientContext for Ctx {
         crate::monitoring::liveness::touch();
         if error_code(&error) == Some(RDKafkaErrorCode::Fatal) {
             self.fatal.store(true, Ordering::Release);
+        }
+        if error_code(&error).is_some_and(is_definitive) {
+            self.gave_up.store(true, Ordering::Release);
         }
         let Some(held_back) = self.repeated(&error, reason) else {
             return;
@@ -429,9 +493,7 @@ pub(super) fn fetch_partitions<C: ClientContext>(
                 Some(err) => {
                     let code = RDKafkaErrorCode::from(err);
                     if is_permanent(code) {
-                        Lookup::Bad(format!(
-                            "topic {topic:?}: {code}; create the topic (this output does not rely on broker auto-creation) or fix the topic settings"
-                        ))
+                        Lookup::Bad(format!("topic {topic:?}: {code}; {}", topic_hint(code)))
                     } else {
                         Lookup::Unavailable(format!("topic {topic:?}: {code}"))
                     }
@@ -615,6 +677,7 @@ impl Runner {
         // `self` is borrowed mutably below.
         let router = self.router.clone();
         let batch_start = Instant::now();
+        let mut bytes = 0u64;
         // Encode while borrowing the batch, then park it in the flight record.
         for ev in batch.events() {
             self.buf.clear();
@@ -632,24 +695,31 @@ impl Runner {
                 }
             };
             let payload = std::mem::take(&mut self.buf);
-            self.send(
-                &flight,
-                &topic,
-                partition,
-                key.as_deref(),
-                &payload,
-                Some(ev.timestamp.div_euclid(1_000_000)),
-                done_rx,
-            )
-            .await;
+            if self
+                .send(
+                    &flight,
+                    &topic,
+                    partition,
+                    key.as_deref(),
+                    &payload,
+                    Some(ev.timestamp.div_euclid(1_000_000)),
+                    done_rx,
+                )
+                .await
+            {
+                bytes += payload.len() as u64;
+            }
             self.buf = payload;
         }
+        // Once per batch: a shared counter per message costs more than it tells.
+        Metrics::add(&self.metrics.counters.output_write_bytes, bytes);
         *flight.batch.lock().unwrap_or_else(|e| e.into_inner()) = Some(batch.into_receipt());
         flight.settle(&self.ctx_done);
     }
 
     /// Send one message, waiting while librdkafka's queue is full (this is what pauses the
-    /// inputs). Completed batches are acked meanwhile so the registry keeps moving.
+    /// inputs). Completed batches are acked meanwhile so the registry keeps moving. Returns
+    /// whether librdkafka took it (false: it failed for good and was settled as failed).
     #[allow(clippy::too_many_arguments)]
     async fn send(
         &mut self,
@@ -660,10 +730,12 @@ impl Runner {
         payload: &[u8],
         timestamp: Option<i64>,
         done_rx: &mut mpsc::UnboundedReceiver<Arc<InFlight>>,
-    ) {
+    ) -> bool {
         let mut waited = Duration::ZERO;
         loop {
-            if self.producer.context().fatal.swap(false, Ordering::AcqRel) {
+            let fatal = &self.producer.context().fatal;
+            // A plain load first: no read-modify-write per message on the hot path.
+            if fatal.load(Ordering::Acquire) && fatal.swap(false, Ordering::AcqRel) {
                 self.recreate().await;
             }
             let mut rec = BaseRecord::with_opaque_to(topic, flight.clone())
@@ -679,13 +751,7 @@ impl Runner {
                 rec = rec.headers(h.clone());
             }
             match self.producer.send(rec) {
-                Ok(()) => {
-                    Metrics::add(
-                        &self.metrics.counters.output_write_bytes,
-                        payload.len() as u64,
-                    );
-                    return;
-                }
+                Ok(()) => return true,
                 Err((e, _rec)) => match error_code(&e) {
                     Some(RDKafkaErrorCode::Fatal) => {
                         // Seen before the error callback ran: mark it, recreate on the next turn.
@@ -710,7 +776,7 @@ impl Runner {
                             payload: payload.to_vec(),
                         });
                         flight.settle(&self.ctx_done);
-                        return;
+                        return false;
                     }
                     _ => {
                         Metrics::add(&self.metrics.counters.output_write_errors, 1);
@@ -772,16 +838,23 @@ impl Runner {
 
     async fn retry(&mut self, r: Retry, done_rx: &mut mpsc::UnboundedReceiver<Arc<InFlight>>) {
         Metrics::add(&self.metrics.counters.output_write_errors, 1);
-        self.send(
-            &r.flight,
-            &r.topic,
-            r.partition,
-            r.key.as_deref(),
-            &r.payload,
-            r.timestamp,
-            done_rx,
-        )
-        .await;
+        if self
+            .send(
+                &r.flight,
+                &r.topic,
+                r.partition,
+                r.key.as_deref(),
+                &r.payload,
+                r.timestamp,
+                done_rx,
+            )
+            .await
+        {
+            Metrics::add(
+                &self.metrics.counters.output_write_bytes,
+                r.payload.len() as u64,
+            );
+        }
     }
 
     /// After a fatal idempotence error librdkafka refuses to produce: start a new producer.
@@ -905,7 +978,68 @@ pub async fn run(
     Ok(())
 }
 
-/// `oxibeat test output`: connect, fetch metadata, describe brokers and topics.
+/// How long `test output` waits for a broker that fails (refused, unresolvable, TLS or SASL
+/// errors) before saying so, and for a connection to be set up at all.
+const CHECK_CONNECT: Duration = Duration::from_secs(2);
+/// How long `test output` waits in all (slow but live brokers, long handshakes).
+const CHECK_TOTAL: Duration = Duration::from_secs(10);
+
+/// What to do about a failed connection, from the error code and librdkafka's reasons.
+pub fn connect_advice(code: Option<RDKafkaErrorCode>, reasons: &str) -> &'static str {
+    use RDKafkaErrorCode as C;
+    // Broker names carry the protocol ("sasl_ssl://host:9092/bootstrap"): not a TLS hint.
+    let mut r = reasons.to_ascii_lowercase();
+    for scheme in ["sasl_ssl://", "sasl_plaintext://", "ssl://", "plaintext://"] {
+        r = r.replace(scheme, "");
+    }
+    let has = |words: &[&str]| words.iter().any(|w| r.contains(w));
+    if has(&[
+        "connection refused",
+        "no route to host",
+        "network is unreachable",
+    ]) {
+        "check that the brokers are reachable at output.kafka.hosts (host, port, firewall) and \
+         that the port is a Kafka listener"
+    } else if has(&["ssl", "certificate", "tls", "handshake"]) {
+        "check output.kafka.ssl (certificate_authorities, certificate/key, verification_mode) \
+         against the brokers' certificates, and that these ports are TLS listeners"
+    } else if has(&["sasl", "authentication"])
+        || matches!(code, Some(C::Authentication | C::SaslAuthenticationFailed))
+    {
+        "check output.kafka.sasl (mechanism, username, password) against the users the \
+         brokers know, and that these ports are SASL listeners"
+    } else if has(&["authoriz", "not authorized"])
+        || matches!(
+            code,
+            Some(C::ClusterAuthorizationFailed | C::TopicAuthorizationFailed)
+        )
+    {
+        "grant this user Describe on the cluster and its topics (Kafka ACLs)"
+    } else if has(&["resolve", "name or service not known", "getaddrinfo"])
+        || matches!(code, Some(C::Resolve))
+    {
+        "check the host names in output.kafka.hosts (they do not resolve)"
+    } else if has(&[
+        "refused",
+        "timed out",
+        "timeout",
+        "brokers are down",
+        "transport",
+    ]) || matches!(
+        code,
+        Some(C::BrokerTransportFailure | C::AllBrokersDown | C::MessageTimedOut)
+            | Some(C::OperationTimedOut | C::RequestTimedOut)
+    ) {
+        "check that the brokers are reachable at output.kafka.hosts (host, port, firewall) and \
+         that the port is a Kafka listener"
+    } else {
+        "check output.kafka.hosts and that the ssl/sasl settings match the brokers' listeners"
+    }
+}
+
+/// `oxibeat test output`: connect, fetch metadata, describe brokers and topics. Gives up
+/// after about `CHECK_CONNECT` when every attempt fails (a closed port, a TLS or SASL error),
+/// after `CHECK_TOTAL` at most otherwise.
 pub fn check(cfg: &KafkaConfig) -> Result<String, KafkaError> {
     let router = cfg.topic_router()?;
     if let Some(k) = &cfg.key {
@@ -914,63 +1048,81 @@ pub fn check(cfg: &KafkaConfig) -> Result<String, KafkaError> {
     Partitioner::new(cfg.partition.as_ref())?;
     let (done, _d) = mpsc::unbounded_channel();
     let (retry, _r) = mpsc::unbounded_channel();
-    let p: BaseProducer<Ctx> = client_config(cfg)?
+    let mut client = client_config(cfg)?;
+    let setup_timeout = "socket.connection.setup.timeout.ms";
+    if !cfg.librdkafka.contains_key(setup_timeout) {
+        client.set(setup_timeout, CHECK_CONNECT.as_millis().to_string());
+    }
+    let p: BaseProducer<Ctx> = client
         .create_with_context(Ctx::new(done, retry))
         .map_err(|e| KafkaError::Client(e.to_string()))?;
     let hosts = cfg.hosts.join(",");
-    let md = p
-        .client()
-        .fetch_metadata(None, Duration::from_secs(10))
-        .map_err(|e| {
-            // Client errors (TLS handshake, SASL) arrive as events served by poll().
-            for _ in 0..5 {
-                p.poll(Duration::from_millis(50));
-            }
-            let detail = p
-                .context()
-                .last_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            KafkaError::Connect {
-                hosts: hosts.clone(),
-                reason: if detail.is_empty() {
+    // Ask in short rounds; between rounds, serve the client's error events (TLS handshake,
+    // SASL, refused connections arrive there). Stop at a definitive error, after
+    // CHECK_CONNECT when every attempt failed with an error, after CHECK_TOTAL at most.
+    let started = Instant::now();
+    let md = loop {
+        match p.client().fetch_metadata(None, Duration::from_millis(250)) {
+            Ok(md) => break md,
+            Err(e) => {
+                for _ in 0..5 {
+                    p.poll(Duration::from_millis(20));
+                }
+                let detail = p
+                    .context()
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                let waited = started.elapsed();
+                let gave_up = p.context().gave_up.load(Ordering::Acquire);
+                let failing = !detail.is_empty() && waited >= CHECK_CONNECT;
+                if !(gave_up || failing || waited >= CHECK_TOTAL) {
+                    continue;
+                }
+                let reason = if detail.is_empty() {
                     e.to_string()
                 } else {
                     format!("{e} ({})", detail.join("; "))
-                },
+                };
+                return Err(KafkaError::Connect {
+                    advice: connect_advice(error_code(&e), &reason),
+                    hosts,
+                    reason,
+                });
             }
-        })?;
+        }
+    };
     let mut out = format!("kafka output: connected to {hosts}\nbrokers:\n");
     for b in md.brokers() {
         out.push_str(&format!("  {} {}:{}\n", b.id(), b.host(), b.port()));
     }
     let constants = router.constants();
-    let mut missing = Vec::new();
+    let mut refused = Vec::new();
     out.push_str("topics:\n");
     for t in &constants {
-        match md.topics().iter().find(|x| x.name() == t) {
-            Some(x) if x.error().is_none() => {
-                out.push_str(&format!("  {t}: {} partitions\n", x.partitions().len()))
-            }
-            Some(x) => {
-                let code = x.error().map(RDKafkaErrorCode::from);
-                out.push_str(&format!("  {t}: error {code:?}\n"));
-                missing.push(t.clone());
-            }
-            None => {
-                out.push_str(&format!("  {t}: not found on the brokers\n"));
-                missing.push(t.clone());
+        let listed = md
+            .topics()
+            .iter()
+            .find(|x| x.name() == t && x.error().is_none());
+        if let Some(x) = listed {
+            out.push_str(&format!("  {t}: {} partitions\n", x.partitions().len()));
+            continue;
+        }
+        // Not in the full list: a broker leaves out the topics this client may not describe.
+        // Asked by name, it says why (unknown, not authorised, ...).
+        match fetch_partitions(p.client(), t, Duration::from_secs(5)) {
+            Lookup::Partitions(n) => out.push_str(&format!("  {t}: {n} partitions\n")),
+            Lookup::Bad(why) | Lookup::Unavailable(why) => {
+                out.push_str(&format!("  {t}: {why}\n"));
+                refused.push(why);
             }
         }
     }
-    if !missing.is_empty() {
-        return Err(KafkaError::Connect {
+    if !refused.is_empty() {
+        return Err(KafkaError::Topics {
             hosts,
-            reason: format!(
-                "topic(s) {} do not exist; create them (kafka-topics.sh --create ...) before starting oxibeat",
-                missing.join(", ")
-            ),
+            reason: refused.join("; "),
         });
     }
     Ok(out.trim_end().to_string())
@@ -979,6 +1131,59 @@ pub fn check(cfg: &KafkaConfig) -> Result<String, KafkaError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn advice_fits_the_error() {
+        use RDKafkaErrorCode as C;
+        let refused = "Meta data fetch error: BrokerTransportFailure (Local: Broker transport failure) (127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused (after 0ms in state CONNECT); 1/1 brokers are down)";
+        assert!(connect_advice(Some(C::BrokerTransportFailure), refused).contains("reachable"));
+        let refused_tls = "Meta data fetch error: BrokerTransportFailure (Local: Broker transport failure) (sasl_ssl://127.0.0.1:9092/bootstrap: Connect to ipv4#127.0.0.1:9092 failed: Connection refused (after 0ms in state CONNECT); 1/1 brokers are down)";
+        let a = connect_advice(Some(C::BrokerTransportFailure), refused_tls);
+        assert!(
+            a.contains("reachable"),
+            "a refused TLS port is unreachable, not a TLS error: {a}"
+        );
+        let tls = "Meta data fetch error: ... (ssl://127.0.0.1:9093/bootstrap: SSL handshake failed: error:0A000086:SSL routines::certificate verify failed)";
+        let a = connect_advice(Some(C::BrokerTransportFailure), tls);
+        assert!(
+            a.contains("output.kafka.ssl") && !a.contains("reachable"),
+            "{a}"
+        );
+        let sasl = "Meta data fetch error: ... (sasl_plaintext://127.0.0.1:9092/bootstrap: SASL authentication error: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512)";
+        let a = connect_advice(Some(C::Authentication), sasl);
+        assert!(
+            a.contains("output.kafka.sasl") && !a.contains("reachable"),
+            "{a}"
+        );
+        let dns = "Meta data fetch error: ... (nohost:9092/bootstrap: Failed to resolve 'nohost:9092': Name or service not known)";
+        assert!(connect_advice(Some(C::Resolve), dns).contains("do not resolve"));
+    }
+
+    #[test]
+    fn a_missing_or_denied_topic_is_not_called_unreachable() {
+        use RDKafkaErrorCode as C;
+        let missing = topic_hint(C::UnknownTopicOrPartition);
+        assert!(missing.contains("create the topic"), "{missing}");
+        let denied = topic_hint(C::TopicAuthorizationFailed);
+        assert!(denied.contains("kafka-acls.sh"), "{denied}");
+        for h in [missing, denied] {
+            assert!(!h.contains("reachable"), "{h}");
+        }
+    }
+
+    #[test]
+    fn properties_are_checked_at_load_without_showing_values() {
+        let c = cfg("[librdkafka]\n\"no.such.property\" = \"x\"");
+        let e = check_properties(&c).unwrap_err().to_string();
+        assert!(e.contains("no.such.property"), "{e}");
+        let c = cfg("[librdkafka]\n\"acks\" = \"hunter2-sekrit\"");
+        let e = check_properties(&c).unwrap_err().to_string();
+        assert!(
+            e.contains("\"acks\"") && !e.contains("hunter2-sekrit"),
+            "{e}"
+        );
+        check_properties(&cfg("[librdkafka]\n\"linger.ms\" = 5")).unwrap();
+    }
 
     fn cfg(text: &str) -> KafkaConfig {
         toml::from_str(&format!("hosts = [\"a:9092\", \"b:9092\"]\n{text}")).expect("config")
@@ -1068,6 +1273,22 @@ mod tests {
             Some(0),
             "another broker is logged at once"
         );
+    }
+
+    #[test]
+    fn test_output_stops_at_definitive_client_errors_only() {
+        assert!(is_definitive(RDKafkaErrorCode::AllBrokersDown));
+        assert!(is_definitive(RDKafkaErrorCode::Authentication));
+        assert!(is_definitive(RDKafkaErrorCode::SSL));
+        assert!(!is_definitive(RDKafkaErrorCode::BrokerTransportFailure));
+        assert!(!is_definitive(RDKafkaErrorCode::OperationTimedOut));
+    }
+
+    #[test]
+    fn refused_topics_get_the_fix_for_their_error() {
+        assert!(topic_hint(RDKafkaErrorCode::TopicAuthorizationFailed).contains("kafka-acls"));
+        assert!(topic_hint(RDKafkaErrorCode::UnknownTopicOrPartition).contains("create the topic"));
+        assert!(topic_hint(RDKafkaErrorCode::InvalidTopic).contains("topic name"));
     }
 
     #[test]
