@@ -527,6 +527,7 @@ impl InputConfig {
         match self {
             InputConfig::Filestream(f) => f.enabled,
             InputConfig::SystemMetrics(v) => enabled(v),
+            InputConfig::Journald(j) => j.enabled,
         }
     }
 
