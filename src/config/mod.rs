@@ -4,6 +4,7 @@
 //! structs (serde through `lenient`, so strings become numbers where an option wants one;
 //! unknown keys rejected) → range checks (`validate`), with the failing key path in every error.
 
+pub mod external;
 pub mod filestream;
 pub mod lenient;
 pub mod perms;
@@ -270,6 +271,15 @@ pub struct LoggingConfig {
     pub json: bool,
     #[serde(default)]
     pub metrics: LoggingMetrics,
+    /// Write to `logging.files` (default: yes, except under systemd, where stderr goes to
+    /// the journal; see `logging`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_files: Option<bool>,
+    #[serde(default)]
+    pub files: crate::logging::FilesConfig,
+    /// Components logged at debug level with `level = "debug"` (`*`: all), as Beats'.
+    #[serde(default)]
+    pub selectors: Vec<String>,
 }
 
 impl LoggingConfig {
@@ -285,6 +295,9 @@ impl Default for LoggingConfig {
             to_stderr: false,
             json: false,
             metrics: LoggingMetrics::default(),
+            to_files: None,
+            files: crate::logging::FilesConfig::default(),
+            selectors: Vec::new(),
         }
     }
 }
@@ -578,6 +591,12 @@ pub struct Config {
     /// `[search]` for `oxibeat search` (typed in `search::config`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<toml::Value>,
+    /// `[config.inputs]`: Filebeat's `filebeat.config.inputs`, a directory of input files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<external::ConfigSection>,
+    /// The inputs read from `config.inputs.path` (after `inputs`).
+    #[serde(skip)]
+    pub dir_inputs: Vec<InputConfig>,
 }
 
 impl Config {
@@ -604,6 +623,7 @@ impl Config {
                 ),
             ));
         }
+        self.logging.files.validate("logging.files")?;
         if self.logging.metrics.enabled && self.logging.metrics.period.0.is_zero() {
             return Err(ConfigError::new(
                 "logging.metrics.period",
@@ -616,10 +636,10 @@ impl Config {
     /// `run` needs something to read: at least one enabled input (Filebeat refuses to start
     /// without inputs or modules too).
     pub fn check_inputs(&self) -> Result<(), ConfigError> {
-        if self.inputs.iter().any(InputConfig::enabled) {
+        if self.all_inputs().any(InputConfig::enabled) {
             return Ok(());
         }
-        let what = if self.inputs.is_empty() {
+        let what = if self.all_inputs().next().is_none() {
             "no input is configured"
         } else {
             "every input has enabled = false"
@@ -631,6 +651,35 @@ impl Config {
                  id = \"app\", paths = [\"/var/log/app/*.log\"] (or type = \"system/metrics\")"
             ),
         ))
+    }
+
+    /// `inputs`, then those of `config.inputs.path`.
+    pub fn all_inputs(&self) -> impl Iterator<Item = &InputConfig> {
+        self.inputs.iter().chain(self.dir_inputs.iter())
+    }
+
+    /// Read, override, expand (`${NAME}` through `lookup`: keystore, credentials,
+    /// environment) and validate a configuration file and the input files of
+    /// `config.inputs`; with `strict`, refuse files others can write (`strict.perms`).
+    pub fn load_with(
+        path: &Path,
+        overrides: &[String],
+        lookup: &dyn Fn(&str) -> Option<String>,
+        strict: bool,
+    ) -> Result<(Config, toml::Value), ConfigError> {
+        if strict {
+            perms::check_config(path).map_err(|e| ConfigError::new("", e.to_string()))?;
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(
+                "",
+                format!("cannot read config file {}: {e}", path.display()),
+            )
+        })?;
+        let (mut cfg, tree) =
+            Self::from_str_with(&text, &path.display().to_string(), overrides, lookup)?;
+        cfg.dir_inputs = external::load(&cfg, path, lookup, strict)?;
+        Ok((cfg, tree))
     }
 
     /// Read, override, expand and validate a configuration file.
@@ -691,10 +740,18 @@ pub fn typed<T: serde::de::DeserializeOwned>(
 }
 
 fn parse_inputs(raw: &[toml::Value]) -> Result<Vec<InputConfig>, ConfigError> {
+    parse_inputs_in(raw, "inputs")
+}
+
+/// The inputs of `raw`, their key paths starting with `prefix` (`inputs`).
+pub(crate) fn parse_inputs_in(
+    raw: &[toml::Value],
+    prefix: &str,
+) -> Result<Vec<InputConfig>, ConfigError> {
     let mut out = Vec::new();
     let mut ids = std::collections::HashMap::new();
     for (i, v) in raw.iter().enumerate() {
-        let key = format!("inputs[{i}]");
+        let key = format!("{prefix}[{i}]");
         let mut table = v
             .as_table()
             .cloned()
@@ -740,7 +797,7 @@ fn parse_inputs(raw: &[toml::Value]) -> Result<Vec<InputConfig>, ConfigError> {
             return Err(ConfigError::new(
                 format!("{key}.id"),
                 format!(
-                    "duplicate input id {id:?} (also used by inputs[{prev}]); ids must be unique"
+                    "duplicate input id {id:?} (also used by {prefix}[{prev}]); ids must be unique"
                 ),
             ));
         }

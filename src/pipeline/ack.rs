@@ -153,6 +153,19 @@ impl AckTracker {
         }
     }
 
+    /// Forget the events registered from `seq` on: they were never queued (a publish cut
+    /// short by a stop), so the published position goes back to before them and a reader
+    /// that takes over reads them again.
+    pub fn withdraw_from(&self, seq: u64) {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(keep) = seq.checked_sub(p.base_seq) else {
+            return;
+        };
+        let keep = keep as usize;
+        p.entries.truncate(keep);
+        p.labels.truncate(keep);
+    }
+
     /// Offset up to which every event was confirmed.
     pub fn acked_offset(&self) -> u64 {
         self.acked_offset.load(Ordering::Acquire)
@@ -256,6 +269,18 @@ mod tests {
         let _c = l.next_labelled_cursor(serde_json::json!(2));
         assert_eq!(*l.published_label().unwrap(), serde_json::json!(2));
         assert_eq!(*l.acked_label().unwrap(), serde_json::json!(1));
+    }
+
+    #[test]
+    fn withdrawn_events_leave_the_published_position() {
+        let t = AckTracker::new(0);
+        let a = t.next_cursor(10);
+        let b = t.next_cursor(20);
+        let _c = t.next_cursor(30);
+        t.withdraw_from(b.seq);
+        assert_eq!(t.published_offset(), 10);
+        ack_events([&a].into_iter());
+        assert_eq!((t.acked_offset(), t.outstanding()), (10, 0));
     }
 
     #[test]
