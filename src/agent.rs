@@ -13,11 +13,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::event::BeatInfo;
-use crate::service::notify::{self, Heartbeat, Notifier, Supervisor};
-use inputs::Inputs;
 use crate::monitoring::Metrics;
 use crate::pipeline::{self, QueueLimits};
 use crate::registry::{Registry, RegistryError};
+use crate::service::notify::{self, Heartbeat, Notifier, Supervisor};
+use inputs::Inputs;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -354,13 +354,16 @@ async fn apply_reload(current: &mut Config, new: Config, inputs: &mut Inputs) {
         );
         return;
     }
-    if serde_json::to_value(&current.processors).ok() != serde_json::to_value(&new.processors).ok() {
+    if serde_json::to_value(&current.processors).ok() != serde_json::to_value(&new.processors).ok()
+    {
         match crate::processors::build(&new.processors, "processors") {
             Ok(chain) => {
                 if let Some(p) = &inputs.publisher {
                     p.set_global(Arc::new(chain));
                 }
-                tracing::info!("reload: global processors replaced (for events published from now on)");
+                tracing::info!(
+                    "reload: global processors replaced (for events published from now on)"
+                );
             }
             Err(e) => {
                 tracing::error!(error = %e, "reload refused; the running configuration stays");
@@ -368,7 +371,9 @@ async fn apply_reload(current: &mut Config, new: Config, inputs: &mut Inputs) {
             }
         }
     }
-    if current.logging.level != new.logging.level || current.logging.selectors != new.logging.selectors {
+    if current.logging.level != new.logging.level
+        || current.logging.selectors != new.logging.selectors
+    {
         crate::logging::set_filter(&new.logging.level, &new.logging.selectors);
         tracing::info!(level = %new.logging.level, selectors = ?new.logging.selectors, "reload: log level changed");
     }

@@ -143,10 +143,17 @@ fn notify_ready_status_watchdog_reloading_and_stopping_in_order() {
     append(&ws.logs().join("a.log"), &seq_lines("a", 0..10));
     let cfg = ws.config(&ws.input("a", "a.log", ""));
     let n = NotifySocket::bind(ws.path());
-    let mut agent = Agent::spawn(&ws, &cfg, &notify_env(&n, Duration::from_millis(400)), &["-e"]);
+    let mut agent = Agent::spawn(
+        &ws,
+        &cfg,
+        &notify_env(&n, Duration::from_millis(400)),
+        &["-e"],
+    );
 
     // READY=1 is the first message, with a status line.
-    let first = n.recv(Duration::from_secs(20)).expect("a first notification");
+    let first = n
+        .recv(Duration::from_secs(20))
+        .expect("a first notification");
     assert!(
         first.starts_with("READY=1\nSTATUS=Running: 1 inputs"),
         "{first:?}"
@@ -168,7 +175,10 @@ fn notify_ready_status_watchdog_reloading_and_stopping_in_order() {
         }
     }
     assert!(pings.len() >= 8, "{} pings in 3s", pings.len());
-    let gaps: Vec<u128> = pings.windows(2).map(|w| (w[1] - w[0]).as_millis()).collect();
+    let gaps: Vec<u128> = pings
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis())
+        .collect();
     let mut sorted = gaps.clone();
     sorted.sort_unstable();
     let median = sorted[sorted.len() / 2];
@@ -205,7 +215,10 @@ fn notify_ready_status_watchdog_reloading_and_stopping_in_order() {
     // SAFETY: clock_gettime writes the struct passed in.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
     let now_usec = now.tv_sec as u64 * 1_000_000 + now.tv_nsec as u64 / 1000;
-    assert!(usec <= now_usec && now_usec - usec < 10_000_000, "{usec} vs {now_usec}");
+    assert!(
+        usec <= now_usec && now_usec - usec < 10_000_000,
+        "{usec} vs {now_usec}"
+    );
     let (ready, between) = n.until(10, "READY=1 after the reload", |m| m.starts_with("READY=1"));
     assert!(ready.contains("Running: 2 inputs"), "{ready:?}");
     assert!(between.iter().all(|m| !m.contains("READY")), "{between:?}");
@@ -231,7 +244,12 @@ fn a_hung_output_stops_the_watchdog_pings() {
         &format!("[output.logstash]\nhosts = [\"127.0.0.1:{port}\"]\n"),
     );
     let n = NotifySocket::bind(ws.path());
-    let _agent = Agent::spawn(&ws, &cfg, &notify_env(&n, Duration::from_millis(600)), &["-e"]);
+    let _agent = Agent::spawn(
+        &ws,
+        &cfg,
+        &notify_env(&n, Duration::from_millis(600)),
+        &["-e"],
+    );
     n.until(20, "READY=1", |m| m.starts_with("READY=1"));
     // The events are sent and never acknowledged: after a whole watchdog period without
     // progress the pings stop and STATUS says why.
@@ -247,7 +265,13 @@ fn a_hung_output_stops_the_watchdog_pings() {
 }
 
 /// Lines appended to `path` by a thread until `stop`: `prefix seq=0..`.
-fn writer(path: PathBuf, prefix: &'static str) -> (std::thread::JoinHandle<usize>, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+fn writer(
+    path: PathBuf,
+    prefix: &'static str,
+) -> (
+    std::thread::JoinHandle<usize>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let s = stop.clone();
     let h = std::thread::spawn(move || {
@@ -301,14 +325,21 @@ fn sighup_reload_changes_inputs_without_losing_or_repeating_a_line() {
     // A change that needs a restart is refused, naming the key; the old config runs on.
     let out2 = ws.path().join("out2");
     let text = fs::read_to_string(&cfg).unwrap();
-    fs::write(&cfg, text.replace(&ws.out().display().to_string(), &out2.display().to_string())).unwrap();
+    fs::write(
+        &cfg,
+        text.replace(&ws.out().display().to_string(), &out2.display().to_string()),
+    )
+    .unwrap();
     agent.signal(libc::SIGHUP);
     let l = agent.wait_log(20, "reload refused");
     assert!(l.contains("output.file.path"), "{l}");
     // A broken configuration is reported with its key path and changes nothing.
     fs::write(
         &cfg,
-        format!("{changed}\n[output.file]\npath = {:?}\nrotate_every_kb = \"lots\"\n", ws.out().display().to_string()),
+        format!(
+            "{changed}\n[output.file]\npath = {:?}\nrotate_every_kb = \"lots\"\n",
+            ws.out().display().to_string()
+        ),
     )
     .unwrap();
     agent.signal(libc::SIGHUP);
@@ -329,7 +360,10 @@ fn sighup_reload_changes_inputs_without_losing_or_repeating_a_line() {
         .iter()
         .filter(|e| e["fields"]["gen"] == 2 && e["reloaded"] == true)
         .count();
-    assert!(gen2 > 0, "no event carries the reloaded input's field and processor");
+    assert!(
+        gen2 > 0,
+        "no event carries the reloaded input's field and processor"
+    );
     assert!(!out2.exists(), "the refused output change was applied");
     let log = agent.stop();
     assert!(log.contains("stopped=[\"b\"]"), "{log}");
@@ -358,13 +392,20 @@ fn config_inputs_directory_reload_starts_and_stops_inputs() {
     std::thread::sleep(Duration::from_millis(300));
     append(&ws.logs().join("a.log"), &seq_lines("a", 100..150));
     // A broken file is reported with its name and key, and the running inputs stay.
-    fs::write(dir.join("c.toml"), "[[inputs]]\ntype = \"filestream\"\nid = \"c\"\npaths = 5\n").unwrap();
+    fs::write(
+        dir.join("c.toml"),
+        "[[inputs]]\ntype = \"filestream\"\nid = \"c\"\npaths = 5\n",
+    )
+    .unwrap();
     let l = agent.wait_log(10, "config.inputs reload failed");
     assert!(l.contains("c.toml: inputs[0].paths"), "{l}");
     append(&ws.logs().join("b.log"), &seq_lines("b", 100..120));
     exactly_once(&ws, "b", 120);
     let got = seqs(&ws.events(), "a");
-    assert!(got.iter().all(|s| *s < 100), "input a read after its file was removed");
+    assert!(
+        got.iter().all(|s| *s < 100),
+        "input a read after its file was removed"
+    );
     agent.stop();
 }
 
@@ -396,20 +437,37 @@ fn keystore_credentials_and_environment_resolve_keys_and_stay_secret() {
     );
     let c = cfg.to_str().unwrap();
     let add = |key: &str, value: &str| {
-        let o = oxibeat(&["keystore", "add", key, "--stdin", "-c", c], &[], Some(value));
+        let o = oxibeat(
+            &["keystore", "add", key, "--stdin", "-c", c],
+            &[],
+            Some(value),
+        );
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     };
     let o = oxibeat(&["keystore", "list", "-c", c], &[], None);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("keystore create"), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("keystore create"),
+        "{o:?}"
+    );
     let o = oxibeat(&["keystore", "create", "-c", c], &[], None);
     assert!(o.status.success(), "{o:?}");
     let ks = ws.data().join("oxibeat.keystore");
-    assert_eq!(fs::metadata(&ks).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        fs::metadata(&ks).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     add("KS_USER", "ks-user-value\n");
     add("BOTH", "both-from-keystore");
-    let o = oxibeat(&["keystore", "add", "BOTH", "--stdin", "-c", c], &[], Some("again"));
-    assert!(!o.status.success(), "adding an existing key without --force");
+    let o = oxibeat(
+        &["keystore", "add", "BOTH", "--stdin", "-c", c],
+        &[],
+        Some("again"),
+    );
+    assert!(
+        !o.status.success(),
+        "adding an existing key without --force"
+    );
     let o = oxibeat(&["keystore", "list", "-c", c], &[], None);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "BOTH\nKS_USER\n");
     assert!(!String::from_utf8_lossy(&fs::read(&ks).unwrap()).contains("ks-user-value"));
@@ -428,7 +486,13 @@ fn keystore_credentials_and_environment_resolve_keys_and_stay_secret() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // Environment values are not secrets; keystore and credential values never show.
     assert!(shown.contains("t-envtopic"), "{shown}");
-    for secret in ["ks-user-value", "cred-pass-value", "both-from-keystore", "both-from-credential", "env-loses"] {
+    for secret in [
+        "ks-user-value",
+        "cred-pass-value",
+        "both-from-keystore",
+        "both-from-credential",
+        "env-loses",
+    ] {
         assert!(!shown.contains(secret), "{secret} shown:\n{shown}");
     }
     // The order (keystore, credentials, environment) through the agent's log: the Kafka
@@ -453,8 +517,15 @@ fn strict_perms_refuses_writable_config_and_keystore_with_the_fix() {
     let o = oxibeat(&["test", "config", "-c", c], &[], None);
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     assert!(!o.status.success(), "a group-writable config was accepted");
-    assert!(err.contains("chmod go-w") && err.contains("--strict.perms=false"), "{err}");
-    let o = oxibeat(&["test", "config", "--strict.perms=false", "-c", c], &[], None);
+    assert!(
+        err.contains("chmod go-w") && err.contains("--strict.perms=false"),
+        "{err}"
+    );
+    let o = oxibeat(
+        &["test", "config", "--strict.perms=false", "-c", c],
+        &[],
+        None,
+    );
     assert!(o.status.success(), "{o:?}");
     fs::set_permissions(&cfg, fs::Permissions::from_mode(0o644)).unwrap();
     let o = oxibeat(&["keystore", "create", "-c", c], &[], None);
@@ -480,10 +551,23 @@ fn logs_for_the_journal_have_priority_prefixes_and_no_colour() {
     let mut agent = Agent::spawn(&ws, &cfg, &[("JOURNAL_STREAM", stream)], &[]);
     ws.wait_events(3, 20);
     let text = agent.stop();
-    assert!(!text.contains('\u{1b}'), "ANSI escapes in the journal:\n{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "ANSI escapes in the journal:\n{text}"
+    );
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines.iter().any(|l| l.starts_with("<6>") && l.contains("oxibeat starting")), "{text}");
-    assert!(lines.iter().all(|l| l.len() > 3 && l.starts_with('<') && l.as_bytes()[2] == b'>'), "{text}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("<6>") && l.contains("oxibeat starting")),
+        "{text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.len() > 3 && l.starts_with('<') && l.as_bytes()[2] == b'>'),
+        "{text}"
+    );
     // No log file was written: under the journal, stderr is the log.
     assert!(!ws.data().join("logs").exists());
 }

@@ -100,7 +100,14 @@ fn packaged_unit_runs_under_a_real_systemd() {
     let out = Command::new("timeout")
         .arg("180")
         .arg("systemd-nspawn")
-        .args(["--register=no", "--keep-unit", "--volatile=yes", "-D", "/", "-b"])
+        .args([
+            "--register=no",
+            "--keep-unit",
+            "--volatile=yes",
+            "-D",
+            "/",
+            "-b",
+        ])
         .arg(bind(Path::new(support::bin()), "/opt/oxibeat/oxibeat"))
         .arg(bind(&units, "/etc/systemd/system"))
         .arg(bind(&etc, "/etc/oxibeat"))
@@ -110,8 +117,8 @@ fn packaged_unit_runs_under_a_real_systemd() {
         .stdin(Stdio::null())
         .output()
         .expect("systemd-nspawn (apt-get install systemd-container)");
-    let console = String::from_utf8_lossy(&out.stdout).to_string()
-        + &String::from_utf8_lossy(&out.stderr);
+    let console =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     let res = srv.join("result");
     let read = |n: &str| fs::read_to_string(res.join(n)).unwrap_or_default();
     assert!(
@@ -132,11 +139,20 @@ fn packaged_unit_runs_under_a_real_systemd() {
     assert_eq!(props(&show2, "ActiveState"), "active", "{show2}\n{journal}");
     let events = read("events.ndjson");
     for line in ["first line", "second line", "after reload"] {
-        assert!(events.contains(line), "{line:?} not delivered:\n{events}\n{journal}");
+        assert!(
+            events.contains(line),
+            "{line:?} not delivered:\n{events}\n{journal}"
+        );
     }
     assert_eq!(read("datadir").trim(), "oxibeat 750", "{journal}");
     let show3 = read("show3");
     assert_eq!(props(&show3, "Result"), "success", "{show3}\n{journal}");
-    assert!(journal.contains("SIGHUP: reloading the configuration"), "{journal}");
-    assert!(!journal.contains('\u{1b}'), "ANSI escapes in the journal:\n{journal}");
+    assert!(
+        journal.contains("SIGHUP: reloading the configuration"),
+        "{journal}"
+    );
+    assert!(
+        !journal.contains('\u{1b}'),
+        "ANSI escapes in the journal:\n{journal}"
+    );
 }

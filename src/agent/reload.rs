@@ -62,7 +62,11 @@ fn first_difference(a: &serde_json::Value, b: &serde_json::Value, path: &str) ->
             y.keys().find(|k| !x.contains_key(*k)).map(|k| join(k))
         }
         _ if a == b => None,
-        _ => Some(if path.is_empty() { "(root)".into() } else { path.into() }),
+        _ => Some(if path.is_empty() {
+            "(root)".into()
+        } else {
+            path.into()
+        }),
     }
 }
 
@@ -91,7 +95,9 @@ mod tests {
     use super::*;
 
     fn cfg(text: &str) -> Config {
-        Config::from_str_with(text, "t.toml", &[], &|_| None).unwrap().0
+        Config::from_str_with(text, "t.toml", &[], &|_| None)
+            .unwrap()
+            .0
     }
 
     const BASE: &str = r#"

@@ -83,7 +83,10 @@ impl InputsDir {
                 format!("{:?} is not a valid glob: {e}", self.path),
             )
         })?;
-        let mut out: Vec<PathBuf> = paths.filter_map(Result::ok).filter(|p| p.is_file()).collect();
+        let mut out: Vec<PathBuf> = paths
+            .filter_map(Result::ok)
+            .filter(|p| p.is_file())
+            .collect();
         out.sort();
         Ok(out)
     }

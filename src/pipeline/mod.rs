@@ -196,8 +196,7 @@ impl Publisher {
         if !(self.input.is_empty() && global.is_empty()) {
             let mut dropped = Vec::new();
             events.retain_mut(|ev| {
-                let keep = self.input.run(ev) == Outcome::Keep
-                    && global.run(ev) == Outcome::Keep;
+                let keep = self.input.run(ev) == Outcome::Keep && global.run(ev) == Outcome::Keep;
                 if !keep {
                     if let Some(c) = ev.cursor.take() {
                         dropped.push(c);

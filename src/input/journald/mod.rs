@@ -159,7 +159,9 @@ impl Source {
         // Read by an earlier run of this input in this process (a reload restarted it):
         // take its tracker over and continue after the last entry it handed over.
         if let Some(tracker) = registry.live_tracker(&key) {
-            let position = tracker.published_label().and_then(|l| checkpoint_position(&l));
+            let position = tracker
+                .published_label()
+                .and_then(|l| checkpoint_position(&l));
             let parsers = Parsers::new(&cfg.parsers, cfg.message_max_bytes.0 as usize);
             return Source {
                 from_registry: false,
