@@ -87,7 +87,7 @@ impl Inputs {
         };
         let handle = match input {
             InputConfig::Filestream(f) => {
-                let ctx = ctx(publisher.with_processors(processors(&f.processors)?));
+                let ctx = ctx(publisher.with_processors(processors(f.processors.as_slice())?));
                 tokio::spawn(crate::input::filestream::run(
                     (**f).clone(),
                     ctx,
@@ -95,7 +95,7 @@ impl Inputs {
                 ))
             }
             InputConfig::Journald(j) => {
-                let ctx = ctx(publisher.with_processors(processors(&j.processors)?));
+                let ctx = ctx(publisher.with_processors(processors(j.processors.as_slice())?));
                 tokio::spawn(crate::input::journald::run(
                     (**j).clone(),
                     ctx,
