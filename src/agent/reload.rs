@@ -85,8 +85,7 @@ pub fn wanted(cfg: &Config) -> Vec<(String, InputConfig)> {
     let dir = cfg
         .dir_inputs
         .iter()
-        .enumerate()
-        .map(|(_, inp)| (format!("config.inputs: {}", inp.id()), inp.clone()));
+        .map(|inp| (format!("config.inputs: {}", inp.id()), inp.clone()));
     main.chain(dir).collect()
 }
 
