@@ -4,8 +4,10 @@
 //! structs (serde through `lenient`, so strings become numbers where an option wants one;
 //! unknown keys rejected) → range checks (`validate`), with the failing key path in every error.
 
+pub mod external;
 pub mod filestream;
 pub mod lenient;
+pub mod perms;
 pub mod secret;
 pub mod source;
 pub mod units;
@@ -269,6 +271,15 @@ pub struct LoggingConfig {
     pub json: bool,
     #[serde(default)]
     pub metrics: LoggingMetrics,
+    /// Write to `logging.files` (default: yes, except under systemd, where stderr goes to
+    /// the journal; see `logging`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_files: Option<bool>,
+    #[serde(default)]
+    pub files: crate::logging::FilesConfig,
+    /// Components logged at debug level with `level = "debug"` (`*`: all), as Beats'.
+    #[serde(default)]
+    pub selectors: Vec<String>,
 }
 
 impl LoggingConfig {
@@ -284,6 +295,9 @@ impl Default for LoggingConfig {
             to_stderr: false,
             json: false,
             metrics: LoggingMetrics::default(),
+            to_files: None,
+            files: crate::logging::FilesConfig::default(),
+            selectors: Vec::new(),
         }
     }
 }
@@ -517,6 +531,8 @@ pub enum InputConfig {
     /// Kept raw until the system metrics input validates it.
     #[serde(rename = "system/metrics")]
     SystemMetrics(toml::Value),
+    #[serde(rename = "journald")]
+    Journald(Box<crate::input::journald::JournaldConfig>),
 }
 
 impl InputConfig {
@@ -524,6 +540,7 @@ impl InputConfig {
         match self {
             InputConfig::Filestream(f) => f.enabled,
             InputConfig::SystemMetrics(v) => enabled(v),
+            InputConfig::Journald(j) => j.enabled,
         }
     }
 
@@ -531,6 +548,7 @@ impl InputConfig {
         match self {
             InputConfig::Filestream(f) => &f.id,
             InputConfig::SystemMetrics(v) => v.get("id").and_then(|v| v.as_str()).unwrap_or(""),
+            InputConfig::Journald(j) => &j.id,
         }
     }
 }
@@ -573,6 +591,12 @@ pub struct Config {
     /// `[search]` for `oxibeat search` (typed in `search::config`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<toml::Value>,
+    /// `[config.inputs]`: Filebeat's `filebeat.config.inputs`, a directory of input files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<external::ConfigSection>,
+    /// The inputs read from `config.inputs.path` (after `inputs`).
+    #[serde(skip)]
+    pub dir_inputs: Vec<InputConfig>,
 }
 
 impl Config {
@@ -599,6 +623,7 @@ impl Config {
                 ),
             ));
         }
+        self.logging.files.validate("logging.files")?;
         if self.logging.metrics.enabled && self.logging.metrics.period.0.is_zero() {
             return Err(ConfigError::new(
                 "logging.metrics.period",
@@ -611,10 +636,10 @@ impl Config {
     /// `run` needs something to read: at least one enabled input (Filebeat refuses to start
     /// without inputs or modules too).
     pub fn check_inputs(&self) -> Result<(), ConfigError> {
-        if self.inputs.iter().any(InputConfig::enabled) {
+        if self.all_inputs().any(InputConfig::enabled) {
             return Ok(());
         }
-        let what = if self.inputs.is_empty() {
+        let what = if self.all_inputs().next().is_none() {
             "no input is configured"
         } else {
             "every input has enabled = false"
@@ -626,6 +651,30 @@ impl Config {
                  id = \"app\", paths = [\"/var/log/app/*.log\"] (or type = \"system/metrics\")"
             ),
         ))
+    }
+
+    /// `inputs`, then those of `config.inputs.path`.
+    pub fn all_inputs(&self) -> impl Iterator<Item = &InputConfig> {
+        self.inputs.iter().chain(self.dir_inputs.iter())
+    }
+
+    /// Read, override, expand (`${NAME}` through `lookup`: keystore, credentials,
+    /// environment) and validate a configuration file and the input files of
+    /// `config.inputs`; with `strict`, refuse files others can write (`strict.perms`).
+    pub fn load_with(
+        path: &Path,
+        overrides: &[String],
+        lookup: &dyn Fn(&str) -> Option<String>,
+        strict: bool,
+    ) -> Result<(Config, toml::Value), ConfigError> {
+        if strict {
+            perms::check_config(path).map_err(|e| ConfigError::new("", e.to_string()))?;
+        }
+        let text = read_config_file(path)?;
+        let (mut cfg, tree) =
+            Self::from_str_with(&text, &path.display().to_string(), overrides, lookup)?;
+        cfg.dir_inputs = external::load(&cfg, path, lookup, strict)?;
+        Ok((cfg, tree))
     }
 
     /// Read, override, expand and validate a configuration file.
@@ -667,7 +716,7 @@ impl Config {
 const MAX_CONFIG_BYTES: u64 = 16 << 20;
 
 /// The text of a configuration file: a regular file of at most 16 MiB, in UTF-8.
-fn read_config_file(path: &Path) -> Result<String, ConfigError> {
+pub fn read_config_file(path: &Path) -> Result<String, ConfigError> {
     let bytes = crate::bounded::read(path, MAX_CONFIG_BYTES)
         .map_err(|e| ConfigError::new("", format!("cannot read config file {e}")))?;
     String::from_utf8(bytes).map_err(|e| {
@@ -700,10 +749,18 @@ pub fn typed<T: serde::de::DeserializeOwned>(
 }
 
 fn parse_inputs(raw: &[toml::Value]) -> Result<Vec<InputConfig>, ConfigError> {
+    parse_inputs_in(raw, "inputs")
+}
+
+/// The inputs of `raw`, their key paths starting with `prefix` (`inputs`).
+pub(crate) fn parse_inputs_in(
+    raw: &[toml::Value],
+    prefix: &str,
+) -> Result<Vec<InputConfig>, ConfigError> {
     let mut out = Vec::new();
     let mut ids = std::collections::HashMap::new();
     for (i, v) in raw.iter().enumerate() {
-        let key = format!("inputs[{i}]");
+        let key = format!("{prefix}[{i}]");
         let mut table = v
             .as_table()
             .cloned()
@@ -714,7 +771,7 @@ fn parse_inputs(raw: &[toml::Value]) -> Result<Vec<InputConfig>, ConfigError> {
             None => {
                 return Err(ConfigError::new(
                     format!("{key}.type"),
-                    "missing; set type = \"filestream\" or \"system/metrics\"",
+                    "missing; set type = \"filestream\", \"journald\" or \"system/metrics\"",
                 ))
             }
         };
@@ -728,11 +785,12 @@ fn parse_inputs(raw: &[toml::Value]) -> Result<Vec<InputConfig>, ConfigError> {
                 crate::input::system::parse_config(v, &key)?;
                 InputConfig::SystemMetrics(v.clone())
             }
+            "journald" => journald_input(table, &key)?,
             other => {
                 return Err(ConfigError::new(
                     format!("{key}.type"),
                     format!(
-                        "unknown input type {other:?}; use \"filestream\" or \"system/metrics\""
+                        "unknown input type {other:?}; use \"filestream\", \"journald\" or \"system/metrics\""
                     ),
                 ))
             }
@@ -748,13 +806,21 @@ fn parse_inputs(raw: &[toml::Value]) -> Result<Vec<InputConfig>, ConfigError> {
             return Err(ConfigError::new(
                 format!("{key}.id"),
                 format!(
-                    "duplicate input id {id:?} (also used by inputs[{prev}]); ids must be unique"
+                    "duplicate input id {id:?} (also used by {prefix}[{prev}]); ids must be unique"
                 ),
             ));
         }
         out.push(input);
     }
     Ok(out)
+}
+
+/// A `type = "journald"` input (`table` without its `type`).
+fn journald_input(table: toml::Table, key: &str) -> Result<InputConfig, ConfigError> {
+    let j: crate::input::journald::JournaldConfig = typed(toml::Value::Table(table), key)?;
+    j.validate(key)?;
+    crate::processors::build(&j.processors, &format!("{key}.processors"))?;
+    Ok(InputConfig::Journald(Box::new(j)))
 }
 
 #[cfg(test)]

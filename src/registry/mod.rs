@@ -38,9 +38,9 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError + '_ {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct CursorValue {
-    pub offset: u64,
+/// A file's cursor value, `{"offset": N}`.
+pub fn offset_cursor(offset: u64) -> serde_json::Value {
+    serde_json::json!({ "offset": offset })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -61,8 +61,10 @@ pub struct Entry {
     /// `[ext, sec]` time encoding of go-structform (UTC).
     #[serde(default)]
     pub updated: serde_json::Value,
+    /// The input's position: `{"offset": N}` for files, the journald input's checkpoint
+    /// (`{"version":1,"position":"s=…",…}`) for journals.
     #[serde(default)]
-    pub cursor: Option<CursorValue>,
+    pub cursor: Option<serde_json::Value>,
     #[serde(default)]
     pub meta: Option<EntryMeta>,
 }
@@ -73,7 +75,7 @@ fn never() -> i64 {
 
 impl Entry {
     pub fn offset(&self) -> Option<u64> {
-        self.cursor.as_ref().map(|c| c.offset)
+        self.cursor.as_ref()?.get("offset")?.as_u64()
     }
 }
 
@@ -242,12 +244,30 @@ impl Registry {
             let entry = Entry {
                 ttl: -1,
                 updated: encode_updated(crate::event::now_nanos()),
-                cursor: Some(CursorValue { offset }),
+                cursor: Some(offset_cursor(offset)),
                 meta: Some(meta),
             };
             s.entries.insert(key.to_string(), entry);
             self.append_set(&mut s, &[key.to_string()]);
         }
+    }
+
+    /// The tracker of `key` if a reader follows it, or did until it stopped with events
+    /// still in flight (an input stopped by a reload): its successor takes it over, so the
+    /// late acks still move the cursor and nothing is read twice.
+    pub fn live_tracker(&self, key: &str) -> Option<Arc<AckTracker>> {
+        self.lock()
+            .live
+            .get(key)
+            .filter(|t| !t.retired.load(Ordering::Relaxed))
+            .cloned()
+    }
+
+    /// Start following a source positioned by an opaque cursor (a journal): its entry is
+    /// written from `tracker`'s acked label at every flush, once there is one.
+    pub fn track_labelled(&self, key: &str, tracker: Arc<AckTracker>) {
+        let mut s = self.lock();
+        s.live.insert(key.to_string(), tracker);
     }
 
     /// Move an entry to a new key (a small file's fingerprint grew with the file).
@@ -286,10 +306,27 @@ impl Registry {
             if !t.take_dirty() {
                 continue;
             }
+            if t.is_labelled() {
+                let Some(label) = t.acked_label() else {
+                    continue;
+                };
+                let entry = entries.entry(key.clone()).or_insert_with(|| Entry {
+                    ttl: -1,
+                    updated: serde_json::Value::Null,
+                    cursor: None,
+                    meta: None,
+                });
+                if entry.cursor.as_ref() != Some(&*label) {
+                    entry.cursor = Some((*label).clone());
+                    entry.updated = encode_updated(now);
+                    changed.push(key.clone());
+                }
+                continue;
+            }
             let offset = t.acked_offset();
             if let Some(e) = entries.get_mut(key) {
                 if e.offset() != Some(offset) {
-                    e.cursor = Some(CursorValue { offset });
+                    e.cursor = Some(offset_cursor(offset));
                     e.updated = encode_updated(now);
                     changed.push(key.clone());
                 }

@@ -336,11 +336,17 @@ impl Harvester {
                 if !events.is_empty() {
                     // A stalled output must not keep the agent from stopping: the events
                     // not queued are not acked, so they are read again after a restart.
+                    let first = events[0].cursor.as_ref().map(|c| c.seq);
                     let published = tokio::select! {
                         r = self.publisher.publish(events) => r.is_ok(),
                         _ = self.shutdown.cancelled() => false,
                     };
                     if !published {
+                        // Never queued: withdraw them, so a reader that takes this file over
+                        // (an input restarted by a reload) reads them again.
+                        if let Some(seq) = first {
+                            self.tracker.withdraw_from(seq);
+                        }
                         break Exit::Stopped;
                     }
                 }

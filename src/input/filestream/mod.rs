@@ -624,6 +624,18 @@ impl Prospector {
             return;
         }
 
+        // Read by an earlier run of this input in this process (a reload restarted it):
+        // take its tracker over and continue where it stopped handing lines over.
+        if let Some(tracker) = self.registry.live_tracker(&key) {
+            let offset = tracker.published_offset().min(info.size);
+            tracing::debug!(path = %path.display(), key = %key, offset, "taking over the file from the previous run of the input");
+            self.registry
+                .track(&key, tracker.clone(), self.meta(&info, &identity));
+            self.by_inode.insert(inode, key.clone());
+            self.by_path.insert(path.to_path_buf(), key.clone());
+            self.insert_known(key, info, identity, tracker, offset);
+            return;
+        }
         // New to this run: resume from the registry, or start per start_position.
         let mut offset = None;
         if let Some(e) = self.registry.get(&key) {
@@ -690,6 +702,18 @@ impl Prospector {
             .track(&key, tracker.clone(), self.meta(&info, &identity));
         self.by_inode.insert(inode, key.clone());
         self.by_path.insert(path.to_path_buf(), key.clone());
+        self.insert_known(key, info, identity, tracker, offset);
+    }
+
+    /// Follow a file from `offset` with `tracker`, and start reading it if there is room.
+    fn insert_known(
+        &mut self,
+        key: String,
+        info: FileInfo,
+        identity: Identity,
+        tracker: Arc<AckTracker>,
+        offset: u64,
+    ) {
         self.known.insert(
             key.clone(),
             Known {

@@ -496,6 +496,9 @@ impl ClientContext for Ctx {
         let masked = redact(reason, &self.secrets);
         let reason: &str = &masked;
         let error_text = redact(&error.to_string(), &self.secrets).into_owned();
+        // librdkafka reconnecting to a broker that is down is a retry, not a hang: the
+        // systemd watchdog keeps pinging through an outage.
+        crate::monitoring::liveness::touch();
         if error_code(&error) == Some(RDKafkaErrorCode::Fatal) {
             self.fatal.store(true, Ordering::Release);
         }
