@@ -1,6 +1,7 @@
 //! Benchmarks of the real agent binary (not a test: nothing here asserts a speed).
 //!
-//! `cargo bench --bench agent -- [throughput] [latency] [rss] [idle] [diskqueue] [churn]` (all by default).
+//! `cargo bench --bench agent -- [throughput] [latency] [rss] [idle] [fairness] [diskqueue]
+//! [churn]` (all by default).
 //! Every figure is printed next to a baseline measured in the same run, as a ratio, because
 //! these machines are shared and noisy.
 //!
@@ -8,6 +9,9 @@
 //! - latency: new line → console output, p50/p99 over paced writes
 //! - rss: peak RSS while tailing 1,000 files written at 10,000 lines/s in total
 //! - idle: CPU share and open descriptors with 10,000 idle matched files
+//! - fairness: 20,000 files appended round-robin with room for 19,000 harvesters (the
+//!   open-file limit at 20,000): the worst wait from a line's write to its read, against
+//!   the same run with room for all of them
 //! - churn: a node's container logs: 2,000 files written at 20,000 lines/s in total, each
 //!   rotated every 30 s as the kubelet does (rename to `.log.<timestamp>`, new file); loss,
 //!   peak RSS and new-line latency, against an agent tailing one file at the same rate in the
@@ -279,6 +283,143 @@ fn idle() {
     println!("  CPU {:.3}% of one core, open descriptors {fds} (active files 0 + 64 = 64 allowed), RSS {:.1} MiB", used / window as f64 * 100.0, rss as f64 / 1024.0);
 }
 
+/// One fairness run: `files` files appended round-robin at `rate` lines/s in total for
+/// `secs`, the agent's open-file limit at `nofile`. Returns (waits in seconds, lines
+/// written, lines never read).
+fn fairness_run(files: usize, nofile: u64, rate: usize, secs: u64) -> (Vec<f64>, usize, usize) {
+    use std::os::unix::process::CommandExt;
+    let d = Dir::new(&format!("fairness-{files}"));
+    let paths: Vec<PathBuf> = (0..files)
+        .map(|i| d.logs().join(format!("f{i:05}.log")))
+        .collect();
+    for (i, p) in paths.iter().enumerate() {
+        fs::write(p, format!("fair f{i} w0 start\n")).unwrap();
+    }
+    let out = d.0.join("out");
+    let cfg = d.config(
+        "",
+        &format!(
+            "[output.file]\npath = {:?}\nrotate_every_kb = 4194304\n",
+            out.display().to_string()
+        ),
+    );
+    let mut cmd = Command::new(bin());
+    cmd.args(["run", "-e", "--log-level", "warn", "-c"])
+        .arg(&cfg)
+        .stdout(Stdio::null());
+    // SAFETY: setrlimit only, between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: nofile,
+                rlim_max: nofile,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    // Let it open every file it may.
+    std::thread::sleep(Duration::from_secs(5));
+    let epoch = std::time::SystemTime::now();
+    let start = Instant::now();
+    let mut written = 0usize;
+    while start.elapsed() < Duration::from_secs(secs) {
+        let due = (start.elapsed().as_secs_f64() * rate as f64) as usize;
+        while written < due {
+            let i = written % files;
+            let at = epoch.elapsed().unwrap_or_default().as_micros();
+            let mut f = fs::OpenOptions::new().append(true).open(&paths[i]).unwrap();
+            f.write_all(format!("fair f{i} w{} t{at}\n", written + 1).as_bytes())
+                .unwrap();
+            written += 1;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Give the last round the time of one more round to arrive.
+    std::thread::sleep(Duration::from_secs((files / rate) as u64 + 5));
+    stop(&mut child);
+    let epoch_ns = epoch
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let mut waits = Vec::with_capacity(written);
+    let mut seen = std::collections::HashSet::new();
+    for e in fs::read_dir(&out).unwrap().flatten() {
+        let text = fs::read_to_string(e.path()).unwrap_or_default();
+        for l in text.lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else {
+                continue;
+            };
+            let Some(m) = v["message"].as_str() else {
+                continue;
+            };
+            let mut parts = m.split(' ').skip(2);
+            let (Some(w), Some(t)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let (Some(w), Some(t)) = (
+                w.strip_prefix('w').and_then(|x| x.parse::<usize>().ok()),
+                t.strip_prefix('t').and_then(|x| x.parse::<i64>().ok()),
+            ) else {
+                continue;
+            };
+            let read_at = v["@timestamp"]
+                .as_str()
+                .and_then(oxibeat::event::parse_timestamp)
+                .unwrap_or(0);
+            // @timestamp has millisecond precision.
+            let wait = (read_at - epoch_ns - t * 1000) as f64 / 1e9;
+            if seen.insert(w) {
+                waits.push(wait.max(0.0));
+            }
+        }
+    }
+    waits.sort_by(|a, b| a.total_cmp(b));
+    let missing = written - seen.len();
+    (waits, written, missing)
+}
+
+fn fairness() {
+    let files: usize = std::env::var("BENCH_FAIR_FILES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let secs: u64 = std::env::var("BENCH_FAIR_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let rate = 10_000;
+    println!("fairness: {files} files appended round-robin, {rate} lines/s in total for {secs} s, default close.on_state_change.inactive (5 min), file output");
+    // The agent keeps limit/20 (64..1024) descriptors for itself. The open-file limit
+    // cannot be raised past its hard limit here: the baseline has as many files as slots.
+    let nofile = files as u64;
+    let slots = (nofile - (nofile / 20).clamp(64, 1024)) as usize;
+    for (label, files) in [
+        (
+            format!("baseline, {slots} files for {slots} slots (open-file limit {nofile})"),
+            slots,
+        ),
+        (
+            format!(
+                "{files} files for {slots} slots ({} more files than slots)",
+                files - slots.min(files)
+            ),
+            files,
+        ),
+    ] {
+        let (w, written, missing) = fairness_run(files, nofile, rate, secs);
+        let pct = |p: f64| {
+            w.get(((w.len() as f64 * p) as usize).min(w.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        println!("  {label}: {written} lines written, {missing} never read; wait from write to read: p50 {:.2} s, p99 {:.2} s, worst {:.2} s", pct(0.5), pct(0.99), w.last().copied().unwrap_or(f64::NAN));
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -297,6 +438,9 @@ fn main() {
     }
     if want("idle") {
         idle();
+    }
+    if want("fairness") {
+        fairness();
     }
     if want("diskqueue") {
         diskqueue();

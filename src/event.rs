@@ -178,12 +178,20 @@ pub mod flags {
     pub const MULTILINE: u8 = 1;
     pub const TRUNCATED: u8 = 2;
     pub const INVALID_UTF8: u8 = 4;
-    pub const NAMES: [(u8, &str); 3] = [
+    /// Decoded keys would have nested deeper than `MAX_DEPTH`: the rest was kept dotted.
+    pub const KEYS_TOO_DEEP: u8 = 8;
+    pub const NAMES: [(u8, &str); 4] = [
         (MULTILINE, "multiline"),
         (TRUNCATED, "truncated"),
         (INVALID_UTF8, "invalid_utf8"),
+        (KEYS_TOO_DEEP, "keys_too_deep"),
     ];
 }
+
+/// The deepest an event's objects may become from what is read (dotted keys expanded by
+/// `expand_keys`): every later step (processors, encoding, dropping) walks objects
+/// recursively, so input must never nest them without bound.
+pub const MAX_DEPTH: usize = 100;
 
 #[derive(Debug)]
 pub struct LineFields {
@@ -599,45 +607,60 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
 
 /// Dotted-path lookup. A key that itself contains dots (`"a.b": 1`) is also found.
 pub fn get_path<'a>(m: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
-    if let Some(v) = m.get(path) {
-        return Some(v);
-    }
-    let (head, rest) = path.split_once('.')?;
-    match m.get(head)? {
-        Value::Object(inner) => get_path(inner, rest),
-        _ => None,
+    // A loop, not recursion: paths can come from input (one segment per dot).
+    let (mut cur, mut rest) = (m, path);
+    loop {
+        if let Some(v) = cur.get(rest) {
+            return Some(v);
+        }
+        let (head, tail) = rest.split_once('.')?;
+        cur = cur.get(head)?.as_object()?;
+        rest = tail;
     }
 }
 
 /// Dotted-path insert, creating intermediate objects (replacing non-objects in the way).
 pub fn put_path(m: &mut Map<String, Value>, path: &str, value: Value) {
-    match path.split_once('.') {
-        None => {
-            m.insert(path.to_string(), value);
+    put_segments(m, path.split('.'), value);
+}
+
+/// Insert `value` at the path made of `segments` (taken as they are, dots and all),
+/// creating intermediate objects. A loop, not recursion: paths can come from input.
+pub fn put_segments<'a>(
+    m: &mut Map<String, Value>,
+    mut segments: impl Iterator<Item = &'a str>,
+    value: Value,
+) {
+    let Some(mut name) = segments.next() else {
+        return;
+    };
+    let mut cur = m;
+    for next in segments {
+        let entry = cur
+            .entry(name.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !entry.is_object() {
+            *entry = Value::Object(Map::new());
         }
-        Some((head, rest)) => {
-            let entry = m
-                .entry(head.to_string())
-                .or_insert_with(|| Value::Object(Map::new()));
-            if !entry.is_object() {
-                *entry = Value::Object(Map::new());
-            }
-            if let Value::Object(inner) = entry {
-                put_path(inner, rest, value);
-            }
-        }
+        cur = match entry {
+            Value::Object(inner) => inner,
+            _ => return,
+        };
+        name = next;
     }
+    cur.insert(name.to_string(), value);
 }
 
 /// Dotted-path removal; returns the removed value.
 pub fn remove_path(m: &mut Map<String, Value>, path: &str) -> Option<Value> {
-    if let Some(v) = m.remove(path) {
-        return Some(v);
-    }
-    let (head, rest) = path.split_once('.')?;
-    match m.get_mut(head)? {
-        Value::Object(inner) => remove_path(inner, rest),
-        _ => None,
+    let (mut cur, mut rest) = (m, path);
+    loop {
+        if cur.contains_key(rest) {
+            return cur.remove(rest);
+        }
+        let (head, tail) = rest.split_once('.')?;
+        cur = cur.get_mut(head)?.as_object_mut()?;
+        rest = tail;
     }
 }
 

@@ -4,15 +4,19 @@
 //! acknowledgements flow back: output → `pipeline::ack` → `registry`.
 
 pub mod agent;
+pub mod bounded;
 pub mod cloudid;
 pub mod config;
 pub mod datadir;
 pub mod event;
 pub mod input;
+pub mod logging;
 pub mod monitoring;
 pub mod output;
 pub mod pipeline;
 pub mod processors;
 pub mod registry;
 pub mod search;
+pub mod secrets;
+pub mod service;
 pub mod setup;

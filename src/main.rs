@@ -44,7 +44,7 @@ struct Global {
     /// Where a relative -c file (and filebeat.config.inputs) is found.
     #[arg(long = "path.config", global = true, value_name = "DIR")]
     path_config: Option<PathBuf>,
-    /// Override path.logs (oxibeat.log when not logging to stderr).
+    /// Override path.logs (the agent's own log files).
     #[arg(long = "path.logs", global = true, value_name = "DIR")]
     path_logs: Option<PathBuf>,
     /// Log to stderr instead of the log file.
@@ -56,23 +56,26 @@ struct Global {
     /// Read every matched file to EOF, deliver, persist the registry and exit.
     #[arg(long, global = true)]
     once: bool,
-    /// Check that the configuration file is owned by this user and not writable by others
-    /// (Filebeat's --strict.perms; `--strict.perms=false` turns it off).
-    #[arg(
-        long = "strict.perms",
-        global = true,
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        default_missing_value = "true"
-    )]
-    strict_perms: Option<bool>,
     /// Run a filebeat.yml without the settings oxibeat does not implement (they are listed).
     #[arg(long = "ignore-unsupported", global = true)]
     ignore_unsupported: bool,
     /// Log level (logging.level).
     #[arg(long = "log-level", global = true, value_name = "LEVEL", value_parser = oxibeat::config::LOG_LEVELS)]
     log_level: Option<String>,
+    /// Refuse a configuration or keystore that others can write (or read, for the
+    /// keystore), or owned by another user than root or this one; --strict.perms=false
+    /// turns the check off.
+    #[arg(
+        long = "strict.perms",
+        global = true,
+        value_name = "BOOL",
+        default_value_t = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    strict_perms: bool,
 }
 
 #[derive(Subcommand)]
@@ -121,8 +124,38 @@ enum Command {
         #[command(subcommand)]
         what: QueueWhat,
     },
+    /// The secrets keystore (<path.data>/oxibeat.keystore): values for ${KEY} in the
+    /// configuration, kept out of it.
+    Keystore {
+        #[command(subcommand)]
+        what: KeystoreWhat,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum KeystoreWhat {
+    /// Create an empty keystore.
+    Create {
+        /// Replace an existing keystore (its values are lost).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Add a value (asked for on the terminal, or read from stdin with --stdin).
+    Add {
+        key: String,
+        /// Read the value from stdin (a trailing newline is dropped).
+        #[arg(long)]
+        stdin: bool,
+        /// Replace the value of a key that exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the keys (never the values).
+    List,
+    /// Remove a key.
+    Remove { key: String },
 }
 
 #[derive(Args)]
@@ -317,8 +350,34 @@ fn config_source(g: &Global) -> anyhow::Result<ConfigSource> {
     Ok(ConfigSource::Quickstart)
 }
 
-/// `--path.*` flags as overrides (their values quoted, which TOML and YAML both read).
-fn path_overrides(g: &Global) -> Vec<String> {
+fn load(g: &Global) -> anyhow::Result<(Config, toml::Value, ConfigSource)> {
+    let overrides = overrides(g);
+    let src = config_source(g)?;
+    let resolver = resolver(g, &src, &overrides)?;
+    let lookup = |n: &str| resolver.lookup(n);
+    let loaded = match &src {
+        ConfigSource::Quickstart => {
+            Config::from_str_with(QUICKSTART, "built-in quickstart", &overrides, &lookup)
+        }
+        ConfigSource::File(p) => {
+            let opts = oxibeat::config::LoadOptions {
+                ignore_unsupported: g.ignore_unsupported,
+                strict_perms: g.strict_perms,
+            };
+            Config::load_with(p, &overrides, &lookup, &opts)
+        }
+    };
+    // Secret values never reach a log line or an error message.
+    oxibeat::secrets::publish(&resolver);
+    let (cfg, tree) = loaded
+        .map_err(|e| anyhow::anyhow!(resolver.redact(&e.to_string())))
+        .with_context(|| format!("configuration {}", src.name()))?;
+    Ok((cfg, tree, src))
+}
+
+/// `-E` overrides, then the `--path.*` flags, `--log-level` and `-d` as overrides (their
+/// values quoted, which TOML and YAML both read), so a reload keeps them too.
+fn overrides(g: &Global) -> Vec<String> {
     let mut overrides = g.overrides.clone();
     for (key, value) in [
         ("path.home", &g.path_home),
@@ -333,28 +392,27 @@ fn path_overrides(g: &Global) -> Vec<String> {
             ));
         }
     }
-    overrides
-}
-
-fn load(g: &Global) -> anyhow::Result<(Config, toml::Value, ConfigSource)> {
-    let overrides = path_overrides(g);
-    let src = config_source(g)?;
-    let (cfg, tree) = match &src {
-        ConfigSource::Quickstart => {
-            Config::from_str_with(QUICKSTART, "built-in quickstart", &overrides, &|n| {
-                std::env::var(n).ok()
-            })
-        }
-        ConfigSource::File(p) => {
-            let opts = oxibeat::config::LoadOptions {
-                ignore_unsupported: g.ignore_unsupported,
-                strict_perms: g.strict_perms,
-            };
-            Config::load_with(p, &overrides, &opts)
-        }
+    // Filebeat's -d: debug level for the selected components (`*`: all).
+    if let Some(d) = &g.debug {
+        let selectors: Vec<toml::Value> = d
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| toml::Value::String(s.to_string()))
+            .collect();
+        overrides.push(format!(
+            "logging.selectors={}",
+            toml::Value::Array(selectors)
+        ));
+        overrides.push("logging.level=\"debug\"".into());
     }
-    .with_context(|| format!("configuration {}", src.name()))?;
-    Ok((cfg, tree, src))
+    if let Some(level) = &g.log_level {
+        overrides.push(format!(
+            "logging.level={}",
+            toml::Value::String(level.clone())
+        ));
+    }
+    overrides
 }
 
 /// What loading said about the file (translated Filebeat options, ignored ones), logged.
@@ -368,42 +426,132 @@ fn log_notes(cfg: &Config) {
     }
 }
 
-/// Filebeat's debug selectors as tracing targets (`*` = every component).
-fn selector_filter(selectors: &[String]) -> String {
-    let mut targets = Vec::new();
-    for s in selectors.iter().flat_map(|s| s.split(',')).map(str::trim) {
-        let t: &[&str] = match s {
-            "*" => &["oxibeat"],
-            "input" | "input.filestream" | "filestream" | "prospector" | "scanner" => {
-                &["oxibeat::input"]
-            }
-            "harvester" | "input.harvester" => &["oxibeat::input::filestream::harvester"],
-            "publisher" | "publish" | "pipeline" | "queue" => &["oxibeat::pipeline"],
-            "registrar" | "registry" => &["oxibeat::registry"],
-            "output" => &["oxibeat::output"],
-            "kafka" => &["oxibeat::output::kafka"],
-            "logstash" => &["oxibeat::output::logstash"],
-            "elasticsearch" => &["oxibeat::output"],
-            "processors" => &["oxibeat::processors"],
-            "monitoring" | "http" | "metrics" => &["oxibeat::monitoring"],
-            "config" | "cfgfile" => &["oxibeat::config"],
-            "setup" | "kibana" => &["oxibeat::setup"],
-            "" => &[],
-            _ => &["oxibeat"],
-        };
-        targets.extend(t.iter().map(|t| format!("{t}=debug")));
+/// `path.data` before `${NAME}` can be resolved (the keystore lives there): from
+/// `--path.data`/`-E`, else the file's `path.data` (environment variables expanded), else the
+/// default.
+fn data_dir_hint(src: &ConfigSource, overrides: &[String]) -> PathBuf {
+    match src {
+        // Bounded (a FIFO or /dev/zero named as the file): the real load reports the error.
+        ConfigSource::File(p) => {
+            let text = oxibeat::config::read_config_file(p).unwrap_or_default();
+            let syntax = oxibeat::config::Syntax::detect(p, &text);
+            oxibeat::config::path_data_hint(&text, syntax, overrides)
+        }
+        ConfigSource::Quickstart => {
+            oxibeat::config::path_data_hint(QUICKSTART, oxibeat::config::Syntax::Toml, overrides)
+        }
     }
-    targets.join(",")
 }
 
-/// A level of `config::LOG_LEVELS` as a tracing directive.
-fn tracing_level(level: &str) -> &'static str {
-    match level {
-        "error" | "critical" => "error",
-        "warn" | "warning" => "warn",
-        "debug" => "debug",
-        "trace" => "trace",
-        _ => "info",
+/// Where `${NAME}` is looked up: keystore, then systemd credentials, then the environment.
+fn resolver(
+    g: &Global,
+    src: &ConfigSource,
+    overrides: &[String],
+) -> anyhow::Result<oxibeat::secrets::Resolver> {
+    let data = data_dir_hint(src, overrides);
+    oxibeat::secrets::Resolver::new(&data, g.strict_perms)
+        .with_context(|| format!("configuration {}", src.name()))
+}
+
+/// `oxibeat keystore ...`: works on `<path.data>/oxibeat.keystore` without loading the rest
+/// of the configuration (its `${KEY}` may name keys not added yet).
+fn keystore_command(g: &Global, what: KeystoreWhat) -> anyhow::Result<ExitCode> {
+    use oxibeat::secrets::keystore::{self, Keystore};
+    let src = config_source(g)?;
+    let path = keystore::path_in(&data_dir_hint(&src, &overrides(g)));
+    match what {
+        KeystoreWhat::Create { force } => {
+            Keystore::create(&path, force)?;
+            println!("Created oxibeat keystore {}", path.display());
+        }
+        KeystoreWhat::Add { key, stdin, force } => {
+            let mut ks = Keystore::open_existing(&path, g.strict_perms)?;
+            let value = read_secret_value(&key, stdin)?;
+            ks.add(&key, oxibeat::config::Secret::new(value), force)?;
+            println!("Successfully updated the keystore");
+        }
+        KeystoreWhat::List => {
+            let ks = Keystore::open_existing(&path, g.strict_perms)?;
+            for k in ks.keys() {
+                println!("{k}");
+            }
+        }
+        KeystoreWhat::Remove { key } => {
+            let mut ks = Keystore::open_existing(&path, g.strict_perms)?;
+            ks.remove(&key)?;
+            println!("Successfully removed {key} from the keystore");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The value for `keystore add`: stdin with `--stdin`, else asked on the terminal without
+/// echo (as Beats' `keystore add` does).
+fn read_secret_value(key: &str, stdin: bool) -> anyhow::Result<String> {
+    use std::io::{BufRead, IsTerminal, Read, Write};
+    let mut value = String::new();
+    if stdin {
+        std::io::stdin()
+            .read_to_string(&mut value)
+            .context("reading the value from stdin")?;
+        if value.ends_with('\n') {
+            value.pop();
+            if value.ends_with('\r') {
+                value.pop();
+            }
+        }
+    } else {
+        if !std::io::stdin().is_terminal() {
+            anyhow::bail!(
+                "oxibeat keystore add {key}: stdin is not a terminal; pass --stdin to read the value from it"
+            );
+        }
+        eprint!("Enter value for {key}: ");
+        let _ = std::io::stderr().flush();
+        let _echo = EchoOff::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut value)
+            .context("reading the value")?;
+        eprintln!();
+        while value.ends_with('\n') || value.ends_with('\r') {
+            value.pop();
+        }
+    }
+    if value.is_empty() {
+        anyhow::bail!("oxibeat keystore add {key}: the value is empty; nothing was stored");
+    }
+    Ok(value)
+}
+
+/// Terminal echo off while a secret is typed; restored on drop.
+struct EchoOff(Option<libc::termios>);
+
+impl EchoOff {
+    fn new() -> EchoOff {
+        // SAFETY: tcgetattr/tcsetattr read and write the struct passed in, on fd 0.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut t) != 0 {
+                return EchoOff(None);
+            }
+            let saved = t;
+            t.c_lflag &= !libc::ECHO;
+            libc::tcsetattr(0, libc::TCSANOW, &t);
+            EchoOff(Some(saved))
+        }
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        if let Some(t) = self.0 {
+            // SAFETY: restores the attributes read in `new`.
+            unsafe {
+                libc::tcsetattr(0, libc::TCSANOW, &t);
+            }
+        }
     }
 }
 
@@ -434,62 +582,20 @@ fn runnable(cfg: &Config, src: &ConfigSource) -> anyhow::Result<()> {
 }
 
 fn init_logging(g: &Global, cfg: &Config) {
-    use tracing_subscriber::EnvFilter;
-    let level = tracing_level(g.log_level.as_deref().unwrap_or(cfg.logging.level.as_str()));
-    // -d SELECTORS, or logging.selectors with level debug: debug for those components only.
-    let selectors: Vec<String> = match &g.debug {
-        Some(d) => vec![d.clone()],
-        None if level == "debug" && !cfg.logging.selectors.is_empty() => {
-            cfg.logging.selectors.clone()
-        }
-        None => Vec::new(),
-    };
-    let spec = if selectors.is_empty() {
-        format!("oxibeat={level},warn")
-    } else {
-        let base = if level == "debug" { "info" } else { level };
-        format!("oxibeat={base},{},warn", selector_filter(&selectors))
-    };
-    let filter = EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
-    if g.stderr || cfg.logging.to_stderr {
-        if cfg.logging.json {
-            builder.json().with_writer(std::io::stderr).init();
-        } else {
-            builder.with_writer(std::io::stderr).init();
-        }
-        return;
-    }
-    let dir = cfg
+    let l = &cfg.logging;
+    let default_dir = cfg
         .path
         .logs
         .clone()
         .unwrap_or_else(|| cfg.path.data.join("logs"));
-    let file = std::fs::create_dir_all(&dir).and_then(|_| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("oxibeat.log"))
-    });
-    match file {
-        Ok(f) => {
-            let f = std::sync::Mutex::new(f);
-            if cfg.logging.json {
-                builder.json().with_ansi(false).with_writer(f).init();
-            } else {
-                builder.with_ansi(false).with_writer(f).init();
-            }
-        }
-        Err(e) => {
-            eprintln!(
-                "cannot open log file in {}: {e}; logging to stderr",
-                dir.display()
-            );
-            builder.with_writer(std::io::stderr).init();
-        }
-    }
+    let dest = oxibeat::logging::destination(
+        g.stderr || l.to_stderr,
+        l.to_files,
+        &l.files,
+        &default_dir,
+        oxibeat::logging::stderr_is_journal(),
+    );
+    oxibeat::logging::init(dest, l.json, &l.level, &l.selectors);
 }
 
 /// Many files are read at once: use the hard limit on open descriptors, as daemons do.
@@ -637,7 +743,13 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     .collect();
                 t.insert("inputs".into(), toml::Value::Array(inputs));
             }
-            print!("{}", toml::to_string_pretty(&source::masked(&tree))?);
+            let text = toml::to_string_pretty(&source::masked(&tree))?;
+            // Values from the keystore or systemd credentials, wherever they went.
+            let secrets = oxibeat::secrets::shared()
+                .read()
+                .map(|s| s.clone())
+                .unwrap_or_default();
+            print!("{}", oxibeat::secrets::redact_with(&text, &secrets));
             Ok(ExitCode::SUCCESS)
         }
         Command::Export { what } => {
@@ -735,7 +847,8 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             for (k, e) in oxibeat::registry::Registry::read_only(&cfg.path.data)? {
                 let src = e.meta.as_ref().map(|m| m.source.as_str()).unwrap_or("");
                 let off = e.offset().map_or("-".to_string(), |o| o.to_string());
-                println!("{k}\toffset={off}\tsource={src}");
+                let esc = oxibeat::registry::escape_for_terminal;
+                println!("{}\toffset={off}\tsource={}", esc(&k), esc(src));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -787,6 +900,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Keystore { what } => keystore_command(&g, what),
         Command::Queue { what } => {
             let (cfg, _, _) = load(&g)?;
             queue_command(&cfg, what)
@@ -805,7 +919,23 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("starting the runtime")?;
-            let result = rt.block_on(oxibeat::agent::run(cfg, once));
+            let service = oxibeat::agent::Service {
+                reload: (!once).then(|| {
+                    let g = g.clone();
+                    Box::new(move || {
+                        let (cfg, _, src) = load(&g).map_err(|e| render_error(&e))?;
+                        cfg.output
+                            .selected()
+                            .map_err(|e| format!("configuration {}: {e}", src.name()))?;
+                        Ok(cfg)
+                    }) as Box<dyn Fn() -> Result<Config, String> + Send + Sync>
+                }),
+                config_path: match &src {
+                    ConfigSource::File(p) => Some(p.clone()),
+                    ConfigSource::Quickstart => None,
+                },
+            };
+            let result = rt.block_on(oxibeat::agent::run_service(cfg, once, service));
             // An output blocked in a write (a full stdout pipe) must not keep the process alive.
             rt.shutdown_timeout(std::time::Duration::from_secs(1));
             result?;

@@ -46,7 +46,7 @@ fn config_errors_name_the_key_and_what_to_do() {
             vec!["inputs[0]", "id"],
         ),
         (
-            "[[inputs]]\ntype = \"journald\"\nid = \"j\"\n".to_string(),
+            "[[inputs]]\ntype = \"winlog\"\nid = \"w\"\n".to_string(),
             vec!["inputs[0].type", "unknown input type"],
         ),
     ];

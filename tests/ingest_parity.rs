@@ -10,7 +10,8 @@
 //! `[@metadata][x]` to the pipeline's temporary `_tmp.x`.
 //!
 //! What cannot run here (Painless scripts, geoip, user_agent, reroute) is not covered by this
-//! test; the pipeline body is checked against the 9.2 API spec by validate-es-assets.
+//! test: tests/stack/test_engine.py runs the whole pipeline but geoip and reroute on a real
+//! OpenSearch node; the pipeline body is checked against the 9.2 API spec by validate-es-assets.
 
 use std::collections::BTreeMap;
 

@@ -63,5 +63,23 @@ export OXIBEAT_LUMBERJACK_SERVER="$ljs_bin"
 # A SOCKS5 proxy for the Logstash output's proxy_url test (Debian package, a few seconds).
 command -v microsocks >/dev/null || { apt-get update -qq && apt-get install -y -qq microsocks; }
 
+# The service tests: systemd-analyze (tests/packaging.rs verifies the unit), real journal files
+# written by systemd-journal-remote (tests/journald.rs), rpm to install the .rpm (Debian packages,
+# a few seconds, only when missing).
+need=()
+command -v systemd-analyze >/dev/null || need+=(systemd)
+[ -x /lib/systemd/systemd-journal-remote ] || [ -x /usr/lib/systemd/systemd-journal-remote ] ||
+    need+=(systemd-journal-remote)
+command -v rpm >/dev/null || need+=(rpm)
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# The packagers of tests/packaging.rs, pinned, built once into ~/.cargo/bin (only when missing).
+[ "$(cargo-deb --version 2>/dev/null)" = "cargo-deb 3.8.0" ] ||
+    cargo install --quiet --locked cargo-deb --version 3.8.0
+[ "$(cargo-generate-rpm --version 2>/dev/null)" = "cargo-generate-rpm 0.21.1" ] ||
+    cargo install --quiet --locked cargo-generate-rpm --version 0.21.1
+
 cargo test --locked "$@"
 python3 -m pytest tests/stack -q -rs

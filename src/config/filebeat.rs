@@ -821,18 +821,16 @@ impl Tx<'_> {
             } else {
                 self.config_dir.join(&pattern)
             };
-            let mut files: Vec<PathBuf> = glob::glob(&full.display().to_string())
-                .map(|it| it.filter_map(Result::ok).collect())
-                .unwrap_or_default();
-            files.sort();
+            let files = super::external::matching_files(&full, &format!("{fb}.path"))?;
             match kind.as_str() {
                 "inputs" => {
                     for f in files {
                         let shown = f.display().to_string();
-                        let text = std::fs::read_to_string(&f).map_err(|e| {
+                        // Bounded like the main file: a FIFO there is an error, not a hang.
+                        let text = super::read_config_file(&f).map_err(|e| {
                             ConfigError::new(
                                 format!("{fb}.path"),
-                                format!("cannot read input file {shown}: {e}"),
+                                format!("input file {shown}: {}", e.message),
                             )
                         })?;
                         let y = yaml::expand_dots(yaml::parse(&text, &shown)?, "")?;
@@ -856,7 +854,7 @@ impl Tx<'_> {
                     // Module files hold `- module: nginx` entries; only enabled ones matter.
                     let mut enabled_modules = Vec::new();
                     for f in &files {
-                        let Ok(text) = std::fs::read_to_string(f) else {
+                        let Ok(text) = super::read_config_file(f) else {
                             continue;
                         };
                         if let Ok(y) = yaml::parse(&text, &f.display().to_string()) {

@@ -422,7 +422,7 @@ impl FilestreamConfig {
             ));
         }
         for (i, p) in self.paths.iter().enumerate() {
-            if let Err(e) = glob::Pattern::new(p) {
+            if let Err(e) = crate::input::filestream::scan::Glob::new(p) {
                 return Err(ConfigError::new(
                     format!("{key}.paths[{i}]"),
                     format!("invalid glob: {e}"),

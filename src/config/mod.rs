@@ -4,9 +4,11 @@
 //! structs (serde through `lenient`, so strings become numbers where an option wants one;
 //! unknown keys rejected) → range checks (`validate`), with the failing key path in every error.
 
+pub mod external;
 pub mod filebeat;
 pub mod filestream;
 pub mod lenient;
+pub mod perms;
 pub mod secret;
 pub mod source;
 pub mod units;
@@ -279,9 +281,14 @@ pub struct LoggingConfig {
     pub json: bool,
     #[serde(default)]
     pub metrics: LoggingMetrics,
-    /// Filebeat's debug selectors (`-d`): with `level: debug`, only these components log
-    /// at debug level (`*` = all).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Write to `logging.files` (default: yes, except under systemd, where stderr goes to
+    /// the journal; see `logging`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_files: Option<bool>,
+    #[serde(default)]
+    pub files: crate::logging::FilesConfig,
+    /// Components logged at debug level with `level = "debug"` (`*`: all), as Beats'.
+    #[serde(default)]
     pub selectors: Vec<String>,
 }
 
@@ -298,6 +305,8 @@ impl Default for LoggingConfig {
             to_stderr: false,
             json: false,
             metrics: LoggingMetrics::default(),
+            to_files: None,
+            files: crate::logging::FilesConfig::default(),
             selectors: Vec::new(),
         }
     }
@@ -532,6 +541,8 @@ pub enum InputConfig {
     /// Kept raw until the system metrics input validates it.
     #[serde(rename = "system/metrics")]
     SystemMetrics(toml::Value),
+    #[serde(rename = "journald")]
+    Journald(Box<crate::input::journald::JournaldConfig>),
 }
 
 impl InputConfig {
@@ -539,6 +550,7 @@ impl InputConfig {
         match self {
             InputConfig::Filestream(f) => f.enabled,
             InputConfig::SystemMetrics(v) => enabled(v),
+            InputConfig::Journald(j) => j.enabled,
         }
     }
 
@@ -546,6 +558,7 @@ impl InputConfig {
         match self {
             InputConfig::Filestream(f) => &f.id,
             InputConfig::SystemMetrics(v) => v.get("id").and_then(|v| v.as_str()).unwrap_or(""),
+            InputConfig::Journald(j) => &j.id,
         }
     }
 }
@@ -596,6 +609,12 @@ pub struct Config {
     /// `[search]` for `oxibeat search` (typed in `search::config`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<toml::Value>,
+    /// `[config.inputs]`: Filebeat's `filebeat.config.inputs`, a directory of input files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<external::ConfigSection>,
+    /// The inputs read from `config.inputs.path` (after `inputs`).
+    #[serde(skip)]
+    pub dir_inputs: Vec<InputConfig>,
     /// What loading said about the file (Filebeat options translated, options without
     /// effect, unsupported options ignored): logged at startup.
     #[serde(skip)]
@@ -611,8 +630,8 @@ pub struct Config {
 pub struct LoadOptions {
     /// Run without the Filebeat settings oxibeat does not implement (they are listed).
     pub ignore_unsupported: bool,
-    /// `--strict.perms` (checked by whoever opens the file; parsed here for all commands).
-    pub strict_perms: Option<bool>,
+    /// `strict.perms`: refuse configuration files others can write.
+    pub strict_perms: bool,
 }
 
 /// The syntax of a configuration file.
@@ -690,6 +709,7 @@ impl Config {
                 ),
             ));
         }
+        self.logging.files.validate("logging.files")?;
         if self.logging.metrics.enabled && self.logging.metrics.period.0.is_zero() {
             return Err(ConfigError::new(
                 "logging.metrics.period",
@@ -702,10 +722,10 @@ impl Config {
     /// `run` needs something to read: at least one enabled input (Filebeat refuses to start
     /// without inputs or modules too).
     pub fn check_inputs(&self) -> Result<(), ConfigError> {
-        if self.inputs.iter().any(InputConfig::enabled) {
+        if self.all_inputs().any(InputConfig::enabled) {
             return Ok(());
         }
-        let what = if self.inputs.is_empty() {
+        let what = if self.all_inputs().next().is_none() {
             "no input is configured"
         } else {
             "every input has enabled = false"
@@ -719,32 +739,45 @@ impl Config {
         ))
     }
 
-    /// Read, override, expand and validate a configuration file.
-    pub fn load(path: &Path, overrides: &[String]) -> Result<(Config, toml::Value), ConfigError> {
-        Self::load_with(path, overrides, &LoadOptions::default())
+    /// `inputs`, then those of `config.inputs.path`.
+    pub fn all_inputs(&self) -> impl Iterator<Item = &InputConfig> {
+        self.inputs.iter().chain(self.dir_inputs.iter())
     }
 
-    /// Like `load`, TOML or Filebeat YAML (`Syntax::detect`).
+    /// Read, override, expand and validate a configuration file.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<(Config, toml::Value), ConfigError> {
+        Self::load_with(
+            path,
+            overrides,
+            &|n| std::env::var(n).ok(),
+            &LoadOptions::default(),
+        )
+    }
+
+    /// Read, override, expand (`${NAME}` through `lookup`: keystore, credentials,
+    /// environment) and validate a configuration file, TOML or Filebeat YAML
+    /// (`Syntax::detect`), and the input files of `config.inputs`; with
+    /// `opts.strict_perms`, refuse files others can write (`strict.perms`).
     pub fn load_with(
         path: &Path,
         overrides: &[String],
+        lookup: &dyn Fn(&str) -> Option<String>,
         opts: &LoadOptions,
     ) -> Result<(Config, toml::Value), ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::new(
-                "",
-                format!("cannot read config file {}: {e}", path.display()),
-            )
-        })?;
+        if opts.strict_perms {
+            perms::check_config(path).map_err(|e| ConfigError::new("", e.to_string()))?;
+        }
+        let text = read_config_file(path)?;
         let file = path.display().to_string();
-        let env = |n: &str| std::env::var(n).ok();
-        match Syntax::detect(path, &text) {
-            Syntax::Toml => Self::from_str_with(&text, &file, overrides, &env),
+        let (mut cfg, tree) = match Syntax::detect(path, &text) {
+            Syntax::Toml => Self::from_str_with(&text, &file, overrides, lookup)?,
             Syntax::Yaml => {
                 let dir = path.parent().unwrap_or(Path::new("."));
-                Self::from_yaml_with(&text, &file, dir, overrides, &env, opts)
+                Self::from_yaml_with(&text, &file, dir, overrides, lookup, opts)?
             }
-        }
+        };
+        cfg.dir_inputs = external::load(&cfg, path, lookup, opts.strict_perms)?;
+        Ok((cfg, tree))
     }
 
     /// A Filebeat YAML configuration (`filebeat.yml`): read as Filebeat reads it, translated
@@ -897,6 +930,41 @@ impl Config {
     }
 }
 
+/// `path.data` of a configuration text before `${NAME}` can be resolved through the keystore
+/// (which lives there): after `overrides`, environment variables expanded; else
+/// `<path.home>/data` as Filebeat's default; `./data` when neither is set or the text does not parse.
+pub fn path_data_hint(text: &str, syntax: Syntax, overrides: &[String]) -> PathBuf {
+    let data = match syntax {
+        Syntax::Toml => {
+            let mut tree =
+                source::parse(text, "").unwrap_or(toml::Value::Table(Default::default()));
+            for o in overrides {
+                let _ = source::apply_override(&mut tree, o);
+            }
+            let path = tree.get("path");
+            path.and_then(|p| p.get("data")).cloned().or_else(|| {
+                let home = path?.get("home")?.as_str()?;
+                Some(toml::Value::String(format!("{home}/data")))
+            })
+        }
+        Syntax::Yaml => {
+            let y = yaml::parse(text, "").and_then(|y| yaml::expand_dots(y, ""));
+            y.ok().and_then(|mut y| {
+                for o in overrides {
+                    let _ = yaml::apply_override(&mut y, o);
+                }
+                let text_of = |k: &str| y.get_path(k).and_then(yaml::Y::scalar_text);
+                text_of("path.data")
+                    .or_else(|| text_of("path.home").map(|h| format!("{h}/data")))
+                    .map(toml::Value::String)
+            })
+        }
+    };
+    let mut data = data.unwrap_or(toml::Value::String("./data".into()));
+    let _ = source::expand_env(&mut data, "path.data", &|n| std::env::var(n).ok());
+    PathBuf::from(data.as_str().unwrap_or("./data"))
+}
+
 /// The full key of an "unknown field" error (`inputs[0].close` + `inactiv`).
 fn unknown_field_key(e: &ConfigError) -> Option<String> {
     let rest = e.message.strip_prefix("unknown field `")?;
@@ -907,6 +975,25 @@ fn unknown_field_key(e: &ConfigError) -> Option<String> {
         e.key.clone()
     } else {
         format!("{}.{name}", e.key)
+    })
+}
+
+/// The largest configuration file read (a bigger one is not a configuration file).
+const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// The text of a configuration file: a regular file of at most 16 MiB, in UTF-8.
+pub fn read_config_file(path: &Path) -> Result<String, ConfigError> {
+    let bytes = crate::bounded::read(path, MAX_CONFIG_BYTES)
+        .map_err(|e| ConfigError::new("", format!("cannot read config file {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        ConfigError::new(
+            "",
+            format!(
+                "cannot read config file {}: not UTF-8 text (invalid byte at {})",
+                path.display(),
+                e.utf8_error().valid_up_to()
+            ),
+        )
     })
 }
 
@@ -928,10 +1015,18 @@ pub fn typed<T: serde::de::DeserializeOwned>(
 }
 
 fn parse_inputs(raw: &[toml::Value]) -> Result<Vec<InputConfig>, ConfigError> {
+    parse_inputs_in(raw, "inputs")
+}
+
+/// The inputs of `raw`, their key paths starting with `prefix` (`inputs`).
+pub(crate) fn parse_inputs_in(
+    raw: &[toml::Value],
+    prefix: &str,
+) -> Result<Vec<InputConfig>, ConfigError> {
     let mut out = Vec::new();
     let mut ids = std::collections::HashMap::new();
     for (i, v) in raw.iter().enumerate() {
-        let key = format!("inputs[{i}]");
+        let key = format!("{prefix}[{i}]");
         let mut table = v
             .as_table()
             .cloned()
@@ -942,7 +1037,7 @@ fn parse_inputs(raw: &[toml::Value]) -> Result<Vec<InputConfig>, ConfigError> {
             None => {
                 return Err(ConfigError::new(
                     format!("{key}.type"),
-                    "missing; set type = \"filestream\" or \"system/metrics\"",
+                    "missing; set type = \"filestream\", \"journald\" or \"system/metrics\"",
                 ))
             }
         };
@@ -956,11 +1051,12 @@ fn parse_inputs(raw: &[toml::Value]) -> Result<Vec<InputConfig>, ConfigError> {
                 crate::input::system::parse_config(v, &key)?;
                 InputConfig::SystemMetrics(v.clone())
             }
+            "journald" => journald_input(table, &key)?,
             other => {
                 return Err(ConfigError::new(
                     format!("{key}.type"),
                     format!(
-                        "unknown input type {other:?}; use \"filestream\" or \"system/metrics\""
+                        "unknown input type {other:?}; use \"filestream\", \"journald\" or \"system/metrics\""
                     ),
                 ))
             }
@@ -976,13 +1072,21 @@ fn parse_inputs(raw: &[toml::Value]) -> Result<Vec<InputConfig>, ConfigError> {
             return Err(ConfigError::new(
                 format!("{key}.id"),
                 format!(
-                    "duplicate input id {id:?} (also used by inputs[{prev}]); ids must be unique"
+                    "duplicate input id {id:?} (also used by {prefix}[{prev}]); ids must be unique"
                 ),
             ));
         }
         out.push(input);
     }
     Ok(out)
+}
+
+/// A `type = "journald"` input (`table` without its `type`).
+fn journald_input(table: toml::Table, key: &str) -> Result<InputConfig, ConfigError> {
+    let j: crate::input::journald::JournaldConfig = typed(toml::Value::Table(table), key)?;
+    j.validate(key)?;
+    crate::processors::build(&j.processors, &format!("{key}.processors"))?;
+    Ok(InputConfig::Journald(Box::new(j)))
 }
 
 #[cfg(test)]
@@ -996,6 +1100,38 @@ mod tests {
     }
 
     const OUT: &str = "[output.console]\n";
+
+    #[test]
+    fn path_data_hint_reads_both_syntaxes_before_secrets() {
+        let none: Vec<String> = Vec::new();
+        let toml_data = "[path]\ndata = \"/var/lib/x\"\n";
+        assert_eq!(
+            path_data_hint(toml_data, Syntax::Toml, &none),
+            PathBuf::from("/var/lib/x")
+        );
+        let toml_home = "[path]\nhome = \"/opt/ox\"\n";
+        assert_eq!(
+            path_data_hint(toml_home, Syntax::Toml, &none),
+            PathBuf::from("/opt/ox/data")
+        );
+        assert_eq!(
+            path_data_hint("path.data: /var/lib/filebeat\n", Syntax::Yaml, &none),
+            PathBuf::from("/var/lib/filebeat")
+        );
+        assert_eq!(
+            path_data_hint("path:\n  home: /usr/share/filebeat\n", Syntax::Yaml, &none),
+            PathBuf::from("/usr/share/filebeat/data")
+        );
+        let over = vec!["path.data=\"/elsewhere\"".to_string()];
+        assert_eq!(
+            path_data_hint("path.data: /var/lib/filebeat\n", Syntax::Yaml, &over),
+            PathBuf::from("/elsewhere")
+        );
+        assert_eq!(
+            path_data_hint("not: [valid", Syntax::Yaml, &none),
+            PathBuf::from("./data")
+        );
+    }
 
     #[test]
     fn issue_example_loads() {

@@ -6,6 +6,26 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// Does a raw client property (`[output.kafka.librdkafka]`, passed to librdkafka as it is)
+/// hold a secret? Any name with `password`, `secret`, `token` or `key` in it (`sasl.password`,
+/// `ssl.key.password`, `ssl.keystore.password`, `ssl.key.pem`, `sasl.oauthbearer.client.secret`,
+/// `ssl_key`), and `sasl.oauthbearer.config` (it may embed credentials), except the public
+/// settings that only name where such a thing is: `*.location`, `*.url`, `*.file` and
+/// `sasl.kerberos.keytab` (`ssl.key.location`, `sasl.oauthbearer.token.endpoint.url`).
+pub fn is_secret_property(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    if n == "sasl.oauthbearer.config" {
+        return true;
+    }
+    let public = [".location", ".url", ".file", ".keytab"]
+        .iter()
+        .any(|s| n.ends_with(s));
+    !public
+        && ["password", "passwd", "secret", "token", "key"]
+            .iter()
+            .any(|w| n.contains(w))
+}
+
 #[derive(Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Secret(pub String);
@@ -81,6 +101,35 @@ mod tests {
     #[derive(Deserialize)]
     struct T {
         password: Secret,
+    }
+
+    #[test]
+    fn secret_properties() {
+        for p in [
+            "sasl.password",
+            "ssl.key.password",
+            "ssl.keystore.password",
+            "ssl.key.pem",
+            "ssl_key",
+            "sasl.oauthbearer.client.secret",
+            "sasl.oauthbearer.config",
+            "sasl.oauthbearer.assertion.private.key.passphrase",
+            "my.private.TOKEN",
+        ] {
+            assert!(is_secret_property(p), "{p}");
+        }
+        for p in [
+            "ssl.key.location",
+            "ssl.keystore.location",
+            "sasl.oauthbearer.token.endpoint.url",
+            "sasl.oauthbearer.assertion.private.key.file",
+            "sasl.kerberos.keytab",
+            "socket.keepalive.enable",
+            "linger.ms",
+            "sasl.username",
+        ] {
+            assert!(!is_secret_property(p), "{p}");
+        }
     }
 
     #[test]

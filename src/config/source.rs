@@ -16,10 +16,55 @@ const SECRET_KEYS: &[&str] = &[
     "sasl_password",
 ];
 
+/// Nesting an `-E` key may create: no option is deeper, and every later step walks the
+/// tree recursively (TOML files have their parser's own recursion limit).
+const MAX_OVERRIDE_SEGMENTS: usize = 32;
+
 pub fn parse(text: &str, file: &str) -> Result<Value, ConfigError> {
-    text.parse::<toml::Table>()
-        .map(Value::Table)
-        .map_err(|e| ConfigError::new("", format!("{file}: invalid TOML: {e}")))
+    text.parse::<toml::Table>().map(Value::Table).map_err(|e| {
+        ConfigError::new(
+            "",
+            format!("{file}: invalid TOML: {}", toml_error(text, &e)),
+        )
+    })
+}
+
+/// A TOML syntax error, without the source line when that line sets a secret (the parser's
+/// message quotes the line: `password = "hunter2` must not end up in a log).
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let Some(span) = e.span() else {
+        return e.to_string();
+    };
+    let start = span.start.min(text.len());
+    let end = span.end.clamp(start, text.len());
+    let first = text[..start].matches('\n').count();
+    let last = first + text[start..end].matches('\n').count();
+    let Some(key) = text
+        .lines()
+        .skip(first)
+        .take(last - first + 1)
+        .find_map(sets_secret)
+    else {
+        return e.to_string();
+    };
+    let col = start - text[..start].rfind('\n').map_or(0, |i| i + 1) + 1;
+    format!(
+        "TOML parse error at line {}, column {col}: {} (the line sets the secret `{key}`, so it is not shown)",
+        first + 1,
+        e.message().trim_end()
+    )
+}
+
+/// The key a TOML line assigns, if it is a secret (`password = ...`, `"sasl.password" = ...`).
+fn sets_secret(line: &str) -> Option<String> {
+    let (key, _) = line.split_once('=')?;
+    let key: String = key
+        .trim()
+        .chars()
+        .filter(|c| !matches!(c, '"' | '\''))
+        .collect();
+    let last = key.rsplit('.').next().unwrap_or("").trim();
+    (SECRET_KEYS.contains(&last) || super::secret::is_secret_property(&key)).then_some(key)
 }
 
 /// Apply `key.path=value`; numeric segments index arrays (`inputs.0.paths=["/x"]`).
@@ -37,6 +82,15 @@ pub fn apply_override(root: &mut Value, spec: &str) -> Result<(), ConfigError> {
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| Value::String(raw.to_string()));
     let segments: Vec<&str> = path.trim().split('.').collect();
+    if segments.len() > MAX_OVERRIDE_SEGMENTS {
+        return Err(ConfigError::new(
+            "-E",
+            format!(
+                "override key has {} segments; at most {MAX_OVERRIDE_SEGMENTS} are allowed",
+                segments.len()
+            ),
+        ));
+    }
     if segments.iter().any(|s| s.is_empty()) {
         return Err(ConfigError::new(path, "override key has an empty segment"));
     }
@@ -249,6 +303,8 @@ pub fn masked(v: &Value) -> Value {
                     let secret = SECRET_KEYS.contains(&k.as_str()) && !item.is_table();
                     let val = if secret {
                         Value::String("xxxxx".into())
+                    } else if k == "librdkafka" {
+                        masked_passthrough(item, "")
                     } else if let (true, Some(url)) = (k == "proxy_url", item.as_str()) {
                         Value::String(mask_url_password(url))
                     } else if k == "headers" && item.is_table() {
@@ -268,6 +324,35 @@ pub fn masked(v: &Value) -> Value {
         Value::Array(a) => Value::Array(a.iter().map(masked).collect()),
         other => other.clone(),
     }
+}
+
+/// Raw client properties (`[output.kafka.librdkafka]`): every value whose dotted name holds a
+/// secret is masked (`"sasl.password"`, or `sasl.password` written as nested tables).
+fn masked_passthrough(v: &Value, prefix: &str) -> Value {
+    let Value::Table(t) = v else {
+        return masked(v);
+    };
+    Value::Table(
+        t.iter()
+            .map(|(k, item)| {
+                let name = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                let val = if item.is_table() {
+                    masked_passthrough(item, &name)
+                } else if super::secret::is_secret_property(&name)
+                    || SECRET_KEYS.contains(&k.as_str())
+                {
+                    Value::String("xxxxx".into())
+                } else {
+                    masked(item)
+                };
+                (k.clone(), val)
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -295,6 +380,9 @@ mod tests {
         assert_eq!(v["output"]["file"]["path"].as_str(), Some("/tmp/out"));
         assert_eq!(v["queue"]["mem"]["events"].as_integer(), Some(100));
         assert!(apply_override(&mut v, "nokey").is_err());
+        let deep = format!("{}=1", vec!["a"; 50_000].join("."));
+        let e = apply_override(&mut v, &deep).unwrap_err().to_string();
+        assert!(e.contains("50000 segments"), "{e}");
     }
 
     #[test]
@@ -319,5 +407,27 @@ mod tests {
         let m = masked(&v).to_string();
         assert!(!m.contains("\"p\"") && !m.contains("u:p"), "{m}");
         assert!(m.contains("xxxxx"));
+        let v = parse(
+            "[output.kafka.librdkafka]\n\"ssl.key.password\" = \"k1\"\nssl.key.pem = \"k2\"\n\"ssl.key.location\" = \"/k.pem\"\n",
+            "t",
+        )
+        .unwrap();
+        let m = masked(&v).to_string();
+        assert!(
+            !m.contains("k1") && !m.contains("k2") && m.contains("/k.pem"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_on_secret_lines_do_not_show_the_line() {
+        let e = parse("[s]\nuser = \"u\"\npassword = \"hunter2\n", "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("hunter2") && e.contains("line 3"), "{e}");
+        let e = parse("[s]\nuser = \"unterminated\n", "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unterminated"), "other lines are shown: {e}");
     }
 }

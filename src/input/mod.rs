@@ -2,6 +2,7 @@
 //! events into the pipeline until it is told to stop (or, with `--once`, until it is done).
 
 pub mod filestream;
+pub mod journald;
 pub mod system;
 
 use std::sync::Arc;

@@ -59,6 +59,12 @@ pub struct Gauges {
     pub pipeline_active: AtomicI64,
     pub output_active: AtomicI64,
     pub registrar_states: AtomicI64,
+    /// Files with something to read that wait for a harvester slot (harvester_limit or the
+    /// open-file budget).
+    pub harvesters_waiting: AtomicI64,
+    /// 1 while the registry cannot be written (disk full, I/O errors); cursors are kept in
+    /// memory and the whole registry is written again once it works.
+    pub registrar_failing: AtomicI64,
 }
 
 impl Gauges {
@@ -70,6 +76,8 @@ impl Gauges {
             ("libbeat.pipeline.events.active", g(&self.pipeline_active)),
             ("libbeat.output.events.active", g(&self.output_active)),
             ("registrar.states.current", g(&self.registrar_states)),
+            ("filebeat.harvester.waiting", g(&self.harvesters_waiting)),
+            ("registrar.persistence.failing", g(&self.registrar_failing)),
         ]
     }
 }

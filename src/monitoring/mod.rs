@@ -5,5 +5,6 @@
 pub mod counters;
 pub mod disk_queue;
 pub mod http;
+pub mod liveness;
 
 pub use counters::{Metrics, Snapshot};

@@ -77,6 +77,8 @@ impl Backoff {
     }
 
     pub async fn wait(&mut self) {
+        // A retry wait is a choice: the systemd watchdog keeps pinging through it.
+        let _waiting = crate::monitoring::liveness::Waiting::start();
         tokio::time::sleep(self.next_delay()).await;
     }
 

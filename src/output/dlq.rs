@@ -126,37 +126,35 @@ pub struct DirLock {
 impl DirLock {
     /// Wait for the lock `<dir>/<name>.lock` (the directory is created if missing).
     pub fn acquire(dir: &Path, name: &str) -> std::io::Result<DirLock> {
-        use std::os::fd::AsRawFd;
         fs::create_dir_all(dir)?;
         let f = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(dir.join(format!("{name}.lock")))?;
-        // SAFETY: flock on a descriptor we own; it is released when the file is closed.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(DirLock { _file: f })
+        DirLock::wait(f)
     }
 
     /// For readers that must not change anything (`dlq show`): wait for the lock if the lock
     /// file exists, `None` if it does not (no writer has used the directory yet).
     pub fn acquire_existing(dir: &Path, name: &str) -> std::io::Result<Option<DirLock>> {
-        use std::os::fd::AsRawFd;
-        let f = match OpenOptions::new()
+        match OpenOptions::new()
             .read(true)
             .open(dir.join(format!("{name}.lock")))
         {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
+            Ok(f) => DirLock::wait(f).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn wait(f: File) -> std::io::Result<DirLock> {
+        use std::os::fd::AsRawFd;
         // SAFETY: flock on a descriptor we own; it is released when the file is closed.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        Ok(Some(DirLock { _file: f }))
+        Ok(DirLock { _file: f })
     }
 }
 

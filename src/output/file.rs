@@ -43,15 +43,19 @@ impl Rotator {
                 self.seq += 1;
                 continue;
             }
-            let mut f = OpenOptions::new()
+            let f = OpenOptions::new()
                 .create(true)
+                .read(true)
                 .append(true)
                 .mode(self.cfg.permissions)
                 .open(&path)?;
-            // A crash may have left a torn last line: end it so the next event starts clean.
-            if len > 0 && last_byte(&path) != Some(b'\n') {
-                f.write_all(b"\n")?;
-            }
+            // A crash may have left a torn last line: cut it (its events were not acked, so
+            // they are sent again).
+            let len = if len > 0 && last_byte(&path) != Some(b'\n') {
+                cut_torn_tail(&f, &path, len)?
+            } else {
+                len
+            };
             self.written = len;
             self.file = Some((f, path));
             self.prune();
@@ -97,12 +101,42 @@ impl Rotator {
             }
             self.open_next()?;
         }
-        let (f, _) = self.file.as_mut().expect("opened above");
-        f.write_all(buf)?;
-        f.flush()?;
+        let before = self.written;
+        let (f, path) = self.file.as_mut().expect("opened above");
+        if let Err(e) = f.write_all(buf).and_then(|_| f.flush()) {
+            // Whole lines only: take back what part of the batch was written (a full disk
+            // writes some of it), then retry the batch in the same file.
+            if f.set_len(before).is_err() {
+                tracing::warn!(path = %path.display(), "cannot cut a partly written batch; it is cut when the file is opened again");
+                self.file = None;
+                self.seq += 1;
+            }
+            return Err(e);
+        }
         self.written += buf.len() as u64;
         Ok(())
     }
+}
+
+/// Cut `f` (of `len` bytes) back to just after its last newline.
+fn cut_torn_tail(f: &File, path: &Path, len: u64) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut end = len;
+    let mut block = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(block.len() as u64);
+        let chunk = &mut block[..(end - start) as usize];
+        f.read_exact_at(chunk, start)?;
+        if let Some(i) = memchr::memrchr(b'\n', chunk) {
+            let keep = start + i as u64 + 1;
+            tracing::warn!(path = %path.display(), bytes = len - keep, "cut a torn last line left by a crash");
+            f.set_len(keep)?;
+            return Ok(keep);
+        }
+        end = start;
+    }
+    f.set_len(0)?;
+    Ok(0)
 }
 
 fn last_byte(path: &Path) -> Option<u8> {
@@ -207,9 +241,6 @@ pub async fn run(
                 Err(e) => {
                     Metrics::add(&metrics.counters.output_write_errors, 1);
                     tracing::error!(error = %e, dir = %rot.cfg.path.display(), "writing the output file failed; retrying");
-                    // A partial write may have happened: start a fresh file for the retry.
-                    rot.file = None;
-                    rot.seq += 1;
                     backoff.wait().await;
                 }
             }

@@ -21,6 +21,9 @@ struct Pending {
     base_seq: u64,
     /// (end offset, acked) per outstanding event, oldest first.
     entries: VecDeque<(u64, bool)>,
+    /// The registry cursor value of each outstanding event, for sources whose position is
+    /// not a byte offset (a journal cursor). Empty for files; else as long as `entries`.
+    labels: VecDeque<Arc<serde_json::Value>>,
 }
 
 /// Per-file acknowledgement state, shared by the harvester, the outputs and the registry.
@@ -32,6 +35,9 @@ pub struct AckTracker {
     dirty: AtomicBool,
     /// Set by the registry when the file is forgotten (clean_removed); acks are then ignored.
     pub retired: AtomicBool,
+    /// Cursor value of the last acked labelled event (see `next_labelled_cursor`).
+    acked_label: Mutex<Option<Arc<serde_json::Value>>>,
+    labelled: AtomicBool,
 }
 
 impl AckTracker {
@@ -41,7 +47,45 @@ impl AckTracker {
             acked_offset: AtomicU64::new(start_offset),
             dirty: AtomicBool::new(false),
             retired: AtomicBool::new(false),
+            acked_label: Mutex::new(None),
+            labelled: AtomicBool::new(false),
         })
+    }
+
+    /// A tracker for a source positioned by an opaque cursor (a journal), starting from the
+    /// saved cursor value `start`, if any.
+    pub fn labelled(start: Option<serde_json::Value>) -> Arc<Self> {
+        let t = Self::new(0);
+        t.labelled.store(true, Ordering::Relaxed);
+        *t.acked_label.lock().unwrap_or_else(|e| e.into_inner()) = start.map(Arc::new);
+        t
+    }
+
+    /// Register the next event of a labelled source: `label` is what the registry stores as
+    /// the cursor once this event and every earlier one were acked. Do not mix with
+    /// `next_cursor` on one tracker.
+    pub fn next_labelled_cursor(self: &Arc<Self>, label: serde_json::Value) -> Cursor {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let seq = p.base_seq + p.entries.len() as u64;
+        p.entries.push_back((seq + 1, false));
+        p.labels.push_back(Arc::new(label));
+        Cursor {
+            tracker: self.clone(),
+            seq,
+        }
+    }
+
+    /// The cursor value of the last acked labelled event (or the one it started from).
+    pub fn acked_label(&self) -> Option<Arc<serde_json::Value>> {
+        self.acked_label
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// True for trackers made by `labelled`.
+    pub fn is_labelled(&self) -> bool {
+        self.labelled.load(Ordering::Relaxed)
     }
 
     /// Register the next event of this file, which ends at `end_offset`.
@@ -68,15 +112,58 @@ impl AckTracker {
             }
         }
         let mut advanced = None;
+        let mut label = None;
         while let Some(&(off, true)) = p.entries.front() {
             advanced = Some(off);
             p.entries.pop_front();
+            if let Some(l) = p.labels.pop_front() {
+                label = Some(l);
+            }
             p.base_seq += 1;
+        }
+        if let Some(l) = label {
+            *self.acked_label.lock().unwrap_or_else(|e| e.into_inner()) = Some(l);
         }
         if let Some(off) = advanced {
             self.acked_offset.store(off, Ordering::Release);
             self.dirty.store(true, Ordering::Release);
         }
+    }
+
+    /// Offset just past the last event handed to the pipeline (acked or not): where a
+    /// reader that takes over this source (an input restarted by a reload) continues, so
+    /// nothing is read twice while the earlier events are still in flight.
+    pub fn published_offset(&self) -> u64 {
+        let p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        p.entries
+            .back()
+            .map(|e| e.0)
+            .unwrap_or_else(|| self.acked_offset())
+    }
+
+    /// The cursor value of the last labelled event handed to the pipeline (acked or not).
+    pub fn published_label(&self) -> Option<Arc<serde_json::Value>> {
+        let p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        match p.labels.back() {
+            Some(l) => Some(l.clone()),
+            None => {
+                drop(p);
+                self.acked_label()
+            }
+        }
+    }
+
+    /// Forget the events registered from `seq` on: they were never queued (a publish cut
+    /// short by a stop), so the published position goes back to before them and a reader
+    /// that takes over reads them again.
+    pub fn withdraw_from(&self, seq: u64) {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(keep) = seq.checked_sub(p.base_seq) else {
+            return;
+        };
+        let keep = keep as usize;
+        p.entries.truncate(keep);
+        p.labels.truncate(keep);
     }
 
     /// Offset up to which every event was confirmed.
@@ -89,6 +176,7 @@ impl AckTracker {
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         p.base_seq += p.entries.len() as u64;
         p.entries.clear();
+        p.labels.clear();
         self.acked_offset.store(offset, Ordering::Release);
         self.dirty.store(true, Ordering::Release);
     }
@@ -146,6 +234,53 @@ mod tests {
         ack_events([&c, &c].into_iter());
         assert_eq!(t.acked_offset(), 30);
         assert_eq!(t.outstanding(), 0);
+    }
+
+    #[test]
+    fn labels_advance_with_the_contiguous_prefix() {
+        let t = AckTracker::labelled(Some(serde_json::json!("start")));
+        assert_eq!(*t.acked_label().unwrap(), serde_json::json!("start"));
+        let a = t.next_labelled_cursor(serde_json::json!("a"));
+        let b = t.next_labelled_cursor(serde_json::json!("b"));
+        let c = t.next_labelled_cursor(serde_json::json!("c"));
+        ack_events([&c].into_iter());
+        assert_eq!(*t.acked_label().unwrap(), serde_json::json!("start"));
+        ack_events([&a].into_iter());
+        assert_eq!(*t.acked_label().unwrap(), serde_json::json!("a"));
+        assert!(t.take_dirty());
+        ack_events([&b].into_iter());
+        assert_eq!(*t.acked_label().unwrap(), serde_json::json!("c"));
+        assert_eq!(t.outstanding(), 0);
+        assert!(t.is_labelled());
+        assert!(!AckTracker::new(0).is_labelled());
+    }
+
+    #[test]
+    fn published_position_runs_ahead_of_the_acked_one() {
+        let t = AckTracker::new(5);
+        assert_eq!(t.published_offset(), 5);
+        let a = t.next_cursor(10);
+        let _b = t.next_cursor(20);
+        assert_eq!(t.published_offset(), 20);
+        ack_events([&a].into_iter());
+        assert_eq!((t.acked_offset(), t.published_offset()), (10, 20));
+        let l = AckTracker::labelled(Some(serde_json::json!(1)));
+        assert_eq!(*l.published_label().unwrap(), serde_json::json!(1));
+        let _c = l.next_labelled_cursor(serde_json::json!(2));
+        assert_eq!(*l.published_label().unwrap(), serde_json::json!(2));
+        assert_eq!(*l.acked_label().unwrap(), serde_json::json!(1));
+    }
+
+    #[test]
+    fn withdrawn_events_leave_the_published_position() {
+        let t = AckTracker::new(0);
+        let a = t.next_cursor(10);
+        let b = t.next_cursor(20);
+        let _c = t.next_cursor(30);
+        t.withdraw_from(b.seq);
+        assert_eq!(t.published_offset(), 10);
+        ack_events([&a].into_iter());
+        assert_eq!((t.acked_offset(), t.outstanding()), (10, 0));
     }
 
     #[test]

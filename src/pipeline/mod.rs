@@ -93,7 +93,7 @@ pub fn queue(
             max_events: events,
             max_bytes: bytes,
         },
-        global,
+        global: std::sync::RwLock::new(global),
         metrics: metrics.clone(),
     });
     (
@@ -116,7 +116,7 @@ pub fn disk_queue(
     let (input, output, handle) = disk::open(cfg, data, metrics.clone())?;
     let shared = Arc::new(Shared {
         sink: Sink::Disk(input),
-        global,
+        global: std::sync::RwLock::new(global),
         metrics: metrics.clone(),
     });
     Ok((
@@ -131,7 +131,8 @@ pub fn disk_queue(
 
 struct Shared {
     sink: Sink,
-    global: Arc<Chain>,
+    /// Replaced by a reload; each batch uses the chain current when it is published.
+    global: std::sync::RwLock<Arc<Chain>>,
     metrics: Arc<Metrics>,
 }
 
@@ -171,17 +172,31 @@ impl Publisher {
         &self.shared.metrics
     }
 
+    /// Replace the global processors (a reload): events published from now on use `chain`.
+    pub fn set_global(&self, chain: Arc<Chain>) {
+        *self
+            .shared
+            .global
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = chain;
+    }
+
     /// Run processors, then wait for queue space and enqueue the batch.
     /// Dropped events are acked at once, so their file offsets still advance.
     pub async fn publish(&self, mut events: Vec<Event>) -> Result<(), Closed> {
         let m = &self.shared.metrics;
         let total = events.len() as u64;
         Metrics::add(&m.counters.pipeline_total, total);
-        if !(self.input.is_empty() && self.shared.global.is_empty()) {
+        let global = self
+            .shared
+            .global
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if !(self.input.is_empty() && global.is_empty()) {
             let mut dropped = Vec::new();
             events.retain_mut(|ev| {
-                let keep = self.input.run(ev) == Outcome::Keep
-                    && self.shared.global.run(ev) == Outcome::Keep;
+                let keep = self.input.run(ev) == Outcome::Keep && global.run(ev) == Outcome::Keep;
                 if !keep {
                     if let Some(c) = ev.cursor.take() {
                         dropped.push(c);
@@ -275,6 +290,7 @@ enum Source {
 
 impl Source {
     async fn recv(&mut self) -> Option<Chunk> {
+        crate::monitoring::liveness::touch();
         match self {
             Source::Mem(rx) => rx.recv().await,
             Source::Disk(out) => out.recv().await.map(Chunk::from_disk),
@@ -503,6 +519,7 @@ impl Receipt {
         let n = self.len as u64;
         let (delivered, dropped) = (delivered as u64, dropped as u64);
         ack::ack_events(self.cursors.iter());
+        crate::monitoring::liveness::touch();
         for span in self.spans {
             span.ack();
         }

@@ -228,12 +228,24 @@ fn deep_decode(v: &mut Value, depth: usize, process_array: bool) {
     }
 }
 
-/// Turn dotted keys into nested objects; a key that is both a value and a parent is an error.
+/// Turn dotted keys into nested objects; a key that is both a value and a parent is an error,
+/// and so is nesting deeper than `MAX_DEPTH` (input must not nest objects without bound).
 fn expand(keys: Map<String, Value>) -> Result<Map<String, Value>, String> {
+    expand_at(keys, 0)
+}
+
+fn expand_at(keys: Map<String, Value>, depth: usize) -> Result<Map<String, Value>, String> {
     let mut out = Map::new();
     for (k, mut v) in keys {
+        let levels = k.split('.').count();
+        if depth + levels > crate::event::MAX_DEPTH {
+            return Err(format!(
+                "failed to expand fields: keys nest deeper than {} levels",
+                crate::event::MAX_DEPTH
+            ));
+        }
         if let Value::Object(inner) = v {
-            v = Value::Object(expand(inner)?);
+            v = Value::Object(expand_at(inner, depth + levels)?);
         }
         let mut cur = &mut out;
         let mut parts = k.split('.').peekable();

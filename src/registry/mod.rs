@@ -38,9 +38,9 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError + '_ {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct CursorValue {
-    pub offset: u64,
+/// A file's cursor value, `{"offset": N}`.
+pub fn offset_cursor(offset: u64) -> serde_json::Value {
+    serde_json::json!({ "offset": offset })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -61,7 +61,9 @@ pub struct Entry {
     pub ttl: i64,
     /// `[ext, sec]` time encoding of go-structform (UTC).
     pub updated: serde_json::Value,
-    pub cursor: Option<CursorValue>,
+    /// The input's position: `{"offset": N}` for files, the journald input's checkpoint
+    /// (`{"version":1,"position":"s=…",…}`) for journals.
+    pub cursor: Option<serde_json::Value>,
     pub meta: Option<EntryMeta>,
     /// Every other key of the value, as read.
     pub other: serde_json::Map<String, serde_json::Value>,
@@ -96,10 +98,7 @@ impl<'de> Deserialize<'de> for Entry {
             .and_then(|v| v.as_i64())
             .unwrap_or_else(never);
         let updated = other.remove("updated").unwrap_or_default();
-        let cursor = match other.remove("cursor") {
-            Some(v) => serde_json::from_value(v).ok(),
-            None => None,
-        };
+        let cursor = other.remove("cursor").filter(|v| !v.is_null());
         // A `meta` that is not filestream's (a container input's `{"stream": ..}`) stays
         // as it was, among the other keys.
         let meta = match other.remove("meta") {
@@ -156,7 +155,7 @@ fn never() -> i64 {
 
 impl Entry {
     pub fn offset(&self) -> Option<u64> {
-        self.cursor.as_ref().map(|c| c.offset)
+        self.cursor.as_ref()?.get("offset")?.as_u64()
     }
 }
 
@@ -180,6 +179,9 @@ struct Store {
     /// each).
     pending: Vec<u8>,
     pending_ops: usize,
+    /// A write failed: what is on disk may lack changes, so the next flushes write the whole
+    /// registry (a checkpoint) until one succeeds, instead of appending to the log.
+    snapshot_needed: bool,
 }
 
 pub struct Registry {
@@ -242,6 +244,7 @@ impl Registry {
                 checkpoint_file,
                 pending: Vec::new(),
                 pending_ops: 0,
+                snapshot_needed: false,
             }),
             metrics,
         };
@@ -282,6 +285,10 @@ impl Registry {
         self.lock().entries.get(key).cloned()
     }
 
+    pub fn contains(&self, key: &str) -> bool {
+        self.lock().entries.contains_key(key)
+    }
+
     /// Keys starting with `prefix` (e.g. every entry of one input).
     pub fn keys_with_prefix(&self, prefix: &str) -> Vec<(String, Entry)> {
         self.lock()
@@ -317,7 +324,7 @@ impl Registry {
             let entry = Entry {
                 ttl: -1,
                 updated: encode_updated(crate::event::now_nanos()),
-                cursor: Some(CursorValue { offset }),
+                cursor: Some(offset_cursor(offset)),
                 meta: Some(meta),
                 other: serde_json::Map::new(),
             };
@@ -352,7 +359,7 @@ impl Registry {
         let entry = Entry {
             ttl: -1,
             updated: encode_updated(crate::event::now_nanos()),
-            cursor: Some(CursorValue { offset }),
+            cursor: Some(offset_cursor(offset)),
             meta: Some(meta),
             other: serde_json::Map::new(),
         };
@@ -371,6 +378,24 @@ impl Registry {
             self.append_remove(&mut s, old);
         }
         true
+    }
+
+    /// The tracker of `key` if a reader follows it, or did until it stopped with events
+    /// still in flight (an input stopped by a reload): its successor takes it over, so the
+    /// late acks still move the cursor and nothing is read twice.
+    pub fn live_tracker(&self, key: &str) -> Option<Arc<AckTracker>> {
+        self.lock()
+            .live
+            .get(key)
+            .filter(|t| !t.retired.load(Ordering::Relaxed))
+            .cloned()
+    }
+
+    /// Start following a source positioned by an opaque cursor (a journal): its entry is
+    /// written from `tracker`'s acked label at every flush, once there is one.
+    pub fn track_labelled(&self, key: &str, tracker: Arc<AckTracker>) {
+        let mut s = self.lock();
+        s.live.insert(key.to_string(), tracker);
     }
 
     /// Move an entry to a new key (a small file's fingerprint grew with the file).
@@ -409,10 +434,28 @@ impl Registry {
             if !t.take_dirty() {
                 continue;
             }
+            if t.is_labelled() {
+                let Some(label) = t.acked_label() else {
+                    continue;
+                };
+                let entry = entries.entry(key.clone()).or_insert_with(|| Entry {
+                    ttl: -1,
+                    updated: serde_json::Value::Null,
+                    cursor: None,
+                    meta: None,
+                    other: serde_json::Map::new(),
+                });
+                if entry.cursor.as_ref() != Some(&*label) {
+                    entry.cursor = Some((*label).clone());
+                    entry.updated = encode_updated(now);
+                    changed.push(key.clone());
+                }
+                continue;
+            }
             let offset = t.acked_offset();
             if let Some(e) = entries.get_mut(key) {
                 if e.offset() != Some(offset) {
-                    e.cursor = Some(CursorValue { offset });
+                    e.cursor = Some(offset_cursor(offset));
                     e.updated = encode_updated(now);
                     changed.push(key.clone());
                 }
@@ -420,6 +463,13 @@ impl Registry {
         }
         if !changed.is_empty() {
             self.append_set(&mut s, &changed);
+        }
+        if s.snapshot_needed {
+            // The next checkpoint that works holds every entry: what is pending is in it.
+            s.pending.clear();
+            s.pending_ops = 0;
+            self.checkpoint_locked(&mut s);
+            return;
         }
         if !s.pending.is_empty() {
             let buf = std::mem::take(&mut s.pending);
@@ -478,17 +528,33 @@ impl Registry {
             }
             Err(e) => {
                 Metrics::add(&m.counters.registrar_write_fails, 1);
-                tracing::error!(error = %e, dir = %self.dir.display(), "failed to write the registry log; will retry with a checkpoint");
+                self.report_failure(s, &format!("failed to write the registry log: {e}"));
                 // Cut a torn tail so later appends are not glued onto it.
                 let _ = s.log.set_len(s.log_bytes);
-                // A failed append may have left a torn line: rewrite everything as a checkpoint.
+                // Those changes are not on disk: write everything as a checkpoint, now and at
+                // every flush until it works.
+                s.snapshot_needed = true;
                 self.checkpoint_locked(s);
             }
         }
     }
 
+    /// Log a failed write once per run of failures, and say so in `/stats`.
+    fn report_failure(&self, s: &Store, what: &str) {
+        let was = self
+            .metrics
+            .gauges
+            .registrar_failing
+            .swap(1, Ordering::Relaxed);
+        if was == 0 || !s.snapshot_needed {
+            tracing::error!(dir = %self.dir.display(), "{what}; cursors are kept in memory and the whole registry is written again at every flush until it works (registrar.persistence.failing = 1 in /stats)");
+        }
+    }
+
     /// Write all entries to `<id>.json` atomically, point `active.dat` at it, reset the log.
-    fn checkpoint_locked(&self, s: &mut Store) {
+    /// Returns whether it worked; if not, what was on disk stays as it was (the old
+    /// checkpoint and log), temp files are removed, and the next flush tries again.
+    fn checkpoint_locked(&self, s: &mut Store) -> bool {
         let id = s.next_id;
         s.next_id += 1;
         let mut body = b"[".to_vec();
@@ -506,14 +572,18 @@ impl Registry {
         }
         body.extend_from_slice(b"\n]");
         let cp = self.dir.join(format!("{id}.json"));
+        let tmp = self.dir.join("checkpoint.new");
         let result = (|| -> Result<(), RegistryError> {
-            let tmp = self.dir.join("checkpoint.new");
             write_synced(&tmp, &body)?;
             fs::rename(&tmp, &cp).map_err(io_err(&cp))?;
-            write_atomic(
+            if let Err(e) = write_atomic(
                 &self.dir.join("active.dat"),
                 cp.display().to_string().as_bytes(),
-            )?;
+            ) {
+                // active.dat still names the previous checkpoint, which is still there.
+                let _ = fs::remove_file(&cp);
+                return Err(e);
+            }
             let log_path = self.dir.join("log.json");
             let log = OpenOptions::new()
                 .create(true)
@@ -537,12 +607,103 @@ impl Registry {
                     }
                 }
                 Metrics::add(&self.metrics.counters.registrar_writes, 1);
+                if self
+                    .metrics
+                    .gauges
+                    .registrar_failing
+                    .swap(0, Ordering::Relaxed)
+                    != 0
+                {
+                    tracing::info!(dir = %self.dir.display(), states = s.entries.len(), "the registry is written again: every cursor is on disk");
+                }
+                s.snapshot_needed = false;
+                true
             }
             Err(e) => {
+                // A partial temp file would keep taking the space that is short.
+                let _ = fs::remove_file(&tmp);
+                let _ = fs::remove_file(self.dir.join("active.dat.new"));
                 Metrics::add(&self.metrics.counters.registrar_write_fails, 1);
-                tracing::error!(error = %e, "failed to write a registry checkpoint");
+                self.report_failure(s, &format!("failed to write a registry checkpoint: {e}"));
+                s.snapshot_needed = true;
+                false
             }
         }
+    }
+}
+
+/// `s` with control characters escaped (`\n`, `\t`, `\x1b`, ...) and `\` doubled, for
+/// printing file names (which may hold any byte but `/` and NUL) on a terminal.
+pub fn escape_for_terminal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x80 && c.is_control() => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A checkpoint this large is not ours (it would describe millions of files).
+const MAX_CHECKPOINT_BYTES: u64 = 1 << 30;
+/// A log line this long is not ours either: the replay stops there, as at a torn line.
+const MAX_LOG_LINE: u64 = 64 << 20;
+
+/// A registry file: `None` if it does not exist; an error if it is not a regular file (an
+/// `active.dat` naming `/dev/zero`) or bigger than `limit`.
+fn read_state(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, RegistryError> {
+    match crate::bounded::read(path, limit) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => Ok(None),
+        Err(e) => Err(state_error(path, e)),
+    }
+}
+
+fn state_error(path: &Path, e: crate::bounded::BoundedReadError) -> RegistryError {
+    match e {
+        crate::bounded::BoundedReadError::Io { source, .. } => RegistryError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        other => RegistryError::Corrupt {
+            path: path.to_path_buf(),
+            message: other.reason(),
+        },
+    }
+}
+
+/// `read_state` for the log, read line by line.
+fn open_state(path: &Path) -> Result<Option<File>, RegistryError> {
+    match crate::bounded::open_regular(path) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => Ok(None),
+        Err(e) => Err(state_error(path, e)),
+    }
+}
+
+/// The next line of the log (without its newline), at most `MAX_LOG_LINE` bytes.
+fn bounded_line(r: &mut BufReader<File>) -> Option<std::io::Result<String>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    match r.by_ref().take(MAX_LOG_LINE).read_until(b'\n', &mut buf) {
+        Ok(0) => None,
+        Ok(_) => {
+            if buf.last() == Some(&b'\n') {
+                buf.pop();
+            } else if buf.len() as u64 >= MAX_LOG_LINE {
+                return Some(Err(std::io::Error::other("registry log line too long")));
+            }
+            Some(String::from_utf8(buf).map_err(std::io::Error::other))
+        }
+        Err(e) => Some(Err(e)),
     }
 }
 
@@ -555,7 +716,8 @@ fn load(dir: &Path) -> Result<Loaded, RegistryError> {
     let mut txid = 0u64;
     let active = dir.join("active.dat");
     let mut checkpoint_file = None;
-    if let Ok(text) = fs::read_to_string(&active) {
+    if let Some(text) = read_state(&active, 4096)? {
+        let text = String::from_utf8_lossy(&text);
         let cp = PathBuf::from(text.trim());
         let cp = if cp.is_absolute() { cp } else { dir.join(cp) };
         // A registry copied from elsewhere (Filebeat's data directory) names its checkpoint
@@ -564,7 +726,10 @@ fn load(dir: &Path) -> Result<Loaded, RegistryError> {
             Some(name) if !cp.exists() => dir.join(name),
             _ => cp,
         };
-        let body = fs::read(&cp).map_err(io_err(&cp))?;
+        let body = read_state(&cp, MAX_CHECKPOINT_BYTES)?.ok_or_else(|| RegistryError::Io {
+            path: cp.clone(),
+            source: std::io::ErrorKind::NotFound.into(),
+        })?;
         let items: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_slice(&body)
             .map_err(|e| RegistryError::Corrupt {
                 path: cp.clone(),
@@ -587,8 +752,9 @@ fn load(dir: &Path) -> Result<Loaded, RegistryError> {
     }
     let log_path = dir.join("log.json");
     let mut next_id = txid + 1;
-    if let Ok(f) = File::open(&log_path) {
-        let mut lines = BufReader::new(f).lines();
+    if let Some(f) = open_state(&log_path)? {
+        let mut reader = BufReader::new(f);
+        let mut lines = std::iter::from_fn(|| bounded_line(&mut reader));
         // A torn or garbled pair at the end (crash during append) ends the replay.
         while let (Some(Ok(op)), Some(Ok(kv))) = (lines.next(), lines.next()) {
             let (Ok(op), Ok(kv)) = (
@@ -690,6 +856,51 @@ mod tests {
     }
 
     #[test]
+    fn failed_writes_keep_every_state() {
+        // Errors injected without a full disk (root ignores permissions): the log handle
+        // cannot write, and a directory sits where the checkpoint's temp file goes.
+        let dir = tempfile::tempdir().unwrap();
+        let m = Metrics::new();
+        let reg_dir = dir.path().join("registry/filebeat");
+        let r = Registry::open(dir.path(), 10 << 20, m.clone()).unwrap();
+        r.lock().log = File::open(reg_dir.join("log.json")).unwrap();
+        fs::create_dir(reg_dir.join("checkpoint.new")).unwrap();
+        let trackers: Vec<_> = (0..20u64)
+            .map(|i| {
+                let t = AckTracker::new(i * 10);
+                r.track(&format!("filestream::a::native::{i}-1"), t.clone(), meta());
+                t
+            })
+            .collect();
+        r.flush();
+        let failing = || m.gauges.registrar_failing.load(Ordering::Relaxed);
+        assert_eq!(failing(), 1);
+        // Two of them move on while writes fail.
+        let c = trackers[0].next_cursor(5000);
+        ack_events([&c].into_iter());
+        r.flush();
+        assert_eq!(failing(), 1);
+        fs::remove_dir(reg_dir.join("checkpoint.new")).unwrap();
+        r.flush();
+        assert_eq!(failing(), 0, "written again");
+        drop(r);
+        let r = Registry::open(dir.path(), 10 << 20, Metrics::new()).unwrap();
+        assert_eq!(
+            r.all().len(),
+            20,
+            "every state, not only the ones that moved"
+        );
+        assert_eq!(
+            r.get("filestream::a::native::0-1").unwrap().offset(),
+            Some(5000)
+        );
+        assert_eq!(
+            r.get("filestream::a::native::7-1").unwrap().offset(),
+            Some(70)
+        );
+    }
+
+    #[test]
     fn torn_last_line_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
         let reg_dir = dir.path().join("registry/filebeat");
@@ -716,10 +927,12 @@ mod tests {
         // Filebeat's own memlog fixtures, when the reference data is beside the repo.
         let src = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../shared/filebeat-reference/registry-filestream-native.log.json");
-        let Ok(text) = fs::read_to_string(&src) else {
-            eprintln!("skipped: {} not present", src.display());
-            return;
-        };
+        let text = fs::read_to_string(&src).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; the Filebeat reference data must be beside the repo (../shared)",
+                src.display()
+            )
+        });
         let dir = tempfile::tempdir().unwrap();
         let reg_dir = dir.path().join("registry/filebeat");
         fs::create_dir_all(&reg_dir).unwrap();
@@ -742,10 +955,12 @@ mod tests {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(
             "../shared/filebeat-reference/registry-filestream-checkpoint-and-log.example.ndjson",
         );
-        let Ok(text) = fs::read_to_string(&src) else {
-            eprintln!("skipped: {} not present", src.display());
-            return;
-        };
+        let text = fs::read_to_string(&src).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; the Filebeat reference data must be beside the repo (../shared)",
+                src.display()
+            )
+        });
         let mut lines = text.lines();
         let (checkpoint_item, log_kv) = (lines.next().unwrap(), lines.next().unwrap());
         let dir = tempfile::tempdir().unwrap();
@@ -774,6 +989,14 @@ mod tests {
             .unwrap();
         assert_eq!(b.offset(), Some(914));
         assert_eq!(b.meta.unwrap().source, "/tmp/bar.log");
+    }
+
+    #[test]
+    fn names_are_escaped_for_terminals() {
+        assert_eq!(
+            escape_for_terminal("a\x1b[31m\nb\tc\\d\u{9b}caf\u{fffd}"),
+            "a\\x1b[31m\\nb\\tc\\\\d\\u{9b}caf\u{fffd}"
+        );
     }
 
     #[test]

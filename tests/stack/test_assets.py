@@ -513,24 +513,281 @@ def ml_used_fields():
     return used
 
 
-def pipeline_used_fields():
-    used = []
-    for p in (ES / "ingest_pipelines").glob("*.json"):
-        kind = p.stem.split("-")[1]
-        body = load_json(p)
-        for proc in body["processors"] + body.get("on_failure", []):
+# Fields of the raw event that an ingest pipeline may read although nothing in this repository
+# produces them: the only inputs that count as produced upstream for a pipeline, each with why.
+# (Kibana objects and ML jobs never see them: the pipelines rename or remove them.)
+_HINT = ("a per-input hint of logstash/README.md, set by the user's config: the input's `fields` "
+         "option (Filebeat's, kept under `fields` since fields_under_root defaults to false, "
+         "src/config/filestream.rs) or add_fields (default target `fields`); the agent itself "
+         "puts nothing under `fields`")
+_JSON_KEY = ("a root key of a JSON line decoded by the ndjson parser with target \"\" "
+             "(examples/stack/oxibeat-agent.toml), in a spelling logs.conf and oxibeat-logs-parse "
+             "rename to ECS or parse into @timestamp and remove, so it is never mapped")
+RAW_EVENT_INPUTS = {
+    "fields.log_format": _HINT,
+    "fields.service": _HINT,
+    "fields.namespace": _HINT,
+    "seq": _JSON_KEY + " (-> oxibeat.seq)",
+    "level": _JSON_KEY + " (-> log.level)",
+    "logger": _JSON_KEY + " (-> log.logger)",
+    "msg": _JSON_KEY + " (-> message)",
+    "time": _JSON_KEY + " (-> @timestamp, removed)",
+    "ts": _JSON_KEY + " (-> @timestamp, removed)",
+    "timestamp": _JSON_KEY + " (-> @timestamp, removed)",
+}
+
+# Document metadata a pipeline may read or set, not mapping fields: IngestDocument.Metadata
+# (_index, _type, _id, _routing, _version, _version_type, _if_seq_no, _if_primary_term,
+# _dynamic_templates) and the _ingest namespace (IngestDocument.INGEST_KEY), in Elasticsearch's
+# server/src/main/java/org/elasticsearch/ingest/IngestDocument.java.
+INGEST_METADATA = {"_index", "_type", "_id", "_routing", "_version", "_version_type", "_if_seq_no",
+                   "_if_primary_term", "_dynamic_templates", "_ingest"}
+
+# A field of ctx in Painless: ctx.a.b (null-safe ?. too; a trailing method call such as
+# ctx.tags.add(...) names ctx.tags, and one on ctx itself, ctx.remove(k) or ctx.keySet(), names
+# no field) or ctx['a.b'].
+CTX_FIELD = re.compile(r"ctx((?:\??\.[A-Za-z_]\w*(?![\w(]))+)|ctx\[\s*'([^']+)'\s*\]")
+MUSTACHE_FIELD = re.compile(r"\{\{\{?\s*([^{}\s]+)\s*\}?\}\}")
+
+# What geoip writes under target_field without `properties` (the database's default properties,
+# modules/ingest-geoip/.../Database.java; names from MaxmindIpDataLookups.java), and what
+# user_agent writes (UserAgentProcessor default properties, ECS names).
+GEOIP_DEFAULTS = {"City": ["country_iso_code", "country_name", "continent_name", "region_iso_code", "region_name",
+                           "city_name", "location"],
+                  "Country": ["continent_name", "country_name", "country_iso_code"],
+                  "ASN": ["ip", "asn", "organization_name", "network"]}
+USER_AGENT_FIELDS = ["original", "name", "version", "os.name", "os.version", "os.full", "device.name"]
+
+
+def is_metadata(field):
+    return field.split(".")[0] in INGEST_METADATA
+
+
+def grok_captures(pattern):
+    return [m.group(1) for m in re.finditer(r"%\{\w+:([^:}]+)(?::\w+)?\}", pattern)]
+
+
+def dissect_keys(pattern):
+    out = []
+    for k in re.findall(r"%\{([^}]*)\}", pattern):
+        k = re.sub(r"->$", "", k).lstrip("+&*")
+        k = re.sub(r"/\d+$", "", k)
+        if k and not k.startswith("?"):
+            out.append(k)
+    return out
+
+
+def script_accesses(src):
+    """(field, is_write) for each ctx field a Painless source names, in source order."""
+    out = []
+    for m in CTX_FIELD.finditer(src):
+        field = m.group(2) if m.group(2) is not None else m.group(1).replace("?", "")[1:]
+        write = re.match(r"\s*=(?!=)", src[m.end():]) is not None
+        out.append((field, write))
+    return out
+
+
+def processor_accesses(ptype, cfg, produced_by):
+    """The reads and writes of one processor (not its `if` or on_failure): two lists of fields."""
+    reads, writes = [], []
+    field = cfg.get("field")
+    fields = field if isinstance(field, list) else [field] if field else []
+    for v in cfg.values():
+        if isinstance(v, str):
+            reads += [f for f in MUSTACHE_FIELD.findall(v)]
+    if ptype == "set":
+        writes.append(cfg["field"])
+        if cfg.get("copy_from"):
+            reads.append(cfg["copy_from"])
+    elif ptype == "append":
+        writes.append(cfg["field"])
+    elif ptype == "remove":
+        reads += fields
+    elif ptype == "rename":
+        reads.append(cfg["field"])
+        writes.append(cfg["target_field"])
+    elif ptype == "grok":
+        reads += fields
+        for p in cfg["patterns"]:
+            writes += grok_captures(p)
+    elif ptype == "dissect":
+        reads += fields
+        writes += dissect_keys(cfg["pattern"])
+    elif ptype == "date":
+        reads += fields
+        writes.append(cfg.get("target_field", "@timestamp"))
+    elif ptype == "geoip":
+        reads += fields
+        target = cfg.get("target_field", "geoip")
+        db = cfg.get("database_file", "GeoLite2-City.mmdb")
+        kind = next(k for k in GEOIP_DEFAULTS if db.endswith(f"-{k}.mmdb"))
+        writes += [f"{target}.{p}" for p in cfg.get("properties", GEOIP_DEFAULTS[kind])]
+    elif ptype == "user_agent":
+        reads += fields
+        target = cfg.get("target_field", "user_agent")
+        writes += [f"{target}.{p}" for p in USER_AGENT_FIELDS]
+    elif ptype == "script":
+        pass  # script_accesses, with the script's own writes
+    elif ptype == "pipeline":
+        writes += produced_by.get(cfg["name"], [])
+    elif ptype == "reroute":
+        pass  # dataset/namespace are Mustache reads
+    else:  # convert, lowercase, json, fingerprint, ...: field in, target_field (or field) out
+        reads += fields
+        writes.append(cfg.get("target_field") or (fields[0] if fields else None))
+    return [f for f in reads if f], [f for f in writes if f]
+
+
+def walk_pipeline(name, body, produced_by):
+    """Accesses of one pipeline in processor order: (role, field, where, satisfied) with role
+    read/write. A read is satisfied by the pipeline itself when an earlier processor (or, in a
+    script, the script itself: `if (ctx.x == null) { ctx.x = [:]; }`) produced the field or a
+    subfield of it; a write is, when a later processor removes or renames away the field or an
+    object above it (temporary fields such as _tmp.*). Also returns what the pipeline leaves."""
+    produced, ever, accesses = set(), set(), []
+
+    def known_here(f, extra=()):
+        have = produced | set(extra)
+        return f in have or any(p.startswith(f + ".") for p in have)
+
+    def visit(procs, parent):
+        for proc in procs:
             (ptype, cfg), = proc.items()
-            for k in ("field", "target_field", "copy_from"):
-                v = cfg.get(k)
-                if v and "{{" not in v:
-                    used.append((kind, v, f"{p.stem}:{ptype}", False))
-            src = cfg.get("source", "") + json.dumps(cfg.get("if", ""))
-            for m in re.finditer(r"ctx\.((?:[A-Za-z_]\w*\??\.)*[A-Za-z_]\w*)", src):
-                parts = m.group(1).replace("?", "").split(".")
-                if src[m.end():m.end() + 1] == "(":
-                    parts = parts[:-1]  # a method call on the field, not a field
-                used.append((kind, ".".join(parts), f"{p.stem}:{ptype} script", False))
+            where = f"{parent}{ptype}" + (f"({cfg['tag']})" if cfg.get("tag") else "")
+            cond = cfg.get("if", "")
+            cond = cond.get("source", "") if isinstance(cond, dict) else cond
+            for f, _ in script_accesses(cond):
+                accesses.append(("read", f, where + " if", known_here(f)))
+            reads, writes = processor_accesses(ptype, cfg, produced_by)
+            if ptype == "script":
+                own = script_accesses(cfg.get("source", ""))
+                mine = [f for f, w in own if w]
+                for f, w in own:
+                    accesses.append(("write" if w else "read", f, where + " script", None if w else known_here(f, mine)))
+                writes = mine
+            for f in reads:
+                accesses.append(("read", f, where, known_here(f)))
+            visit(cfg.get("on_failure", []), f"{where}.on_failure:")
+            for f in writes:
+                if ptype != "script" and ptype != "pipeline":
+                    accesses.append(("write", f, where, None))
+                produced.add(f)
+                ever.add(f)
+            if ptype == "rename":
+                produced.discard(cfg["field"])
+            if ptype == "remove":
+                fs = cfg["field"] if isinstance(cfg["field"], list) else [cfg["field"]]
+                produced.difference_update({p for p in produced for f in fs if p == f or p.startswith(f + ".")})
+    visit(body["processors"], f"{name}:")
+    left = set(produced)
+    # The pipeline's on_failure runs after whichever processor failed: anything produced on
+    # the way may be there (the _tmp a failure leaves behind, before tmp_cleanup).
+    produced |= ever
+    visit(body.get("on_failure", []), f"{name}:on_failure:")
+
+    # Writes the pipeline removes or renames away later are temporary, not mapping fields.
+    gone = []
+    for proc in body["processors"]:
+        (ptype, cfg), = proc.items()
+        if ptype == "remove":
+            gone += cfg["field"] if isinstance(cfg["field"], list) else [cfg["field"]]
+        elif ptype == "rename":
+            gone.append(cfg["field"])
+    out = []
+    for role, f, where, ok in accesses:
+        if role == "write":
+            ok = any(f == g or f.startswith(g + ".") for g in gone)
+        out.append((role, f, where, ok))
+    return out, left
+
+
+def pipeline_accesses():
+    """{pipeline name: accesses} for every ingest pipeline, called pipelines walked first."""
+    bodies = {p.stem: load_json(p) for p in (ES / "ingest_pipelines").glob("*.json")}
+    produced_by, result = {}, {}
+
+    def calls(body):
+        return [proc["pipeline"]["name"] for proc in body["processors"] if "pipeline" in proc]
+
+    def do(name, stack=()):
+        assert name not in stack, f"pipeline cycle {stack + (name,)}"
+        if name in result:
+            return
+        for callee in calls(bodies[name]):
+            if callee in bodies:
+                do(callee, stack + (name,))
+        result[name], produced_by[name] = walk_pipeline(name, bodies[name], produced_by)
+    for n in sorted(bodies):
+        do(n)
+    return result
+
+
+def pipeline_used_fields():
+    """Fields the ingest pipelines use that must exist upstream or in the mappings: what each
+    pipeline neither produces itself (reads) nor removes again (writes), less document
+    metadata and the documented raw-event inputs (RAW_EVENT_INPUTS, reads only)."""
+    used = []
+    for name, accesses in pipeline_accesses().items():
+        kind = name.split("-")[1]
+        for role, f, where, ok in accesses:
+            if ok or is_metadata(f) or (role == "read" and f in RAW_EVENT_INPUTS):
+                continue
+            assert f, f"{where}: an empty field name"
+            used.append((kind, f, where, False))
     return used
+
+
+def test_pipeline_field_collector():
+    """The collector sees what each processor kind reads and writes, in order."""
+    body = {"processors": [
+        {"set": {"field": "_tmp.a", "copy_from": "message"}},
+        {"script": {"source": "if (ctx._tmp == null) { ctx._tmp = [:]; } ctx._tmp.b = ctx.tags.size(); ctx.remove('x'); ctx.keySet();"}},
+        {"grok": {"field": "_tmp.a", "patterns": ["%{INT:_tmp.n:int} %{WORD:url.path}"], "if": {"source": "ctx._tmp?.b != null"}}},
+        {"dissect": {"field": "_tmp.c", "pattern": "%{} %{?skip} %{log.level->} %{+log.level}"}},
+        {"rename": {"field": "seq", "target_field": "oxibeat.seq"}},
+        {"reroute": {"if": {"source": "ctx._index != 'x'"}, "dataset": "{{data_stream.dataset}}"}},
+        {"remove": {"field": "_tmp"}}]}
+    acc, left = walk_pipeline("t", body, {})
+    got = {(r, f, ok) for r, f, _, ok in acc}
+    assert ("read", "_tmp.a", True) in got and ("read", "_tmp.b", True) in got, got
+    assert ("read", "_tmp.c", False) in got, "read before anything produced it"
+    assert ("read", "_tmp", True) in got and ("write", "_tmp.n", True) in got, "temporary: removed at the end"
+    assert ("write", "url.path", False) in got and ("write", "log.level", False) in got
+    assert ("read", "seq", False) in got and ("read", "tags", False) in got
+    assert ("read", "data_stream.dataset", False) in got and ("read", "_index", False) in got
+    assert all(f for _, f, _ in got), "no empty field name (ctx.remove(...), ctx.keySet())"
+    assert not any(f.startswith("skip") for _, f, _ in got)
+    assert left == {"url.path", "log.level", "oxibeat.seq"}, left
+    assert is_metadata("_index") and is_metadata("_ingest.timestamp") and not is_metadata("_tmp")
+    # geoip without properties writes the database's defaults; with them, only those.
+    acc, _ = walk_pipeline("t", {"processors": [
+        {"geoip": {"field": "source.ip", "target_field": "source.geo"}},
+        {"geoip": {"field": "source.ip", "target_field": "source.as", "database_file": "GeoLite2-ASN.mmdb",
+                   "properties": ["asn"]}}]}, {})
+    writes = {f for r, f, _, _ in acc if r == "write"}
+    assert writes == {f"source.geo.{p}" for p in GEOIP_DEFAULTS["City"]} | {"source.as.asn"}, writes
+
+
+def test_field_check_finds_geoip_asn_names_that_are_not_ecs():
+    """The check means something: without its renames, oxibeat-logs-parse's ASN lookup would
+    leave geoip's own names (source.as.asn, source.as.organization_name), which are neither
+    ECS nor mapped, where ECS and our template have source.as.number and
+    source.as.organization.name (Filebeat's nginx module pipeline renames them the same way)."""
+    body = load_json(ES / "ingest_pipelines" / "oxibeat-logs-parse.json")
+    assert {"source.as.number", "source.as.organization.name"} <= set(mapped_fields("logs"))
+    acc, _ = walk_pipeline("oxibeat-logs-parse", body, {})
+    assert not [f for r, f, _, ok in acc if r == "write" and not ok and not exists("logs", f)]
+    body["processors"] = [p for p in body["processors"] if not p.get("rename", {}).get("tag", "").startswith("nginx_as")]
+    acc, _ = walk_pipeline("oxibeat-logs-parse", body, {})
+    bad = {f for r, f, _, ok in acc if r == "write" and not ok and not exists("logs", f)}
+    assert bad == {"source.as.asn", "source.as.organization_name"}, bad
+
+
+def exists(kind, field):
+    """Mapped for `kind` or produced upstream; objects count as existing when a subfield does
+    (ctx.log in a script)."""
+    known = set(mapped_fields(kind)) | upstream(kind)
+    return field in known or any(f.startswith(field + ".") for f in known)
 
 
 def test_every_used_field_exists_in_templates_or_is_produced_upstream():
@@ -539,6 +796,8 @@ def test_every_used_field_exists_in_templates_or_is_produced_upstream():
     or produced upstream: the Logstash pipeline, the agent's event shape, Metricbeat names."""
     used = kibana_used_fields() + ml_used_fields() + pipeline_used_fields()
     assert len(used) > 50, "the collectors found the fields"
+    raw_reads = {f for acc in pipeline_accesses().values() for r, f, _, ok in acc if r == "read" and not ok}
+    assert set(RAW_EVENT_INPUTS) <= raw_reads, f"RAW_EVENT_INPUTS lists what no pipeline reads: {set(RAW_EVENT_INPUTS) - raw_reads}"
     problems = []
     for kind, field, where, agg in used:
         if kind == "ml-results":
@@ -546,15 +805,12 @@ def test_every_used_field_exists_in_templates_or_is_produced_upstream():
                 problems.append(f"{where}: {field} is not a field of ML results")
             continue
         mapped = mapped_fields(kind)
-        known = set(mapped) | upstream(kind)
-        # Objects count as existing when a subfield does (ctx.log in a script).
-        prefixes = {".".join(f.split(".")[:i]) for f in known for i in range(1, f.count(".") + 1)}
         if agg:
             if field not in mapped:
                 problems.append(f"{where}: {field} is aggregated but not mapped for {kind} in elasticsearch/component_templates")
             elif mapped[field] in ("text", "match_only_text", "semantic_text", "object"):
                 problems.append(f"{where}: {field} is aggregated but mapped as {mapped[field]}")
-        elif field not in known and field not in prefixes:
+        elif not exists(kind, field):
             problems.append(f"{where}: {field} is neither mapped for {kind} nor produced upstream")
     assert not problems, "\n".join(problems)
 

@@ -235,6 +235,48 @@ impl Drop for Agent {
     }
 }
 
+impl Workspace {
+    /// `spawn`, with the agent's open-file limit (soft and hard) set to `nofile`.
+    pub fn spawn_with_nofile(&self, cfg: &Path, nofile: u64) -> Agent {
+        use std::os::unix::process::CommandExt;
+        let log = self.path().join(format!("agent-{}.log", self.next_log()));
+        let mut cmd = Command::new(bin());
+        cmd.args(["run", "-e", "-c"])
+            .arg(cfg)
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).expect("agent log file"));
+        // SAFETY: setrlimit only, between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: nofile,
+                    rlim_max: nofile,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Agent {
+            child: Some(cmd.spawn().expect("spawn oxibeat")),
+            log,
+        }
+    }
+}
+
+/// Resident memory of a process, in KiB (0 once it is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// Append lines to a file (creating it), flushing at once.
 pub fn append(path: &Path, lines: &[String]) {
     let mut f = fs::OpenOptions::new()

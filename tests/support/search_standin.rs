@@ -21,6 +21,10 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
+#[path = "wildcard.rs"]
+mod wildcard;
+use wildcard::wildcard_match;
+
 pub const SEMANTIC_FIELD: &str = "oxibeat.semantic_message";
 
 #[derive(Debug, Clone)]
@@ -319,30 +323,9 @@ fn enterprise(st: &State) -> bool {
     matches!(st.licence.as_str(), "enterprise" | "trial")
 }
 
+/// A comma-separated list of `*` patterns, as index expressions are.
 fn glob(pattern: &str, name: &str) -> bool {
-    pattern.split(',').any(|p| {
-        let parts: Vec<&str> = p.split('*').collect();
-        if parts.len() == 1 {
-            return p == name;
-        }
-        let mut rest = name;
-        for (i, part) in parts.iter().enumerate() {
-            if i == 0 {
-                let Some(r) = rest.strip_prefix(part) else {
-                    return false;
-                };
-                rest = r;
-            } else if i == parts.len() - 1 {
-                return rest.ends_with(part);
-            } else {
-                match rest.find(part) {
-                    Some(at) => rest = &rest[at + part.len()..],
-                    None => return false,
-                }
-            }
-        }
-        true
-    })
+    pattern.split(',').any(|p| wildcard_match(p, name))
 }
 
 fn matched<'a>(st: &'a State, pattern: &str) -> Vec<&'a Index> {

@@ -48,6 +48,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+#[path = "wildcard.rs"]
+mod wildcard;
+use wildcard::wildcard_match;
+
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub method: String,
@@ -215,31 +219,6 @@ fn flatten(props: &Value, prefix: &str, out: &mut BTreeMap<String, String>) {
             out.insert(name, typ);
         }
     }
-}
-
-/// `*` wildcards only, as index patterns and `index_patterns` use them.
-fn wildcard_match(pattern: &str, name: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == name;
-    }
-    let mut rest = name;
-    for (i, p) in parts.iter().enumerate() {
-        if i == 0 {
-            let Some(r) = rest.strip_prefix(p) else {
-                return false;
-            };
-            rest = r;
-        } else if i == parts.len() - 1 {
-            return rest.ends_with(p);
-        } else {
-            match rest.find(p) {
-                Some(at) => rest = &rest[at + p.len()..],
-                None => return false,
-            }
-        }
-    }
-    true
 }
 
 impl State {

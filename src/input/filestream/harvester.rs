@@ -1,8 +1,15 @@
 //! The harvester: reads one open file from an offset, turns lines into events and publishes
 //! them in batches, until the file is idle, removed, truncated, or the agent stops.
+//!
+//! Truncation is noticed from the read side, not only by the prospector's scans: before
+//! reading after a pause (and every few reads), the first bytes of the file and the bytes just
+//! before the cursor are compared with what was read, so a file truncated and rewritten
+//! between two looks (even to the same size) is read again from its start, never from the
+//! old offset in the middle of new content.
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,6 +35,29 @@ pub struct Control {
     pub stop: AtomicBool,
     /// New data may be there (change notification).
     pub wake: Notify,
+    /// The open file, shared with the prospector so it can check what the file holds now
+    /// (same fingerprint? deleted?) without opening it again by a path that may have moved.
+    /// Taken (closed) as soon as the harvester ends, before its slot is counted free.
+    pub file: std::sync::Mutex<Option<Arc<File>>>,
+}
+
+impl Control {
+    pub fn new(file: Arc<File>) -> Self {
+        Control {
+            file: std::sync::Mutex::new(Some(file)),
+            ..Control::default()
+        }
+    }
+
+    /// The open file while the harvester runs.
+    pub fn file(&self) -> Option<Arc<File>> {
+        self.file.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Close the prospector's share of the file.
+    pub fn release_file(&self) {
+        self.file.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
 }
 
 /// Why a harvester ended.
@@ -43,10 +73,13 @@ pub enum Exit {
     Stopped,
     /// A read error; retried on a later scan.
     Failed,
+    /// Closed at EOF (or after a time slice of reading) because other files wait for a
+    /// harvester slot; reopened, in turn, when the file changes.
+    Yield,
 }
 
 pub struct Harvester {
-    pub file: File,
+    pub file: Arc<File>,
     pub offset: u64,
     pub tracker: Arc<AckTracker>,
     pub source: Arc<FileSource>,
@@ -62,10 +95,116 @@ pub struct Harvester {
 pub struct Outcome {
     pub resume_offset: u64,
     pub exit: Exit,
+    /// The file had no links left when the harvester ended (it was deleted).
+    pub deleted: bool,
+    /// The last bytes before `resume_offset` (up to 64): where the same content continues
+    /// elsewhere (a copy, a rename), they must be there too.
+    pub tail: Vec<u8>,
+}
+
+/// How long a harvester keeps reading a busy file while others wait for a slot.
+const SLICE: Duration = Duration::from_secs(1);
+
+/// Bytes at the start of the file compared before reading after a pause.
+const HEAD_CHECK: usize = 1024;
+/// Bytes just before the cursor compared before reading after a pause.
+const TAIL_CHECK: usize = 64;
+
+/// What the harvester knows of the bytes it read, to notice content replaced under it.
+struct ContentCheck {
+    head: Vec<u8>,
+    /// The last bytes read, ending at the read offset.
+    tail: Vec<u8>,
+    /// (size, mtime) when the file was last checked; an unchanged file is not read again.
+    stat: (u64, i64),
+}
+
+/// The file as the last check found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileState {
+    Same,
+    /// Shorter than the cursor, or other bytes where bytes were read: new content.
+    Replaced,
+    /// No links left: the file was deleted (even where its directory cannot be listed).
+    Deleted,
+}
+
+fn read_exact_at(f: &File, len: usize, offset: u64) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    f.read_exact_at(&mut buf, offset)?;
+    Ok(buf)
+}
+
+impl ContentCheck {
+    fn new(f: &File, offset: u64) -> std::io::Result<Self> {
+        let md = f.metadata()?;
+        let size = md.len();
+        let head = read_exact_at(f, (size.min(HEAD_CHECK as u64)) as usize, 0)?;
+        let start = offset.min(size);
+        let tail_len = start.min(TAIL_CHECK as u64);
+        let tail = read_exact_at(f, tail_len as usize, start - tail_len)?;
+        Ok(ContentCheck {
+            head,
+            tail,
+            stat: (size, super::identity::mtime_nanos(&md)),
+        })
+    }
+
+    /// Bytes just read, ending at the new read offset.
+    fn read(&mut self, bytes: &[u8]) {
+        if bytes.len() >= TAIL_CHECK {
+            self.tail.clear();
+            self.tail
+                .extend_from_slice(&bytes[bytes.len() - TAIL_CHECK..]);
+        } else {
+            self.tail.extend_from_slice(bytes);
+            let excess = self.tail.len().saturating_sub(TAIL_CHECK);
+            self.tail.drain(..excess);
+        }
+    }
+
+    /// Is the file still the one read up to `read_offset`?
+    fn check(&mut self, f: &File, read_offset: u64) -> std::io::Result<FileState> {
+        let md = f.metadata()?;
+        if md.nlink() == 0 {
+            return Ok(FileState::Deleted);
+        }
+        let size = md.len();
+        if size < read_offset {
+            return Ok(FileState::Replaced);
+        }
+        let stat = (size, super::identity::mtime_nanos(&md));
+        if stat == self.stat {
+            return Ok(FileState::Same);
+        }
+        self.stat = stat;
+        let head_len = (size.min(HEAD_CHECK as u64)) as usize;
+        let head = read_exact_at(f, head_len, 0)?;
+        if !head.starts_with(&self.head) {
+            return Ok(FileState::Replaced);
+        }
+        self.head = head;
+        let tail_len = self.tail.len().min(read_offset as usize);
+        if tail_len > 0 && read_exact_at(f, tail_len, read_offset - tail_len as u64)? != self.tail {
+            return Ok(FileState::Replaced);
+        }
+        Ok(FileState::Same)
+    }
+}
+
+/// Others wait for a harvester slot: this input's own queue, or any input's when the
+/// open-file budget is used up.
+fn contended(s: &Settings, metrics: &crate::monitoring::Metrics) -> bool {
+    if s.waiting.load(Ordering::Relaxed) > 0 {
+        return true;
+    }
+    metrics.gauges.harvesters_waiting.load(Ordering::Relaxed) > 0
+        && usize::try_from(metrics.gauges.open_files.load(Ordering::Relaxed)).unwrap_or(0)
+            >= super::open_file_budget().0
 }
 
 impl Harvester {
-    pub async fn run(mut self) -> Outcome {
+    pub async fn run(self) -> Outcome {
         let s = self.settings.clone();
         let metrics = self.publisher.metrics().clone();
         let decoder = s.decoder;
@@ -83,13 +222,26 @@ impl Harvester {
             s.cfg.buffer_size.max(64 * 1024),
         );
         let mut parsers = Parsers::new(&s.cfg.parsers, s.cfg.message_max_bytes);
-        if let Err(e) = self.file.seek(SeekFrom::Start(self.offset)) {
-            tracing::warn!(path = %self.source.path, error = %e, "cannot seek; will retry");
-            return Outcome {
+        let file = self.file.clone();
+        let failed = |e: std::io::Error, what: &str| {
+            tracing::warn!(path = %self.source.path, error = %e, "cannot {what}; will retry");
+            Outcome {
                 resume_offset: self.offset,
                 exit: Exit::Failed,
-            };
+                deleted: false,
+                tail: Vec::new(),
+            }
+        };
+        if let Err(e) = (&*file).seek(SeekFrom::Start(self.offset)) {
+            return failed(e, "seek");
         }
+        let mut content = match ContentCheck::new(&file, self.offset) {
+            Ok(c) => c,
+            Err(e) => return failed(e, "read"),
+        };
+        let mut deleted = false;
+        // Look at the file before the next read: set after a pause at EOF.
+        let mut recheck = false;
         let mut bom_checked = self.offset != 0;
         let mut backoff = s.cfg.backoff.init.0;
         let opened = Instant::now();
@@ -100,13 +252,27 @@ impl Harvester {
             if self.control.stop.load(Ordering::Relaxed) || self.shutdown.is_cancelled() {
                 break Exit::Stopped;
             }
-            let n = match splitter.fill(&mut self.file) {
+            if std::mem::take(&mut recheck) {
+                match content.check(&file, splitter.read_offset()) {
+                    Ok(FileState::Same) => {}
+                    Ok(FileState::Replaced) => break Exit::Truncated,
+                    Ok(FileState::Deleted) => deleted = true,
+                    Err(e) => {
+                        tracing::warn!(path = %self.source.path, error = %e, "stat failed");
+                        break Exit::Failed;
+                    }
+                }
+            }
+            let n = match splitter.fill(&mut &*file) {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::warn!(path = %self.source.path, error = %e, "read failed; will retry");
                     break Exit::Failed;
                 }
             };
+            if n > 0 {
+                content.read(splitter.last_read(n));
+            }
             // A byte-order mark can only sit at offset 0, before any line was taken.
             if !bom_checked {
                 if splitter.offset() != 0 {
@@ -170,11 +336,17 @@ impl Harvester {
                 if !events.is_empty() {
                     // A stalled output must not keep the agent from stopping: the events
                     // not queued are not acked, so they are read again after a restart.
+                    let first = events[0].cursor.as_ref().map(|c| c.seq);
                     let published = tokio::select! {
                         r = self.publisher.publish(events) => r.is_ok(),
                         _ = self.shutdown.cancelled() => false,
                     };
                     if !published {
+                        // Never queued: withdraw them, so a reader that takes this file over
+                        // (an input restarted by a reload) reads them again.
+                        if let Some(seq) = first {
+                            self.tracker.withdraw_from(seq);
+                        }
                         break Exit::Stopped;
                     }
                 }
@@ -184,6 +356,15 @@ impl Harvester {
                 backoff = s.cfg.backoff.init.0;
                 reads += 1;
                 if reads % 16 == 0 {
+                    // A long read may race with a truncation: look again now and then.
+                    recheck = true;
+                    if !self.once
+                        && now.duration_since(opened) >= SLICE
+                        && parsers.pending_start().is_none()
+                        && contended(&s, &metrics)
+                    {
+                        break Exit::Yield;
+                    }
                     tokio::task::yield_now().await;
                 }
                 continue;
@@ -192,13 +373,24 @@ impl Harvester {
             if self.once || self.control.removed.load(Ordering::Relaxed) {
                 break Exit::Done;
             }
-            match self.file.metadata() {
-                Ok(md) if md.len() < splitter.read_offset() => break Exit::Truncated,
-                Ok(_) => {}
+            match content.check(&file, splitter.read_offset()) {
+                Ok(FileState::Same) => {}
+                Ok(FileState::Replaced) => break Exit::Truncated,
+                Ok(FileState::Deleted) => {
+                    deleted = true;
+                    if s.cfg.close.on_state_change.removed {
+                        // Drain what is left through the open file, then close it.
+                        self.control.removed.store(true, Ordering::Relaxed);
+                        continue;
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(path = %self.source.path, error = %e, "stat failed");
                     break Exit::Failed;
                 }
+            }
+            if parsers.pending_start().is_none() && contended(&s, &metrics) {
+                break Exit::Yield;
             }
             let close = &s.cfg.close;
             if close.reader.on_eof {
@@ -227,13 +419,21 @@ impl Harvester {
                 }
                 _ = self.shutdown.cancelled() => {}
             }
+            recheck = true;
         };
         let resume_offset = parsers
             .pending_start()
             .map_or(splitter.offset(), |p| p.min(splitter.offset()));
+        if !deleted {
+            deleted = file.metadata().is_ok_and(|md| md.nlink() == 0);
+        }
+        let n = resume_offset.min(TAIL_CHECK as u64);
+        let tail = read_exact_at(&file, n as usize, resume_offset - n).unwrap_or_default();
         Outcome {
             resume_offset,
             exit,
+            deleted,
+            tail,
         }
     }
 

@@ -64,6 +64,26 @@ pub struct Identity {
     pub head: Vec<u8>,
 }
 
+impl Identity {
+    /// The identity of a file whose full fingerprint equals a live file's (the same first
+    /// bytes, another inode): keyed `fingerprint::<hex>@<inode>-<device>`, like a small file,
+    /// so both are read and each keeps its own cursor.
+    pub fn collided(&self, ino: u64, dev: u64) -> Identity {
+        Identity {
+            suffix: format!("fingerprint::{}@{ino}-{dev}", self.hash),
+            ..self.clone()
+        }
+    }
+}
+
+/// SHA-256 (hex) of `len` bytes at `offset` of an open file.
+pub fn hash_file_range(f: &File, offset: u64, len: u64) -> std::io::Result<String> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; len as usize];
+    f.read_exact_at(&mut buf, offset)?;
+    Ok(hex(&Sha256::digest(&buf)))
+}
+
 pub fn hash_range(path: &Path, offset: u64, len: u64) -> std::io::Result<String> {
     read_hash(path, offset, len).map(|(h, _)| h)
 }
@@ -198,6 +218,11 @@ impl Identifier {
 
     pub fn forget(&mut self, dev: u64, ino: u64) {
         self.cache.remove(&(dev, ino));
+    }
+
+    /// The fingerprint window (offset, length).
+    pub fn window(&self) -> (u64, u64) {
+        (self.fp.offset, self.fp.length)
     }
 }
 

@@ -4,20 +4,29 @@
 //! it scans the globs (on a timer and on inotify events), decides each file's identity and
 //! start offset, and starts one harvester per file with something to read. Harvesters report
 //! back when they end; idle files are closed and reopened when they change.
+//!
+//! - scan.rs: glob expansion (bytes, symlink loops, cancellable, unlistable directories).
+//! - identity.rs: fingerprint / native / path identity; collision.rs: two live files with
+//!   the same fingerprint, and copies (copytruncate) taking over what was read.
+//! - turns.rs: files wait in turn for a harvester slot (harvester_limit, open-file budget).
+//! - harvester.rs, reader.rs, parsers.rs, encoding.rs: reading one file.
 
+mod collision;
 pub mod container;
 pub mod encoding;
 pub mod harvester;
 pub mod identity;
 pub mod parsers;
 pub mod reader;
+pub mod scan;
+mod turns;
 mod watch;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,6 +58,8 @@ pub struct Settings {
     pub common: Arc<InputCommon>,
     /// This input's counters, served on `/inputs/`.
     pub counters: Arc<InputCounters>,
+    /// Files of this input waiting for a harvester slot: harvesters at EOF make room.
+    pub waiting: AtomicUsize,
 }
 
 impl Settings {
@@ -83,6 +94,7 @@ impl Settings {
             ndjson,
             common,
             cfg,
+            waiting: AtomicUsize::new(0),
         }
     }
 }
@@ -110,6 +122,14 @@ struct Known {
     restart_from_zero: bool,
     /// A read failed: wait for the next full scan before trying again.
     failed: bool,
+    /// Its harvester found the content replaced (truncated): if the same identity comes
+    /// back on the same inode (same first bytes), it is read from the start.
+    truncated: bool,
+    /// The last bytes before `read_offset`, from the last harvester (empty if unknown).
+    tail: Vec<u8>,
+    /// The identity moved to another inode (a copy, a rename): before reading there, check
+    /// that the bytes before the cursor are the ones read (collision.rs).
+    verify_tail: bool,
 }
 
 struct Exited {
@@ -129,7 +149,7 @@ struct Prospector {
     registry: Arc<Registry>,
     identifier: Identifier,
     key_prefix: String,
-    patterns: Vec<glob::Pattern>,
+    globs: Arc<Vec<scan::Glob>>,
     known: HashMap<String, Known>,
     by_inode: HashMap<(u64, u64), String>,
     by_path: HashMap<PathBuf, String>,
@@ -151,18 +171,30 @@ struct Prospector {
     recheck: bool,
     /// Harvesters ended since freed memory was last handed back to the OS.
     closed_since_trim: usize,
-    /// A file waited because the process's open-file budget was used up: start waiting
-    /// files when harvesters end, as with `harvester_limit`.
-    fd_limited: bool,
     /// The open-file budget was reported (once per input).
     fd_warned: bool,
+    /// Keys of files with something to read that wait for a harvester slot, in arrival
+    /// order (turns.rs).
+    waiting: VecDeque<String>,
+    waiting_set: HashSet<String>,
+    /// Queue length last added to the global `harvesters_waiting` gauge.
+    waiting_reported: usize,
+    /// New files whose first bytes equal those of a live file (a copy being made by
+    /// copytruncate, or another file with the same header): (dev, ino) → (size, since).
+    /// Held until the original changes or the size holds still (collision.rs).
+    copies: HashMap<(u64, u64), (u64, std::time::Instant)>,
+    /// Collisions already logged, by (dev, ino).
+    collisions_logged: HashSet<(u64, u64)>,
+    /// During a full scan: every matched file by (dev, ino), to find a file that moved.
+    scan_inodes: HashMap<(u64, u64), PathBuf>,
+    in_full_scan: bool,
 }
 
 /// How many files all harvesters together may hold open: the open-file limit
 /// (RLIMIT_NOFILE, raised to its hard limit at start) minus a reserve for the registry,
 /// outputs, sockets, logs and fingerprint reads, so those never fail with "too many open
 /// files" however many files match.
-fn open_file_budget() -> (usize, usize) {
+pub(crate) fn open_file_budget() -> (usize, usize) {
     static BUDGET: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
     *BUDGET.get_or_init(|| {
         let mut lim = libc::rlimit {
@@ -205,10 +237,16 @@ impl Prospector {
             cfg.file_identity,
             cfg.prospector.scanner.fingerprint.clone(),
         );
-        let patterns = cfg
+        let globs = cfg
             .paths
             .iter()
-            .filter_map(|p| glob::Pattern::new(p).ok())
+            .filter_map(|p| match scan::Glob::new(p) {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    tracing::warn!(pattern = %p, error = %e, "invalid glob");
+                    None
+                }
+            })
             .collect();
         let partial_entries = registry
             .keys_with_prefix(&key_prefix)
@@ -222,7 +260,7 @@ impl Prospector {
             registry,
             identifier,
             key_prefix,
-            patterns,
+            globs: Arc::new(globs),
             known: HashMap::new(),
             by_inode: HashMap::new(),
             by_path: HashMap::new(),
@@ -237,8 +275,14 @@ impl Prospector {
             settling: HashMap::new(),
             recheck: false,
             closed_since_trim: 0,
-            fd_limited: false,
             fd_warned: false,
+            waiting: VecDeque::new(),
+            waiting_set: HashSet::new(),
+            waiting_reported: 0,
+            copies: HashMap::new(),
+            collisions_logged: HashSet::new(),
+            scan_inodes: HashMap::new(),
+            in_full_scan: false,
         }
     }
 
@@ -256,7 +300,7 @@ impl Prospector {
         if let Some(w) = watcher.as_mut() {
             w.ensure(&self.cfg().paths);
         }
-        self.full_scan();
+        self.full_scan().await;
         self.initial = false;
         let mut tick = tokio::time::interval(
             self.cfg()
@@ -293,17 +337,18 @@ impl Prospector {
                     if let Some(w) = watcher.as_mut() {
                         w.ensure(&self.cfg().paths);
                     }
-                    self.full_scan();
+                    self.full_scan().await;
                 }
                 _ = tick.tick() => {
                     if let Some(w) = watcher.as_mut() {
                         w.ensure(&self.cfg().paths);
                     }
-                    self.full_scan();
+                    self.full_scan().await;
                 }
                 _ = self.ctx.shutdown.cancelled() => break,
             }
         }
+        self.set_waiting_gauge(0);
         // Harvesters see the shutdown token themselves; collect their final offsets.
         while !self.run_keys.is_empty() {
             match self.exits_rx.recv().await {
@@ -314,43 +359,49 @@ impl Prospector {
         drop(watcher);
     }
 
-    /// Expand every glob and (re)consider each file; files gone from the globs are closed
-    /// after draining and, with clean_removed, forgotten.
-    fn full_scan(&mut self) {
+    /// Expand every glob (off the async threads, cancelled by shutdown) and (re)consider
+    /// each file; files gone from the globs are closed after draining and, with
+    /// clean_removed, forgotten.
+    async fn full_scan(&mut self) {
         let started = std::time::Instant::now();
+        let globs = self.globs.clone();
+        let token = self.ctx.shutdown.clone();
+        let res = tokio::task::spawn_blocking(move || scan::scan(&globs, &|| token.is_cancelled()))
+            .await
+            .unwrap_or_else(|_| scan::ScanResult {
+                cancelled: true,
+                ..Default::default()
+            });
+        if res.cancelled {
+            return;
+        }
         for k in self.known.values_mut() {
             k.seen = false;
             // A failed read is retried once per scan, not in a tight loop.
             k.failed = false;
         }
-        let mut paths: Vec<PathBuf> = Vec::new();
-        // A directory that could not be listed says nothing about its files: no file is
-        // taken for removed during such a scan.
-        let mut listing_failed = false;
-        for pattern in &self.cfg().paths {
-            match glob::glob(pattern) {
-                Ok(iter) => {
-                    for entry in iter {
-                        match entry {
-                            Ok(p) => paths.push(p),
-                            Err(e) => {
-                                listing_failed = true;
-                                tracing::debug!(error = %e, "cannot list a directory of the globs");
-                            }
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!(pattern, error = %e, "invalid glob"),
+        let symlinks = self.cfg().prospector.scanner.symlinks;
+        let mut files = Vec::with_capacity(res.paths.len());
+        for p in res.paths {
+            if let Some(md) = file_metadata(&p, symlinks) {
+                self.scan_inodes.insert((md.dev(), md.ino()), p.clone());
+                files.push((p, md));
             }
         }
-        paths.sort();
-        paths.dedup();
         if self.initial {
+            let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
             self.take_over(&paths);
         }
-        for p in paths {
-            self.consider(&p);
+        self.in_full_scan = true;
+        for (p, md) in files {
+            self.consider_md(&p, md);
         }
+        self.in_full_scan = false;
+        self.scan_inodes = HashMap::new();
+        // A directory that could not be listed says nothing about its files: none below it
+        // is taken for removed (a harvester still notices a deletion by the link count).
+        let unlistable = res.unlistable;
+        let hidden = |p: &Path| unlistable.iter().any(|d| p.starts_with(d));
         let mut forget = Vec::new();
         let clean_inactive = self.settings.cfg.clean_inactive.0;
         let now = crate::event::now_nanos();
@@ -366,7 +417,7 @@ impl Prospector {
                 }
                 continue;
             }
-            if listing_failed {
+            if hidden(&k.info.path) {
                 continue;
             }
             k.missed_scans += 1;
@@ -403,17 +454,7 @@ impl Prospector {
             "scan done"
         );
         // harvester_limit or the open-file budget: start files that waited for a slot.
-        if self.cfg().harvester_limit > 0 || std::mem::take(&mut self.fd_limited) {
-            let waiting: Vec<String> = self
-                .known
-                .iter()
-                .filter(|(_, k)| k.running.is_none() && k.info.size > k.read_offset)
-                .map(|(key, _)| key.clone())
-                .collect();
-            for key in waiting {
-                self.maybe_start(&key);
-            }
-        }
+        self.start_waiting();
     }
 
     /// `take_over`: before the first look at the files, continue the registry states that
@@ -516,13 +557,7 @@ impl Prospector {
     }
 
     fn matches(&self, path: &Path) -> bool {
-        let opts = glob::MatchOptions {
-            require_literal_separator: true,
-            ..Default::default()
-        };
-        self.patterns
-            .iter()
-            .any(|p| p.matches_path_with(path, opts))
+        self.globs.iter().any(|g| g.matches(path))
     }
 
     fn excluded(&self, path: &Path) -> bool {
@@ -535,19 +570,14 @@ impl Prospector {
 
     /// Look at one path: identify it, bind it to its state, start a harvester if needed.
     fn consider(&mut self, path: &Path) {
-        if self.excluded(path) {
-            return;
+        if let Some(md) = file_metadata(path, self.cfg().prospector.scanner.symlinks) {
+            self.consider_md(path, md);
         }
-        let md = if self.cfg().prospector.scanner.symlinks {
-            std::fs::metadata(path)
-        } else {
-            match std::fs::symlink_metadata(path) {
-                Ok(m) if m.file_type().is_symlink() => return,
-                other => other,
-            }
-        };
-        let Ok(md) = md else { return };
-        if !md.is_file() {
+    }
+
+    /// `consider` with the file's metadata already read (a regular file).
+    fn consider_md(&mut self, path: &Path, md: std::fs::Metadata) {
+        if self.excluded(path) {
             return;
         }
         // Fast path for a rescan: a known file that did not change needs no work.
@@ -569,16 +599,29 @@ impl Prospector {
             }
         }
         let info = FileInfo::from_metadata(path.to_path_buf(), &md);
+        let inode = (info.dev, info.ino);
         let identity = match self.identifier.identify(&info) {
             Ok(Some(id)) => id,
             Ok(None) => return,
             Err(e) => {
+                // It is there, only unreadable now (permissions): it keeps its state and
+                // cursor, and is not taken for removed.
+                if let Some(k) = self
+                    .by_inode
+                    .get(&inode)
+                    .and_then(|key| self.known.get_mut(key))
+                {
+                    k.seen = true;
+                }
                 self.report_unreadable(path, &e);
                 return;
             }
         };
+        // Two live files with the same first bytes are two files (collision.rs).
+        let Some(identity) = self.resolve_collision(&info, identity) else {
+            return;
+        };
         let key = format!("{}{}", self.key_prefix, identity.suffix);
-        let inode = (info.dev, info.ino);
 
         // The inode was known under another key: grown small file, or content replaced.
         if let Some(old_key) = self.by_inode.get(&inode).cloned() {
@@ -607,6 +650,14 @@ impl Prospector {
         let path_identity = self.identifier.mode() == FileIdentity::Path;
         if let Some(k) = self.known.get_mut(&key) {
             let moved = (k.info.dev, k.info.ino) != inode;
+            if std::mem::take(&mut k.truncated) && !moved && k.running.is_none() {
+                // Truncated and rewritten with the same first bytes: new content all the same.
+                tracing::info!(path = %path.display(), "file truncated; reading from the start");
+                k.read_offset = 0;
+                k.tracker.reset(0);
+                k.idle_at = None;
+                k.copied = false;
+            }
             if moved && path_identity {
                 // Same path, another file (rotation with `create`): the old one is drained,
                 // the new one is read from its start, as Filebeat does.
@@ -643,12 +694,14 @@ impl Prospector {
                     }
                     None => {
                         tracing::debug!(path = %path.display(), key = %key, offset = k.read_offset, "identity found at another inode; continuing there");
+                        k.truncated = false;
                         let old = (k.info.dev, k.info.ino);
                         // The old inode may already hold new content under another key.
                         if self.by_inode.get(&old).is_some_and(|v| v == &key) {
                             self.by_inode.remove(&old);
                         }
                         k.copied = true;
+                        k.verify_tail = true;
                     }
                 }
             }
@@ -661,6 +714,18 @@ impl Prospector {
             return;
         }
 
+        // Read by an earlier run of this input in this process (a reload restarted it):
+        // take its tracker over and continue where it stopped handing lines over.
+        if let Some(tracker) = self.registry.live_tracker(&key) {
+            let offset = tracker.published_offset().min(info.size);
+            tracing::debug!(path = %path.display(), key = %key, offset, "taking over the file from the previous run of the input");
+            self.registry
+                .track(&key, tracker.clone(), self.meta(&info, &identity));
+            self.by_inode.insert(inode, key.clone());
+            self.by_path.insert(path.to_path_buf(), key.clone());
+            self.insert_known(key, info, identity, tracker, offset);
+            return;
+        }
         // New to this run: resume from the registry, or start per start_position.
         let mut offset = None;
         if let Some(e) = self.registry.get(&key) {
@@ -727,6 +792,18 @@ impl Prospector {
             .track(&key, tracker.clone(), self.meta(&info, &identity));
         self.by_inode.insert(inode, key.clone());
         self.by_path.insert(path.to_path_buf(), key.clone());
+        self.insert_known(key, info, identity, tracker, offset);
+    }
+
+    /// Follow a file from `offset` with `tracker`, and start reading it if there is room.
+    fn insert_known(
+        &mut self,
+        key: String,
+        info: FileInfo,
+        identity: Identity,
+        tracker: Arc<AckTracker>,
+        offset: u64,
+    ) {
         self.known.insert(
             key.clone(),
             Known {
@@ -742,6 +819,9 @@ impl Prospector {
                 missed_scans: 0,
                 restart_from_zero: false,
                 failed: false,
+                truncated: false,
+                tail: Vec::new(),
+                verify_tail: false,
             },
         );
         self.maybe_start(&key);
@@ -793,18 +873,42 @@ impl Prospector {
         }
     }
 
-    fn maybe_start(&mut self, key: &str) {
+    /// Start a harvester for `key` if it has something to read and a slot is free; a file
+    /// that finds no slot waits its turn (turns.rs).
+    fn maybe_start(&mut self, key: &str) -> Start {
+        let start = self.try_start(key, false);
+        if start == Start::NoSlot {
+            self.enqueue(key);
+        }
+        start
+    }
+
+    /// `maybe_start`; `turn` is set for the file at the head of the waiting queue, which may
+    /// take a free slot before the others.
+    fn try_start(&mut self, key: &str, turn: bool) -> Start {
         let limit = self.cfg().harvester_limit;
         let once = self.ctx.once;
         let running = self.run_keys.len();
+        let queue_ahead = !turn && self.waiting.front().is_some_and(|k| k != key);
         let Some(k) = self.known.get_mut(key) else {
-            return;
+            return Start::NotNeeded;
         };
         if k.running.is_some() || k.failed || (once && self.once_started.contains(key)) {
-            return;
+            return Start::NotNeeded;
+        }
+        if k.verify_tail && k.info.size >= k.read_offset {
+            k.verify_tail = false;
+            if !collision::same_bytes_before(&k.info, k.read_offset, &k.tail) {
+                // Not the content read before: a new file that only starts the same way.
+                tracing::info!(path = %k.info.path.display(), offset = k.read_offset, "a new file with the first bytes of one read before; reading it from the start");
+                k.read_offset = 0;
+                k.tracker.reset(0);
+                k.copied = false;
+                k.idle_at = None;
+            }
         }
         if k.info.size < k.read_offset && k.copied {
-            return;
+            return Start::NotNeeded;
         }
         if k.info.size < k.read_offset {
             tracing::info!(path = %k.info.path.display(), "file truncated; reading from the start");
@@ -812,10 +916,11 @@ impl Prospector {
             k.tracker.reset(0);
         }
         if k.info.size == k.read_offset || k.idle_at == Some((k.info.size, k.info.mtime)) {
-            return;
+            return Start::NotNeeded;
         }
-        if limit > 0 && running >= limit {
-            return;
+        // Files already waiting go first: nobody jumps the queue.
+        if queue_ahead || (limit > 0 && running >= limit) {
+            return Start::NoSlot;
         }
         let (budget, nofile) = open_file_budget();
         let open = self.ctx.metrics.gauges.open_files.load(Ordering::Relaxed);
@@ -824,30 +929,30 @@ impl Prospector {
                 tracing::warn!(
                     open,
                     limit = nofile,
-                    "open-file budget used up: more matching files wait for a harvester to close (the rest of the open-file limit is kept for the registry, outputs and logs); raise LimitNOFILE, or lower close.on_state_change.inactive or set harvester_limit"
+                    "open-file budget used up: more matching files take turns, each harvester making room at EOF (the rest of the open-file limit is kept for the registry, outputs and logs); raise LimitNOFILE or set harvester_limit"
                 );
             }
-            self.fd_limited = true;
-            return;
+            return Start::NoSlot;
         }
         let file = match File::open(&k.info.path) {
             Ok(f) => f,
             Err(e) => {
                 let path = k.info.path.clone();
                 self.report_unreadable(&path, &e);
-                return;
+                return Start::NotNeeded;
             }
         };
         // The path may have been replaced between stat and open.
         match file.metadata() {
             Ok(md) if md.dev() == k.info.dev && md.ino() == k.info.ino => {}
-            _ => return,
+            _ => return Start::NotNeeded,
         }
+        let file = Arc::new(file);
         self.unreadable.remove(&k.info.path);
         k.idle_at = None;
         let run_id = self.next_run_id;
         self.next_run_id += 1;
-        let ctl = Arc::new(Control::default());
+        let ctl = Arc::new(Control::new(file.clone()));
         k.running = Some((run_id, ctl.clone()));
         self.run_keys.insert(run_id, key.to_string());
         if once {
@@ -891,7 +996,10 @@ impl Prospector {
         ic.files_active.fetch_add(1, Ordering::Relaxed);
         let tx = self.exits_tx.clone();
         tokio::spawn(async move {
+            let ctl = h.control.clone();
             let outcome = h.run().await;
+            // The file is closed here (the harvester dropped its share), so the slot is free.
+            ctl.release_file();
             Metrics::add(&m.counters.harvester_closed, 1);
             m.gauges.harvesters_running.fetch_sub(1, Ordering::Relaxed);
             m.gauges.open_files.fetch_sub(1, Ordering::Relaxed);
@@ -904,23 +1012,29 @@ impl Prospector {
             ic.files_active.fetch_sub(1, Ordering::Relaxed);
             let _ = tx.send(Exited { run_id, outcome });
         });
+        Start::Started
     }
 
-    fn on_exit(&mut self, exit: Exited) {
+    fn on_exit(&mut self, mut exit: Exited) {
         let Some(key) = self.run_keys.remove(&exit.run_id) else {
             return;
         };
         let Some(k) = self.known.get_mut(&key) else {
+            self.start_waiting();
             return;
         };
         k.running = None;
         k.read_offset = exit.outcome.resume_offset;
+        k.tail = std::mem::take(&mut exit.outcome.tail);
         self.closed_since_trim += 1;
         let path = k.info.path.clone();
         match exit.outcome.exit {
             Exit::Truncated => {
                 if self.identifier.mode() == FileIdentity::Fingerprint {
-                    // New content means a new identity; let the next look decide.
+                    // New content means a new identity; let the next look decide. The cursor
+                    // stays with the old identity (a copy of the old content may take it
+                    // over); the same identity found again on this inode starts from 0.
+                    k.truncated = true;
                     let inode = (k.info.dev, k.info.ino);
                     // Unless the inode was already bound to its new content's identity.
                     if self.by_inode.get(&inode).is_some_and(|v| v == &key) {
@@ -932,7 +1046,7 @@ impl Prospector {
                     k.tracker.reset(0);
                 }
             }
-            Exit::Inactive => {
+            Exit::Inactive | Exit::Yield => {
                 if let Ok(md) = std::fs::metadata(&path) {
                     k.idle_at = Some((md.len(), identity::mtime_nanos(&md)));
                 }
@@ -940,6 +1054,7 @@ impl Prospector {
             Exit::Failed => k.failed = true,
             Exit::Done | Exit::Stopped => {}
         }
+        let rebound = k.rebind.is_some();
         if let Some(info) = k.rebind.take() {
             let old = (k.info.dev, k.info.ino);
             if self.by_inode.get(&old).is_some_and(|v| v == &key) {
@@ -949,23 +1064,35 @@ impl Prospector {
             self.by_inode.insert((info.dev, info.ino), key.clone());
             self.by_path.insert(new_path, key.clone());
             k.info = info;
+            k.truncated = false;
             if std::mem::take(&mut k.restart_from_zero) {
                 k.read_offset = 0;
                 k.tracker.reset(0);
                 k.idle_at = None;
             } else {
                 k.copied = true;
+                k.verify_tail = true;
             }
         }
-        let failed = exit.outcome.exit == Exit::Failed;
-        if self.ctx.shutdown.is_cancelled()
-            || failed
-            || exit.outcome.exit == Exit::Done && !self.ctx.once
-        {
+        if self.ctx.shutdown.is_cancelled() {
+            return;
+        }
+        if exit.outcome.deleted && !rebound && self.settings.cfg.clean_removed {
+            // Deleted (noticed by its link count, even where the directory cannot be
+            // listed) and read to its end: nothing pins it any more.
+            tracing::debug!(path = %path.display(), "file deleted; forgetting it");
+            self.forget(&key);
+            self.start_waiting();
+            return;
+        }
+        // A slot is free: files that waited for one go first.
+        self.start_waiting();
+        if exit.outcome.exit == Exit::Failed || exit.outcome.exit == Exit::Done && !self.ctx.once {
             // Done outside --once means drained after removal: nothing more to read there.
             return;
         }
-        // Look at the file afresh: it may have grown, moved or changed identity meanwhile.
+        // Look at the file afresh: it may have grown, moved or changed identity meanwhile
+        // (after a yield, it queues behind the files that waited).
         let path = self
             .known
             .get(&key)
@@ -973,23 +1100,6 @@ impl Prospector {
             .unwrap_or(path);
         if self.matches(&path) || self.ctx.once {
             self.consider(&path);
-        }
-        if self.ctx.once || self.cfg().harvester_limit > 0 || self.fd_limited {
-            // A slot is free: start a file that waited for one (or failed to open).
-            let waiting: Vec<String> = self
-                .known
-                .iter()
-                .filter(|(k, f)| {
-                    f.running.is_none()
-                        && f.info.size > f.read_offset
-                        && !self.once_started.contains(*k)
-                })
-                .map(|(k, _)| k.clone())
-                .take(4)
-                .collect();
-            for k in waiting {
-                self.maybe_start(&k);
-            }
         }
     }
 
@@ -1017,4 +1127,28 @@ impl Prospector {
         }
         rescan
     }
+}
+
+/// What `maybe_start` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    Started,
+    /// Nothing to read now (caught up, idle, running, failed, being copied).
+    NotNeeded,
+    /// Something to read, no free slot (harvester_limit or the open-file budget).
+    NoSlot,
+}
+
+/// The metadata of a regular file at `path` (following symlinks unless `symlinks` is off,
+/// when a symlink is skipped), or `None`.
+fn file_metadata(path: &Path, symlinks: bool) -> Option<std::fs::Metadata> {
+    let md = if symlinks {
+        std::fs::metadata(path)
+    } else {
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => return None,
+            other => other,
+        }
+    };
+    md.ok().filter(|m| m.is_file())
 }

@@ -319,7 +319,11 @@ fn decode_ndjson(cfg: &NdjsonConfig, mut m: Message) -> Message {
     match parsed {
         Ok(mut obj) => {
             if cfg.expand_keys {
-                obj = expand_keys(obj);
+                let mut too_deep = false;
+                obj = expand_keys(obj, 0, &mut too_deep);
+                if too_deep {
+                    m.flags |= crate::event::flags::KEYS_TOO_DEEP;
+                }
             }
             if let Some(id_key) = &cfg.document_id {
                 if let Some(id) = obj.remove(id_key) {
@@ -357,15 +361,24 @@ fn decode_ndjson(cfg: &NdjsonConfig, mut m: Message) -> Message {
     m
 }
 
-/// `{"a.b": 1}` → `{"a": {"b": 1}}`.
-fn expand_keys(obj: Map<String, Value>) -> Map<String, Value> {
+/// `{"a.b": 1}` → `{"a": {"b": 1}}`, `depth` levels down already. Objects never get deeper
+/// than `MAX_DEPTH`: the segments of a key past that stay one dotted key, and `too_deep` is
+/// set (a key of 20,000 dots must not become 20,000 nested objects).
+fn expand_keys(obj: Map<String, Value>, depth: usize, too_deep: &mut bool) -> Map<String, Value> {
     let mut out = Map::new();
     for (k, v) in obj {
+        // At most `room` levels: the last segment keeps the rest of the key, dots and all.
+        let room = crate::event::MAX_DEPTH.saturating_sub(depth).max(1);
+        let segments: Vec<&str> = k.splitn(room, '.').collect();
+        if segments.len() == room && segments.last().is_some_and(|s| s.contains('.')) {
+            *too_deep = true;
+        }
+        let used = segments.len();
         let v = match v {
-            Value::Object(o) => Value::Object(expand_keys(o)),
+            Value::Object(o) => Value::Object(expand_keys(o, depth + used, too_deep)),
             other => other,
         };
-        put_path(&mut out, &k, v);
+        crate::event::put_segments(&mut out, segments.into_iter(), v);
     }
     out
 }
@@ -498,5 +511,28 @@ mod tests {
         let out = run(&mut p, &[r#"{"a.b":1}"#]);
         let f = out[0].fields.as_ref().unwrap();
         assert_eq!(f["json"]["a"]["b"], 1);
+    }
+
+    #[test]
+    fn expand_keys_stops_at_the_depth_limit() {
+        let mut p = parsers("[[parsers]]\nndjson = { target = \"\", expand_keys = true }\n");
+        let key = vec!["k"; 20_000].join(".");
+        let out = run(&mut p, &[&format!("{{\"{key}\": 1, \"x.y\": 2}}")]);
+        assert_ne!(out[0].flags & crate::event::flags::KEYS_TOO_DEEP, 0);
+        let f = out[0].fields.as_ref().unwrap();
+        assert_eq!(f["x"]["y"], 2);
+        let mut depth = 0;
+        let mut cur = &f["k"];
+        while let Some(o) = cur.as_object() {
+            depth += 1;
+            cur = o.values().next().unwrap();
+        }
+        assert_eq!(
+            depth,
+            crate::event::MAX_DEPTH - 1,
+            "then one dotted key holds the rest"
+        );
+        let shallow = run(&mut p, &[r#"{"a.b.c": 1}"#]);
+        assert_eq!(shallow[0].flags & crate::event::flags::KEYS_TOO_DEEP, 0);
     }
 }

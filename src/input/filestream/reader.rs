@@ -110,6 +110,11 @@ impl LineSplitter {
         &self.buf[self.consumed..]
     }
 
+    /// The last `n` bytes read (right after `fill` returned `n`).
+    pub fn last_read(&self, n: usize) -> &[u8] {
+        &self.buf[self.buf.len().saturating_sub(n)..]
+    }
+
     /// Read one block from `r`. Returns the number of bytes read (0 at EOF).
     pub fn fill(&mut self, r: &mut impl Read) -> io::Result<usize> {
         self.compact();

@@ -159,14 +159,91 @@ pub fn client_config(cfg: &KafkaConfig) -> Result<ClientConfig, KafkaError> {
         c.set("enable.ssl.certificate.verification", verify)
             .set("ssl.endpoint.identification.algorithm", endpoint);
     }
-    for (k, v) in &cfg.librdkafka {
-        let v = match v {
-            toml::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
+    for (k, v) in passthrough(&cfg.librdkafka)? {
         c.set(k, v);
     }
     Ok(c)
+}
+
+/// The `[output.kafka.librdkafka]` properties as librdkafka takes them: name → string.
+/// Dotted names written as TOML tables (`sasl.password = ...` unquoted, or
+/// `-E output.kafka.librdkafka.sasl.password=...`) are joined back into one name.
+pub fn passthrough(
+    props: &std::collections::BTreeMap<String, toml::Value>,
+) -> Result<Vec<(String, String)>, KafkaError> {
+    let mut out = Vec::new();
+    let mut stack: Vec<(String, &toml::Value)> =
+        props.iter().rev().map(|(k, v)| (k.clone(), v)).collect();
+    while let Some((name, v)) = stack.pop() {
+        let s = match v {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Table(t) => {
+                for (k, inner) in t.iter().rev() {
+                    stack.push((format!("{name}.{k}"), inner));
+                }
+                continue;
+            }
+            toml::Value::Array(_) => {
+                return Err(crate::config::ConfigError::new(
+                    format!("output.kafka.librdkafka.\"{name}\""),
+                    "must be a string, number or boolean (librdkafka takes lists as one comma-separated string); the value is not shown",
+                )
+                .into())
+            }
+            other => other.to_string(),
+        };
+        out.push((name, s));
+    }
+    Ok(out)
+}
+
+/// librdkafka's client errors, without the value of a property that may be a secret
+/// (rdkafka's own message is "<description> <key> <value>").
+pub fn client_error(e: RdError) -> KafkaError {
+    if let RdError::ClientConfig(_, desc, key, value) = &e {
+        if crate::config::secret::is_secret_property(key) {
+            let desc = if value.is_empty() {
+                desc.clone()
+            } else {
+                desc.replace(value.as_str(), "***")
+            };
+            return KafkaError::Client(format!("{desc} (property {key}; the value is not shown)"));
+        }
+        if desc.contains(value.as_str()) {
+            return KafkaError::Client(format!("{desc} (property {key})"));
+        }
+        return KafkaError::Client(format!("{desc} (property {key} = {value:?})"));
+    }
+    KafkaError::Client(e.to_string())
+}
+
+/// The values of `c`'s secret properties (`sasl.password`, `ssl.key.password`, any
+/// passthrough name `is_secret_property` calls secret), longest first, so that what librdkafka
+/// says can be masked before it reaches our logs. librdkafka redacts its own sensitive
+/// properties in its configuration dumps (`rd_kafka_anyconf_dump`, `_RK_SENSITIVE`); this also
+/// covers passthrough names it does not know as sensitive and messages it builds from values.
+/// Values under 4 bytes are left out: masking them would garble ordinary words.
+pub fn secret_values(c: &ClientConfig) -> Vec<String> {
+    let mut v: Vec<String> = c
+        .config_map()
+        .iter()
+        .filter(|(k, v)| crate::config::secret::is_secret_property(k) && v.len() >= 4)
+        .map(|(_, v)| v.clone())
+        .collect();
+    v.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    v.dedup();
+    v
+}
+
+/// `text` with every value of `secrets` replaced by `***`.
+pub fn redact<'a>(text: &'a str, secrets: &[String]) -> std::borrow::Cow<'a, str> {
+    let mut out = std::borrow::Cow::Borrowed(text);
+    for s in secrets {
+        if out.contains(s.as_str()) {
+            out = std::borrow::Cow::Owned(out.replace(s.as_str(), "***"));
+        }
+    }
+    out
 }
 
 /// Check every librdkafka property the configuration sets (ours and the passthrough ones)
@@ -174,7 +251,12 @@ pub fn client_config(cfg: &KafkaConfig) -> Result<ClientConfig, KafkaError> {
 /// at load, naming the key. Values are never shown (a passthrough value may be a credential).
 pub fn check_properties(cfg: &KafkaConfig) -> Result<(), crate::config::ConfigError> {
     use crate::config::ConfigError;
-    let c = client_config(cfg).map_err(|e| ConfigError::new("", e.to_string()))?;
+    let c = client_config(cfg).map_err(|e| match e {
+        KafkaError::Config(e) => e,
+        other => ConfigError::new("output.kafka", other.to_string()),
+    })?;
+    // client_config above took these already, so this cannot fail here.
+    let passed = passthrough(&cfg.librdkafka).unwrap_or_default();
     match c.create_native_config() {
         Ok(_) => Ok(()),
         Err(rdkafka::error::KafkaError::ClientConfig(_, desc, key, value)) => {
@@ -183,7 +265,7 @@ pub fn check_properties(cfg: &KafkaConfig) -> Result<(), crate::config::ConfigEr
             } else {
                 desc.replace(&value, "***")
             };
-            let at = if cfg.librdkafka.contains_key(&key) {
+            let at = if passed.iter().any(|(name, _)| *name == key) {
                 format!("output.kafka.librdkafka.{key:?}")
             } else {
                 "output.kafka".to_string()
@@ -324,6 +406,8 @@ pub struct Ctx {
     gave_up: AtomicBool,
     /// Errors logged recently: when, and how many identical ones were held back since.
     previous: Mutex<HashMap<String, (Instant, u64)>>,
+    /// Values of the client's secret properties, masked in what librdkafka says.
+    secrets: Vec<String>,
 }
 
 impl Ctx {
@@ -338,7 +422,14 @@ impl Ctx {
             last_error: Mutex::new(Vec::new()),
             gave_up: AtomicBool::new(false),
             previous: Mutex::new(HashMap::new()),
+            secrets: Vec::new(),
         }
+    }
+
+    /// Mask the values of `c`'s secret properties in librdkafka's log lines and errors.
+    fn masking(mut self, c: &ClientConfig) -> Self {
+        self.secrets = secret_values(c);
+        self
     }
 
     /// True when the same error was logged less than 30 s ago: librdkafka reports a down
@@ -382,6 +473,8 @@ impl Ctx {
 
 impl ClientContext for Ctx {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        let masked = redact(log_message, &self.secrets);
+        let log_message: &str = &masked;
         // Connection failures come to `error` below as well: log them once, there.
         if fac == "FAIL" {
             tracing::debug!(facility = fac, "librdkafka: {log_message}");
@@ -400,6 +493,12 @@ impl ClientContext for Ctx {
     }
 
     fn error(&self, error: RdError, reason: &str) {
+        let masked = redact(reason, &self.secrets);
+        let reason: &str = &masked;
+        let error_text = redact(&error.to_string(), &self.secrets).into_owned();
+        // librdkafka reconnecting to a broker that is down is a retry, not a hang: the
+        // systemd watchdog keeps pinging through an outage.
+        crate::monitoring::liveness::touch();
         if error_code(&error) == Some(RDKafkaErrorCode::Fatal) {
             self.fatal.store(true, Ordering::Release);
         }
@@ -410,9 +509,9 @@ impl ClientContext for Ctx {
             return;
         };
         if error_code(&error) == Some(RDKafkaErrorCode::Fatal) {
-            tracing::error!(error = %error, reason, "Kafka producer fatal error; recreating the producer");
+            tracing::error!(error = %error_text, reason, "Kafka producer fatal error; recreating the producer");
         } else {
-            tracing::warn!(error = %error, reason, held_back, "Kafka client error; retrying (the same error is logged again after 30s at most, with the count held back)");
+            tracing::warn!(error = %error_text, reason, held_back, "Kafka client error; retrying (the same error is logged again after 30s at most, with the count held back)");
         }
         // Keep the first distinct reasons: the root cause (TLS, SASL) comes before the
         // generic "brokers are down" that follows it.
@@ -534,9 +633,9 @@ fn build_producer(
     done: mpsc::UnboundedSender<Arc<InFlight>>,
     retry: mpsc::UnboundedSender<Retry>,
 ) -> Result<Prod, KafkaError> {
-    client_config(cfg)?
-        .create_with_context(Ctx::new(done, retry))
-        .map_err(|e| KafkaError::Client(e.to_string()))
+    let c = client_config(cfg)?;
+    c.create_with_context(Ctx::new(done, retry).masking(&c))
+        .map_err(client_error)
 }
 
 impl Runner {
@@ -897,13 +996,9 @@ pub async fn run(
     mut consumer: Consumer,
     beat: Arc<BeatInfo>,
 ) -> Result<(), OutputError> {
-    let finite_timeout = ["message.timeout.ms", "delivery.timeout.ms"]
-        .iter()
-        .any(|k| {
-            cfg.librdkafka
-                .get(*k)
-                .is_some_and(|v| v.to_string().trim_matches('"') != "0")
-        });
+    let finite_timeout = passthrough(&cfg.librdkafka)?.iter().any(|(k, v)| {
+        matches!(k.as_str(), "message.timeout.ms" | "delivery.timeout.ms") && v != "0"
+    });
     if finite_timeout && cfg.required_acks == -1 {
         tracing::warn!("output.kafka.librdkafka sets a finite message timeout with the idempotent producer: timed-out messages are sent again by oxibeat, but an idempotent producer may stall until it can bump its epoch; leave the timeout at 0 (oxibeat's default) unless you need it");
     }
@@ -1051,8 +1146,8 @@ pub fn check(cfg: &KafkaConfig) -> Result<String, KafkaError> {
         client.set(setup_timeout, CHECK_CONNECT.as_millis().to_string());
     }
     let p: BaseProducer<Ctx> = client
-        .create_with_context(Ctx::new(done, retry))
-        .map_err(|e| KafkaError::Client(e.to_string()))?;
+        .create_with_context(Ctx::new(done, retry).masking(&client))
+        .map_err(client_error)?;
     let hosts = cfg.hosts.join(",");
     // Ask in short rounds; between rounds, serve the client's error events (TLS handshake,
     // SASL, refused connections arrive there). Stop at a definitive error, after
@@ -1235,6 +1330,34 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.to_string().contains("/nope/ca.pem"), "{e}");
+    }
+
+    #[test]
+    fn secret_values_are_masked_in_what_librdkafka_says() {
+        let mut c = ClientConfig::new();
+        c.set("sasl.password", "hunter2-pw")
+            .set("ssl.key.password", "20261201")
+            .set("sasl.oauthbearer.client.secret", "cl-secret")
+            .set("sasl.username", "alice")
+            .set("ssl.key.location", "/etc/key.pem")
+            .set("my.private.token", "abc");
+        let secrets = secret_values(&c);
+        // Public names and the 3-byte value are not masked.
+        assert_eq!(secrets.len(), 3, "{secrets:?}");
+        let line = "conf: sasl.password=hunter2-pw ssl.key.password=20261201 \
+                    secret=cl-secret user alice key /etc/key.pem";
+        let shown = redact(line, &secrets);
+        for s in ["hunter2-pw", "20261201", "cl-secret"] {
+            assert!(!shown.contains(s), "{shown}");
+        }
+        assert!(
+            shown.contains("alice") && shown.contains("/etc/key.pem"),
+            "{shown}"
+        );
+        assert!(matches!(
+            redact("nothing here", &secrets),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

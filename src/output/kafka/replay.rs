@@ -40,11 +40,25 @@ pub fn show(dir: &Path) -> Result<Report, KafkaError> {
 struct ReplayCtx {
     results: Mutex<HashMap<usize, Option<String>>>,
     client_errors: Mutex<Vec<String>>,
+    /// Values of the client's secret properties, masked in what librdkafka says.
+    secrets: Vec<String>,
 }
 
 impl ClientContext for ReplayCtx {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        let msg = super::producer::redact(log_message, &self.secrets);
+        use rdkafka::config::RDKafkaLogLevel as L;
+        match level {
+            L::Emerg | L::Alert | L::Critical | L::Error | L::Warning => {
+                tracing::warn!(facility = fac, "librdkafka: {msg}")
+            }
+            _ => tracing::debug!(facility = fac, "librdkafka: {msg}"),
+        }
+    }
+
     fn error(&self, error: RdError, reason: &str) {
-        let text = format!("{error}: {reason}");
+        let text =
+            super::producer::redact(&format!("{error}: {reason}"), &self.secrets).into_owned();
         let mut e = self.client_errors.lock().unwrap_or_else(|e| e.into_inner());
         // rdkafka 0.38 reports each producer error twice.
         if e.len() < 3 && !e.contains(&text) {
@@ -92,17 +106,18 @@ pub fn replay(
     if !dir.is_dir() {
         return Ok(Report::default());
     }
+    let mut conf = client_config(cfg)?;
     let ctx = ReplayCtx {
         results: Mutex::new(HashMap::new()),
         client_errors: Mutex::new(Vec::new()),
+        secrets: super::producer::secret_values(&conf),
     };
-    let mut conf = client_config(cfg)?;
     conf.set("message.timeout.ms", timeout.as_millis().max(1).to_string());
     let mut sender = Sender {
         cfg,
         producer: conf
             .create_with_context(ctx)
-            .map_err(|e| KafkaError::Client(e.to_string()))?,
+            .map_err(super::producer::client_error)?,
         key: match &cfg.key {
             Some(k) => Some(FormatString::parse(k, "output.kafka.key")?),
             None => None,

@@ -762,7 +762,7 @@ fn remember_location(data: &Path, dir: &Path) {
 pub fn check_left_behind(data: &Path) -> Result<(), DiskQueueError> {
     let marker = data.join("queue.disk.json");
     let mut dirs = vec![default_dir(data)];
-    if let Some(p) = fs::read(&marker)
+    if let Some(p) = crate::bounded::read(&marker, 1 << 20)
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|v| v.get("path")?.as_str().map(PathBuf::from))

@@ -43,10 +43,12 @@ pub fn state_path(dir: &Path) -> PathBuf {
 /// `Ok(None)` when there is no state file, or it cannot be read (reported by the caller).
 pub fn load_state(dir: &Path) -> Result<Result<Option<Position>, String>, DiskQueueError> {
     let path = state_path(dir);
-    let bytes = match fs::read(&path) {
+    // A regular file of at most 1 MiB (the state is one small JSON object): a state.json
+    // replaced by a device or a huge file is reported, not read.
+    let bytes = match crate::bounded::read(&path, 1 << 20) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Ok(None)),
-        Err(e) => return Ok(Err(format!("cannot read it: {e}"))),
+        Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => return Ok(Ok(None)),
+        Err(e) => return Ok(Err(format!("cannot read it: {}", e.reason()))),
     };
     let v: serde_json::Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,

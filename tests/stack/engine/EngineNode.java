@@ -44,6 +44,7 @@ public class EngineNode {
             org.opensearch.painless.PainlessPlugin.class,
             org.opensearch.script.mustache.MustachePlugin.class,
             org.opensearch.ingest.common.IngestCommonPlugin.class,
+            org.opensearch.ingest.useragent.IngestUserAgentPlugin.class,
             org.opensearch.index.mapper.MapperExtrasPlugin.class,
             org.opensearch.analysis.common.CommonAnalysisPlugin.class);
         Node node = new PluginNode(env, plugins);

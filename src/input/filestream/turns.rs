@@ -1,0 +1,54 @@
+//! Files take turns for harvester slots.
+//!
+//! With more files to read than slots (`harvester_limit`, or the open-file budget: the
+//! open-file limit minus a reserve), a file that finds no free slot joins a queue in arrival
+//! order. While anyone waits, a harvester closes at EOF (or after a one-second slice of a busy
+//! file) instead of waiting there for `close.on_state_change.inactive`, and the file at the
+//! head of the queue takes its slot; the closed file queues again behind the others when it
+//! changes. So no file waits longer than one round of the queue, however many files match.
+
+use std::sync::atomic::Ordering;
+
+use super::{Prospector, Start};
+
+impl Prospector {
+    /// Queue `key` for a slot (once).
+    pub(super) fn enqueue(&mut self, key: &str) {
+        if self.waiting_set.insert(key.to_string()) {
+            self.waiting.push_back(key.to_string());
+            self.report_waiting();
+        }
+    }
+
+    /// Start waiting files in order while slots are free. Entries that no longer need a
+    /// harvester (caught up, removed, already running) leave the queue.
+    pub(super) fn start_waiting(&mut self) {
+        while let Some(key) = self.waiting.front().cloned() {
+            if self.try_start(&key, true) == Start::NoSlot {
+                break;
+            }
+            self.waiting.pop_front();
+            self.waiting_set.remove(&key);
+        }
+        self.report_waiting();
+    }
+
+    /// Publish the queue length: to this input's harvesters (they make room when it is not
+    /// zero) and to the global `filebeat.harvester.waiting` gauge.
+    fn report_waiting(&mut self) {
+        self.set_waiting_gauge(self.waiting.len());
+    }
+
+    pub(super) fn set_waiting_gauge(&mut self, n: usize) {
+        self.settings.waiting.store(n, Ordering::Relaxed);
+        let delta = n as i64 - self.waiting_reported as i64;
+        if delta != 0 {
+            self.ctx
+                .metrics
+                .gauges
+                .harvesters_waiting
+                .fetch_add(delta, Ordering::Relaxed);
+        }
+        self.waiting_reported = n;
+    }
+}
