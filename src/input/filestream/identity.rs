@@ -90,15 +90,30 @@ pub fn hash_range(path: &Path, offset: u64, len: u64) -> std::io::Result<String>
 
 /// SHA-256 (hex) of `len` bytes at `offset`, and the first 64 of those bytes.
 fn read_hash(path: &Path, offset: u64, len: u64) -> std::io::Result<(String, Vec<u8>)> {
-    let mut f = File::open(path)?;
+    hash_at(&mut File::open(path)?, offset, len)
+}
+
+fn hash_at(f: &mut File, offset: u64, len: u64) -> std::io::Result<(String, Vec<u8>)> {
     f.seek(SeekFrom::Start(offset))?;
     let mut buf = vec![0u8; len as usize];
     f.read_exact(&mut buf)?;
-    let head = buf[..buf.len().min(HEAD_LEN)].to_vec();
-    Ok((hex(&Sha256::digest(&buf)), head))
+    Ok((
+        hex(&Sha256::digest(&buf)),
+        buf[..buf.len().min(HEAD_LEN)].to_vec(),
+    ))
 }
 
 pub const HEAD_LEN: usize = 64;
+
+/// `read_hash` of the file `f` describes: None if the path names another file now.
+fn read_hash_of(f: &FileInfo, offset: u64, len: u64) -> std::io::Result<Option<(String, Vec<u8>)>> {
+    let mut file = File::open(&f.path)?;
+    let md = file.metadata()?;
+    if md.dev() != f.dev || md.ino() != f.ino {
+        return Ok(None);
+    }
+    hash_at(&mut file, offset, len).map(Some)
+}
 
 /// The hash inside a registry key of a small file (`...::fingerprint::<hex>@<inode>-<device>`).
 pub fn partial_hash(key: &str) -> Option<&str> {
@@ -184,7 +199,15 @@ impl Identifier {
                     return Ok(None);
                 }
                 let len = (f.size - self.fp.offset).min(self.fp.length);
-                let (hash, head) = read_hash(&f.path, self.fp.offset, len)?;
+                // The path may name another file by now (rotation: rename, then a new empty
+                // file), or the file may be shorter (truncated): not identifiable on this
+                // look, the next one sees what is there.
+                let (hash, head) = match read_hash_of(f, self.fp.offset, len) {
+                    Ok(Some(read)) => read,
+                    Ok(None) => return Ok(None),
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+                    Err(e) => return Err(e),
+                };
                 let id = if len == self.fp.length {
                     Identity {
                         suffix: format!("fingerprint::{hash}"),

@@ -188,6 +188,8 @@ struct Prospector {
     /// During a full scan: every matched file by (dev, ino), to find a file that moved.
     scan_inodes: HashMap<(u64, u64), PathBuf>,
     in_full_scan: bool,
+    /// During the startup scan: files to start once every file is recorded (`full_scan`).
+    deferred_starts: Option<Vec<String>>,
 }
 
 /// How many files all harvesters together may hold open: the open-file limit
@@ -283,6 +285,7 @@ impl Prospector {
             collisions_logged: HashSet::new(),
             scan_inodes: HashMap::new(),
             in_full_scan: false,
+            deferred_starts: None,
         }
     }
 
@@ -392,11 +395,23 @@ impl Prospector {
             let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
             self.take_over(&paths);
         }
+        // The startup scan records every file before it starts any harvester: the per-file
+        // state is then allocated below the harvesters' buffers, and what they free when they
+        // close can go back to the system (with thousands of files, interleaving kept the
+        // startup burst's peak as RSS).
+        if self.initial {
+            self.deferred_starts = Some(Vec::with_capacity(files.len()));
+        }
         self.in_full_scan = true;
         for (p, md) in files {
             self.consider_md(&p, md);
         }
         self.in_full_scan = false;
+        if let Some(keys) = self.deferred_starts.take() {
+            for key in keys {
+                self.maybe_start(&key);
+            }
+        }
         self.scan_inodes = HashMap::new();
         // A directory that could not be listed says nothing about its files: none below it
         // is taken for removed (a harvester still notices a deletion by the link count).
@@ -876,6 +891,10 @@ impl Prospector {
     /// Start a harvester for `key` if it has something to read and a slot is free; a file
     /// that finds no slot waits its turn (turns.rs).
     fn maybe_start(&mut self, key: &str) -> Start {
+        if let Some(deferred) = self.deferred_starts.as_mut() {
+            deferred.push(key.to_string());
+            return Start::NotNeeded;
+        }
         let start = self.try_start(key, false);
         if start == Start::NoSlot {
             self.enqueue(key);
