@@ -409,6 +409,61 @@ fn config_inputs_directory_reload_starts_and_stops_inputs() {
     agent.stop();
 }
 
+/// A filebeat.yml's `filebeat.config.inputs` with `reload.enabled`: YAML input files are
+/// translated on every reload as at startup (a `log` input among them), added and removed
+/// files start and stop their inputs, a broken file is reported by name.
+#[test]
+fn filebeat_yml_config_inputs_reload_reads_yaml_input_files() {
+    let ws = Workspace::new();
+    let dir = ws.path().join("inputs.d");
+    fs::create_dir(&dir).unwrap();
+    append(&ws.logs().join("a.log"), &seq_lines("a", 0..100));
+    append(&ws.logs().join("b.log"), &seq_lines("b", 0..100));
+    let input = |id: &str, kind: &str, file: &str| {
+        // The log input's name for the scan interval is scan_frequency.
+        let scan = if kind == "log" {
+            "scan_frequency"
+        } else {
+            "prospector.scanner.check_interval"
+        };
+        format!(
+            "- type: {kind}\n  id: {id}\n  paths: [{:?}]\n  {scan}: 200ms\n",
+            ws.logs().join(file).display().to_string()
+        )
+    };
+    fs::write(dir.join("a.yml"), input("a", "filestream", "a.log")).unwrap();
+    let cfg = ws.path().join("filebeat.yml");
+    fs::write(
+        &cfg,
+        format!(
+            "path.data: {:?}\nfilebeat.config.inputs:\n  enabled: true\n  path: ${{path.config}}/inputs.d/*.yml\n  reload.enabled: true\n  reload.period: 100ms\noutput.file:\n  path: {:?}\n  rotate_every_kb: 1048576\nfilebeat.registry.flush: 100ms\nlogging.metrics.enabled: false\n",
+            ws.data().display().to_string(),
+            ws.out().display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut agent = Agent::spawn(&ws, &cfg, &[], &["-e"]);
+    exactly_once(&ws, "a", 100);
+    // A new file with a `log` input (translated to filestream): its input starts.
+    fs::write(dir.join("b.yml"), input("b", "log", "b.log")).unwrap();
+    agent.wait_log(10, "started=[\"b\"]");
+    exactly_once(&ws, "b", 100);
+    // A removed file: its input stops.
+    fs::remove_file(dir.join("a.yml")).unwrap();
+    agent.wait_log(10, "stopped=[\"a\"]");
+    // A broken file is reported with its name, and the running inputs stay.
+    fs::write(
+        dir.join("c.yml"),
+        "- type: filestream\n  id: c\n  paths: 5\n",
+    )
+    .unwrap();
+    let l = agent.wait_log(10, "config.inputs reload failed");
+    assert!(l.contains("c.yml"), "{l}");
+    append(&ws.logs().join("b.log"), &seq_lines("b", 100..120));
+    exactly_once(&ws, "b", 120);
+    agent.stop();
+}
+
 fn oxibeat(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> std::process::Output {
     use std::io::Write;
     let mut cmd = Command::new(bin());

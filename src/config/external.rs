@@ -126,7 +126,7 @@ pub fn load(
     cfg: &super::Config,
     main: &Path,
     lookup: &dyn Fn(&str) -> Option<String>,
-    strict: bool,
+    opts: &super::LoadOptions,
 ) -> Result<Vec<InputConfig>, ConfigError> {
     let Some(dir) = section(cfg) else {
         return Ok(Vec::new());
@@ -148,7 +148,7 @@ pub fn load(
             };
             ConfigError::new(key, e.message)
         };
-        if strict {
+        if opts.strict_perms {
             super::perms::check_config(&file)
                 .map_err(|e| ConfigError::new("config.inputs", e.to_string()))?;
         }
@@ -156,7 +156,11 @@ pub fn load(
         let text = super::read_config_file(&file).map_err(|e| {
             ConfigError::new("config.inputs", format!("input file {name}: {}", e.message))
         })?;
-        let mut tree = super::source::parse(&text, &name)?;
+        let mut tree = match super::Syntax::detect(&file, &text) {
+            super::Syntax::Toml => super::source::parse(&text, &name)?,
+            // A Filebeat input file (`filebeat.config.inputs` of a filebeat.yml).
+            super::Syntax::Yaml => yaml_inputs(&text, &name, lookup, opts)?,
+        };
         super::source::expand_env(&mut tree, "", lookup).map_err(in_file)?;
         let mut table = match tree {
             toml::Value::Table(t) => t,
@@ -197,4 +201,34 @@ pub fn load(
         }
     }
     Ok(out)
+}
+
+/// A YAML input file translated as Filebeat's layout is (`filebeat::translate_input_file`):
+/// its settings that oxibeat does not have are an error naming them, unless
+/// `--ignore-unsupported`.
+fn yaml_inputs(
+    text: &str,
+    name: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    opts: &super::LoadOptions,
+) -> Result<toml::Value, ConfigError> {
+    let t = super::filebeat::translate_input_file(text, name, lookup)?;
+    if !t.unsupported.is_empty() && !opts.ignore_unsupported {
+        let list: Vec<String> = t.unsupported.iter().map(|u| u.to_string()).collect();
+        return Err(ConfigError::new(
+            "config.inputs",
+            format!(
+                "input file {name}: {} setting(s) that oxibeat does not support:\n  {}\nremove them, or run with --ignore-unsupported to run without them",
+                list.len(),
+                list.join("\n  ")
+            ),
+        ));
+    }
+    for n in &t.notes {
+        tracing::info!(setting = %n, file = name, "configuration");
+    }
+    for u in &t.unsupported {
+        tracing::warn!(setting = %u, file = name, "configuration: ignored (--ignore-unsupported)");
+    }
+    Ok(toml::Value::Table(t.tree))
 }

@@ -544,6 +544,27 @@ pub fn translate(
     Ok(tx.out)
 }
 
+/// Translate one file of `filebeat.config.inputs` (a YAML list of inputs), as the
+/// `[config.inputs]` loader reads it on every reload: the inputs go to `tree["inputs"]`.
+/// Inputs without an id get one from their paths (`.global` is the main file's).
+pub fn translate_input_file(
+    text: &str,
+    file: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Translated, ConfigError> {
+    let mut tx = Tx {
+        out: Translated::default(),
+        config_dir: PathBuf::new(),
+        lookup,
+        global_id_used: true,
+    };
+    let inputs = tx.input_file(text, file, "filebeat.config.inputs.path", 0)?;
+    tx.out
+        .tree
+        .insert("inputs".into(), toml::Value::Array(inputs));
+    Ok(tx.out)
+}
+
 impl Tx<'_> {
     fn record_lines(&mut self, y: &Y, path: &str, file: &str) {
         self.out
@@ -799,12 +820,12 @@ impl Tx<'_> {
                 .and_then(|e| self.resolved_bool(e))
                 .unwrap_or(true);
             let pattern = section.get("path").and_then(|p| self.resolved(p));
-            if section
+            let reload = section
                 .get("reload")
                 .and_then(|r| r.get("enabled"))
                 .and_then(|e| self.resolved_bool(e))
-                == Some(true)
-            {
+                == Some(true);
+            if reload && kind != "inputs" {
                 self.unsupported(
                     format!("{fb}.reload.enabled"),
                     "not implemented: the files are read at startup; restart oxibeat after changing them",
@@ -821,6 +842,35 @@ impl Tx<'_> {
             } else {
                 self.config_dir.join(&pattern)
             };
+            if reload && kind == "inputs" {
+                // Re-read on every reload.period by the [config.inputs] loader (external.rs),
+                // which translates each YAML file as this does.
+                let period = section
+                    .get("reload")
+                    .and_then(|r| r.get("period"))
+                    .and_then(|p| self.resolved(p))
+                    .unwrap_or_else(|| "10s".into());
+                let mut r = toml::Table::new();
+                r.insert("enabled".into(), toml::Value::Boolean(true));
+                r.insert("period".into(), toml::Value::String(period.clone()));
+                let mut inputs_dir = toml::Table::new();
+                inputs_dir.insert(
+                    "path".into(),
+                    toml::Value::String(full.display().to_string()),
+                );
+                inputs_dir.insert("reload".into(), toml::Value::Table(r));
+                let mut config = toml::Table::new();
+                config.insert("inputs".into(), toml::Value::Table(inputs_dir));
+                self.out
+                    .tree
+                    .insert("config".into(), toml::Value::Table(config));
+                self.map("config.inputs", &fb);
+                self.note(format!(
+                    "{fb}: the files of {} are read again every {period} (reload.enabled)",
+                    full.display()
+                ));
+                continue;
+            }
             let files = super::external::matching_files(&full, &format!("{fb}.path"))?;
             match kind.as_str() {
                 "inputs" => {
@@ -833,20 +883,8 @@ impl Tx<'_> {
                                 format!("input file {shown}: {}", e.message),
                             )
                         })?;
-                        let y = yaml::expand_dots(yaml::parse(&text, &shown)?, "")?;
-                        let Node::Seq(list) = &y.node else {
-                            return Err(ConfigError::new(
-                                format!("{fb}.path"),
-                                format!("{shown}: an input file must be a list of inputs (- type: filestream ...)"),
-                            ));
-                        };
-                        for (i, input) in list.iter().enumerate() {
-                            let at = inputs.len();
-                            let fb_i = format!("{shown}[{i}]");
-                            self.record_lines(input, &fb_i, &shown);
-                            let t = self.input(input, &fb_i, at)?;
-                            inputs.push(t);
-                        }
+                        let list = self.input_file(&text, &shown, &fb, inputs.len())?;
+                        inputs.extend(list);
                         self.note(format!("{fb}.path: read {shown}"));
                     }
                 }
@@ -891,6 +929,31 @@ impl Tx<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The inputs of one input file (`- type: ...` list); `at` is the index in oxibeat's
+    /// `inputs` of the first one.
+    fn input_file(
+        &mut self,
+        text: &str,
+        shown: &str,
+        fb: &str,
+        at: usize,
+    ) -> Result<Vec<toml::Value>, ConfigError> {
+        let y = yaml::expand_dots(yaml::parse(text, shown)?, "")?;
+        let Node::Seq(list) = &y.node else {
+            return Err(ConfigError::new(
+                format!("{fb}.path"),
+                format!("{shown}: an input file must be a list of inputs (- type: filestream ...)"),
+            ));
+        };
+        let mut out = Vec::with_capacity(list.len());
+        for (i, input) in list.iter().enumerate() {
+            let fb_i = format!("{shown}[{i}]");
+            self.record_lines(input, &fb_i, shown);
+            out.push(self.input(input, &fb_i, at + i)?);
+        }
+        Ok(out)
     }
 
     /// One input; `fb` is its Filebeat key path, `at` its index in oxibeat's `inputs`.

@@ -776,7 +776,7 @@ impl Config {
                 Self::from_yaml_with(&text, &file, dir, overrides, lookup, opts)?
             }
         };
-        cfg.dir_inputs = external::load(&cfg, path, lookup, opts.strict_perms)?;
+        cfg.dir_inputs = external::load(&cfg, path, lookup, opts)?;
         Ok((cfg, tree))
     }
 
