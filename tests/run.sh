@@ -64,13 +64,17 @@ export OXIBEAT_LUMBERJACK_SERVER="$ljs_bin"
 command -v microsocks >/dev/null || { apt-get update -qq && apt-get install -y -qq microsocks; }
 
 # The service tests: systemd-analyze (tests/packaging.rs verifies the unit), real journal files
-# written by systemd-journal-remote (tests/journald.rs), rpm to install the .rpm (Debian packages,
-# a few seconds, only when missing).
+# written by systemd-journal-remote (tests/journald.rs), rpm to install the .rpm, systemd-nspawn
+# (Debian packages, a few seconds, only when missing).
 need=()
 command -v systemd-analyze >/dev/null || need+=(systemd)
 [ -x /lib/systemd/systemd-journal-remote ] || [ -x /usr/lib/systemd/systemd-journal-remote ] ||
     need+=(systemd-journal-remote)
 command -v rpm >/dev/null || need+=(rpm)
+# systemd-nspawn boots the host's systemd with the packaged unit (tests/systemd_nspawn.rs, about
+# 5 s); OXIBEAT_NSPAWN=0 skips it where containers cannot run (needs root and namespaces).
+export OXIBEAT_NSPAWN="${OXIBEAT_NSPAWN:-1}"
+[ "$OXIBEAT_NSPAWN" != 1 ] || command -v systemd-nspawn >/dev/null || need+=(systemd-container)
 if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
