@@ -249,6 +249,37 @@ fn two_thousand_files() {
     assert_eq!(msgs.len(), 20_000, "every line exactly once");
 }
 
+/// More files at startup than the startup scan starts harvesters for at once (256): the
+/// others wait their turn, every line arrives once, and files written after their turn are
+/// read again.
+#[test]
+fn startup_with_more_files_than_startup_slots_reads_everything() {
+    let w = Workspace::new();
+    for i in 0..700 {
+        let lines: Vec<String> = (0..3).map(|j| format!("file {i} line {j}")).collect();
+        append(&w.logs().join(format!("f{i:04}.log")), &lines);
+    }
+    let cfg = w.config(&w.input("many", "*.log", ""));
+    let agent = w.spawn(&cfg);
+    w.wait_events(2100, 60);
+    for i in (0..700).step_by(50) {
+        append(
+            &w.logs().join(format!("f{i:04}.log")),
+            &[format!("file {i} later")],
+        );
+    }
+    w.wait_events(2114, 30);
+    // Late duplicates would show up here.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let ev = w.events();
+    drop(agent);
+    let mut msgs: Vec<&str> = ev.iter().map(|e| e["message"].as_str().unwrap()).collect();
+    msgs.sort_unstable();
+    let n = msgs.len();
+    msgs.dedup();
+    assert_eq!((n, msgs.len()), (2114, 2114), "every line exactly once");
+}
+
 #[test]
 fn utf16_file() {
     let w = Workspace::new();

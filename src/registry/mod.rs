@@ -159,11 +159,28 @@ impl Entry {
     }
 }
 
-/// `updated` encoded as Beats do: `[(0xFFFF << 32) | nanos, unix seconds]` (UTC).
-pub fn encode_updated(now_nanos: i64) -> serde_json::Value {
+/// `updated` set to `now_nanos`, in place when it already is a pair.
+fn set_updated(v: &mut serde_json::Value, now_nanos: i64) {
+    match v.as_array_mut() {
+        Some(a) if a.len() == 2 => {
+            let (ext, secs) = updated_pair(now_nanos);
+            a[0] = ext.into();
+            a[1] = secs.into();
+        }
+        _ => *v = encode_updated(now_nanos),
+    }
+}
+
+fn updated_pair(now_nanos: i64) -> (u64, u64) {
     let secs = now_nanos.div_euclid(1_000_000_000) as u64;
     let nanos = now_nanos.rem_euclid(1_000_000_000) as u64;
-    serde_json::json!([(0xFFFFu64 << 32) | nanos, secs])
+    ((0xFFFFu64 << 32) | nanos, secs)
+}
+
+/// `updated` encoded as Beats do: `[(0xFFFF << 32) | nanos, unix seconds]` (UTC).
+pub fn encode_updated(now_nanos: i64) -> serde_json::Value {
+    let (ext, secs) = updated_pair(now_nanos);
+    serde_json::json!([ext, secs])
 }
 
 struct Store {
@@ -455,8 +472,12 @@ impl Registry {
             let offset = t.acked_offset();
             if let Some(e) = entries.get_mut(key) {
                 if e.offset() != Some(offset) {
-                    e.cursor = Some(offset_cursor(offset));
-                    e.updated = encode_updated(now);
+                    // In place where the shapes allow: this runs for every file read.
+                    match e.cursor.as_mut().and_then(|c| c.get_mut("offset")) {
+                        Some(v) => *v = offset.into(),
+                        None => e.cursor = Some(offset_cursor(offset)),
+                    }
+                    set_updated(&mut e.updated, now);
                     changed.push(key.clone());
                 }
             }
@@ -1007,5 +1028,12 @@ mod tests {
             v,
             serde_json::json!([(0xFFFFu64 << 32) | 287_733_671, 1_781_771_002u64])
         );
+        // Updated in place (a flush), or replaced when it is not a pair (read from a file).
+        let mut pair = encode_updated(1);
+        set_updated(&mut pair, 1_781_771_002_287_733_671);
+        assert_eq!(pair, v);
+        let mut odd = serde_json::json!("2026-06-18T08:23:22Z");
+        set_updated(&mut odd, 1_781_771_002_287_733_671);
+        assert_eq!(odd, v);
     }
 }

@@ -150,7 +150,8 @@ struct Prospector {
     identifier: Identifier,
     key_prefix: String,
     globs: Arc<Vec<scan::Glob>>,
-    known: HashMap<String, Known>,
+    /// Boxed: the table keeps room for more files than it holds, and a `Known` is large.
+    known: HashMap<String, Box<Known>>,
     by_inode: HashMap<(u64, u64), String>,
     by_path: HashMap<PathBuf, String>,
     run_keys: HashMap<u64, String>,
@@ -190,7 +191,15 @@ struct Prospector {
     in_full_scan: bool,
     /// During the startup scan: files to start once every file is recorded (`full_scan`).
     deferred_starts: Option<Vec<String>>,
+    /// While the files found by the startup scan take their first turns: at most this many
+    /// harvesters at once (0 = no such limit).
+    startup_slots: usize,
 }
+
+/// Harvesters started at once for the files of the startup scan; the others wait their turn
+/// (turns.rs). Thousands of harvesters starting together cost tens of MiB at the peak, which
+/// the allocator keeps as RSS long after they close.
+const STARTUP_SLOTS: usize = 256;
 
 /// How many files all harvesters together may hold open: the open-file limit
 /// (RLIMIT_NOFILE, raised to its hard limit at start) minus a reserve for the registry,
@@ -286,6 +295,7 @@ impl Prospector {
             scan_inodes: HashMap::new(),
             in_full_scan: false,
             deferred_starts: None,
+            startup_slots: 0,
         }
     }
 
@@ -408,6 +418,7 @@ impl Prospector {
         }
         self.in_full_scan = false;
         if let Some(keys) = self.deferred_starts.take() {
+            self.startup_slots = STARTUP_SLOTS;
             for key in keys {
                 self.maybe_start(&key);
             }
@@ -821,7 +832,7 @@ impl Prospector {
     ) {
         self.known.insert(
             key.clone(),
-            Known {
+            Box::new(Known {
                 info,
                 identity,
                 tracker,
@@ -837,7 +848,7 @@ impl Prospector {
                 truncated: false,
                 tail: Vec::new(),
                 verify_tail: false,
-            },
+            }),
         );
         self.maybe_start(&key);
     }
@@ -938,7 +949,10 @@ impl Prospector {
             return Start::NotNeeded;
         }
         // Files already waiting go first: nobody jumps the queue.
-        if queue_ahead || (limit > 0 && running >= limit) {
+        if queue_ahead
+            || (limit > 0 && running >= limit)
+            || (self.startup_slots > 0 && running >= self.startup_slots)
+        {
             return Start::NoSlot;
         }
         let (budget, nofile) = open_file_budget();

@@ -30,6 +30,10 @@ impl Prospector {
             self.waiting.pop_front();
             self.waiting_set.remove(&key);
         }
+        if self.waiting.is_empty() {
+            // The files of the startup scan all had their turn.
+            self.startup_slots = 0;
+        }
         self.report_waiting();
     }
 
