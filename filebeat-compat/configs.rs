@@ -20,15 +20,7 @@ fn here(name: &str) -> PathBuf {
 }
 
 fn reference(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/filebeat-reference")
-        .join(name);
-    assert!(
-        p.exists(),
-        "{} is missing: this test needs ../shared/filebeat-reference beside the repo",
-        p.display()
-    );
-    p
+    support::filebeat_reference(name)
 }
 
 struct Out {

@@ -17,21 +17,13 @@
 mod support;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::{Map, Value};
 
 fn reference(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/filebeat-reference")
-        .join(name);
-    assert!(
-        p.exists(),
-        "{} is missing: the parity test needs ../shared/filebeat-reference beside the repo",
-        p.display()
-    );
-    p
+    support::filebeat_reference(name)
 }
 
 fn reference_events(name: &str) -> Vec<Value> {

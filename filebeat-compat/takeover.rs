@@ -18,14 +18,7 @@ use std::process::Command;
 use serde_json::{json, Value};
 
 fn testdata() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/filebeat-reference/registry-takeover-testdata");
-    assert!(
-        p.is_dir(),
-        "{} is missing: the take-over test needs ../shared/filebeat-reference beside the repo",
-        p.display()
-    );
-    p
+    support::filebeat_reference("registry-takeover-testdata")
 }
 
 /// What Filebeat's test harness summarises per key.

@@ -709,14 +709,8 @@ fn leaf_paths(v: &Value, prefix: &str, out: &mut Vec<String>) {
 
 #[test]
 fn event_has_exactly_the_fields_of_a_filebeat_9_2_event() {
-    let reference = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/filebeat-reference/events-filestream-plain-9.2.0.ndjson");
-    let text = fs::read_to_string(&reference).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; the Filebeat reference data must be beside the repo (../shared)",
-            reference.display()
-        )
-    });
+    let reference = support::filebeat_reference("events-filestream-plain-9.2.0.ndjson");
+    let text = fs::read_to_string(&reference).unwrap();
     let theirs: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     let w = Workspace::new();
     // Long enough for a full fingerprint, like the reference file.

@@ -154,6 +154,17 @@ fn never() -> i64 {
 }
 
 impl Entry {
+    /// A file's entry at `offset`, updated now, kept until removed.
+    fn file(offset: u64, meta: EntryMeta) -> Entry {
+        Entry {
+            ttl: -1,
+            updated: encode_updated(crate::event::now_nanos()),
+            cursor: Some(offset_cursor(offset)),
+            meta: Some(meta),
+            other: serde_json::Map::new(),
+        }
+    }
+
     pub fn offset(&self) -> Option<u64> {
         self.cursor.as_ref()?.get("offset")?.as_u64()
     }
@@ -338,14 +349,7 @@ impl Registry {
             None => true,
         };
         if changed {
-            let entry = Entry {
-                ttl: -1,
-                updated: encode_updated(crate::event::now_nanos()),
-                cursor: Some(offset_cursor(offset)),
-                meta: Some(meta),
-                other: serde_json::Map::new(),
-            };
-            s.entries.insert(key.to_string(), entry);
+            s.entries.insert(key.to_string(), Entry::file(offset, meta));
             self.append_set(&mut s, &[key.to_string()]);
         }
     }
@@ -373,14 +377,7 @@ impl Registry {
         if s.entries.contains_key(new) || !s.entries.contains_key(old) {
             return false;
         }
-        let entry = Entry {
-            ttl: -1,
-            updated: encode_updated(crate::event::now_nanos()),
-            cursor: Some(offset_cursor(offset)),
-            meta: Some(meta),
-            other: serde_json::Map::new(),
-        };
-        s.entries.insert(new.to_string(), entry);
+        s.entries.insert(new.to_string(), Entry::file(offset, meta));
         if let Some(t) = s.live.remove(old) {
             t.retired.store(true, Ordering::Relaxed);
         }

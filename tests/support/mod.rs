@@ -15,6 +15,20 @@ pub mod es;
 pub mod kafka;
 pub mod pki;
 
+/// `name` in `../shared/filebeat-reference/` (Filebeat's events, registries and configs);
+/// fails the test, saying why, when it is not beside the repo.
+pub fn filebeat_reference(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/filebeat-reference")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: this test needs ../shared/filebeat-reference beside the repo",
+        p.display()
+    );
+    p
+}
+
 /// A TCP port free on 127.0.0.1 right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
