@@ -205,7 +205,15 @@ impl Identifier {
                 let (hash, head) = match read_hash_of(f, self.fp.offset, len) {
                     Ok(Some(read)) => read,
                     Ok(None) => return Ok(None),
-                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+                    // Shortened since the stat, or renamed away (the next look finds it).
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::NotFound
+                        ) =>
+                    {
+                        return Ok(None)
+                    }
                     Err(e) => return Err(e),
                 };
                 let id = if len == self.fp.length {

@@ -969,6 +969,8 @@ impl Prospector {
         }
         let file = match File::open(&k.info.path) {
             Ok(f) => f,
+            // Renamed or removed since the scan saw it (a rotation): the next look decides.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Start::NotNeeded,
             Err(e) => {
                 let path = k.info.path.clone();
                 self.report_unreadable(&path, &e);
