@@ -431,12 +431,18 @@ fn filebeat_yml_config_inputs_reload_reads_yaml_input_files() {
             ws.logs().join(file).display().to_string()
         )
     };
-    fs::write(dir.join("a.yml"), input("a", "filestream", "a.log")).unwrap();
+    // `${path.home}` in an input file resolves as in the main file.
+    fs::write(
+        dir.join("a.yml"),
+        "- type: filestream\n  id: a\n  paths: [\"${path.home}/logs/a.log\"]\n  prospector.scanner.check_interval: 200ms\n",
+    )
+    .unwrap();
     let cfg = ws.path().join("filebeat.yml");
     fs::write(
         &cfg,
         format!(
-            "path.data: {:?}\nfilebeat.config.inputs:\n  enabled: true\n  path: ${{path.config}}/inputs.d/*.yml\n  reload.enabled: true\n  reload.period: 100ms\noutput.file:\n  path: {:?}\n  rotate_every_kb: 1048576\nfilebeat.registry.flush: 100ms\nlogging.metrics.enabled: false\n",
+            "path.home: {:?}\npath.data: {:?}\nfilebeat.config.inputs:\n  enabled: true\n  path: ${{path.config}}/inputs.d/*.yml\n  reload.enabled: true\n  reload.period: 100ms\noutput.file:\n  path: {:?}\n  rotate_every_kb: 1048576\nfilebeat.registry.flush: 100ms\nlogging.metrics.enabled: false\n",
+            ws.path().display().to_string(),
             ws.data().display().to_string(),
             ws.out().display().to_string()
         ),

@@ -156,11 +156,14 @@ pub fn load(
         let text = super::read_config_file(&file).map_err(|e| {
             ConfigError::new("config.inputs", format!("input file {name}: {}", e.message))
         })?;
-        let mut tree = match super::Syntax::detect(&file, &text) {
-            super::Syntax::Toml => super::source::parse(&text, &name)?,
-            // A Filebeat input file (`filebeat.config.inputs` of a filebeat.yml).
-            super::Syntax::Yaml => yaml_inputs(&text, &name, lookup, opts)?,
-        };
+        let with_paths = |n: &str| path_setting(cfg, main, n).or_else(|| lookup(n));
+        let (mut tree, lookup): (_, &super::LookupFn<'_>) =
+            match super::Syntax::detect(&file, &text) {
+                super::Syntax::Toml => (super::source::parse(&text, &name)?, lookup),
+                // A Filebeat input file (`filebeat.config.inputs` of a filebeat.yml), where
+                // `${path.logs}` and the other path settings resolve as in the main file.
+                super::Syntax::Yaml => (yaml_inputs(&text, &name, &with_paths, opts)?, &with_paths),
+            };
         super::source::expand_env(&mut tree, "", lookup).map_err(in_file)?;
         let mut table = match tree {
             toml::Value::Table(t) => t,
@@ -201,6 +204,32 @@ pub fn load(
         }
     }
     Ok(out)
+}
+
+/// `${path.home}`, `${path.config}`, `${path.data}` and `${path.logs}` of the loaded main
+/// configuration, with Filebeat's defaults (home: `.`; config: home, else the main file's
+/// directory; logs: `<home>/logs`).
+fn path_setting(cfg: &super::Config, main: &Path, name: &str) -> Option<String> {
+    let p = &cfg.path;
+    let home = || p.home.clone().unwrap_or_else(|| PathBuf::from("."));
+    let dir = || {
+        main.parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf()
+    };
+    let v = match name {
+        "path.home" => home(),
+        "path.config" => p
+            .config
+            .clone()
+            .or_else(|| p.home.clone())
+            .unwrap_or_else(dir),
+        "path.data" => p.data.clone(),
+        "path.logs" => p.logs.clone().unwrap_or_else(|| home().join("logs")),
+        _ => return None,
+    };
+    Some(v.display().to_string())
 }
 
 /// A YAML input file translated as Filebeat's layout is (`filebeat::translate_input_file`):

@@ -819,7 +819,15 @@ impl Tx<'_> {
                 .get("enabled")
                 .and_then(|e| self.resolved_bool(e))
                 .unwrap_or(true);
-            let pattern = section.get("path").and_then(|p| self.resolved(p));
+            let pattern = match section.get("path") {
+                Some(p) => Some(self.resolved(p).ok_or_else(|| {
+                    ConfigError::new(
+                        format!("{fb}.path"),
+                        "cannot be resolved: set the environment variable or setting its ${...} names",
+                    )
+                })?),
+                None => None,
+            };
             let reload = section
                 .get("reload")
                 .and_then(|r| r.get("enabled"))
@@ -854,6 +862,9 @@ impl Tx<'_> {
                 r.insert("enabled".into(), toml::Value::Boolean(true));
                 r.insert("period".into(), toml::Value::String(period.clone()));
                 let mut inputs_dir = toml::Table::new();
+                // Absolute: [config.inputs] would anchor a relative path at the main file's
+                // directory again (`-c conf/filebeat.yml` would look in conf/conf/).
+                let full = std::path::absolute(&full).unwrap_or(full);
                 inputs_dir.insert(
                     "path".into(),
                     toml::Value::String(full.display().to_string()),

@@ -23,6 +23,9 @@ pub use filestream::FilestreamConfig;
 pub use secret::Secret;
 use units::{ByteSize, Dur};
 
+/// How `${NAME}` is resolved: keystore, credentials, environment, settings.
+pub type LookupFn<'a> = dyn Fn(&str) -> Option<String> + 'a;
+
 /// A configuration error: the key path that is wrong and what to do about it.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{}{message}", if key.is_empty() { String::new() } else { format!("{key}: ") })]
@@ -934,7 +937,8 @@ impl Config {
 /// (which lives there): after `overrides`, environment variables expanded; else
 /// `<path.home>/data` as Filebeat's default; `./data` when neither is set or the text does not parse.
 pub fn path_data_hint(text: &str, syntax: Syntax, overrides: &[String]) -> PathBuf {
-    let data = match syntax {
+    let env = |n: &str| std::env::var(n).ok();
+    let (data, settings): (Option<toml::Value>, Box<LookupFn<'static>>) = match syntax {
         Syntax::Toml => {
             let mut tree =
                 source::parse(text, "").unwrap_or(toml::Value::Table(Default::default()));
@@ -942,26 +946,41 @@ pub fn path_data_hint(text: &str, syntax: Syntax, overrides: &[String]) -> PathB
                 let _ = source::apply_override(&mut tree, o);
             }
             let path = tree.get("path");
-            path.and_then(|p| p.get("data")).cloned().or_else(|| {
+            let data = path.and_then(|p| p.get("data")).cloned().or_else(|| {
                 let home = path?.get("home")?.as_str()?;
                 Some(toml::Value::String(format!("{home}/data")))
-            })
+            });
+            (data, Box::new(env))
         }
         Syntax::Yaml => {
             let y = yaml::parse(text, "").and_then(|y| yaml::expand_dots(y, ""));
-            y.ok().and_then(|mut y| {
-                for o in overrides {
-                    let _ = yaml::apply_override(&mut y, o);
+            match y {
+                Ok(mut y) => {
+                    for o in overrides {
+                        let _ = yaml::apply_override(&mut y, o);
+                    }
+                    let text_of = |k: &str| y.get_path(k).and_then(yaml::Y::scalar_text);
+                    let home = text_of("path.home").unwrap_or_else(|| ".".into());
+                    let data = text_of("path.data").unwrap_or_else(|| format!("{home}/data"));
+                    // `${path.home}` and the file's other settings, then the environment,
+                    // as go-ucfg resolves them.
+                    let mut known: std::collections::HashMap<String, String> =
+                        ["path.home", "path.config", "path.logs"]
+                            .iter()
+                            .filter_map(|k| Some((k.to_string(), text_of(k)?)))
+                            .collect();
+                    known.entry("path.home".into()).or_insert(home);
+                    (
+                        Some(toml::Value::String(data)),
+                        Box::new(move |n: &str| known.get(n).cloned().or_else(|| env(n))),
+                    )
                 }
-                let text_of = |k: &str| y.get_path(k).and_then(yaml::Y::scalar_text);
-                text_of("path.data")
-                    .or_else(|| text_of("path.home").map(|h| format!("{h}/data")))
-                    .map(toml::Value::String)
-            })
+                Err(_) => (None, Box::new(env)),
+            }
         }
     };
     let mut data = data.unwrap_or(toml::Value::String("./data".into()));
-    let _ = source::expand_env(&mut data, "path.data", &|n| std::env::var(n).ok());
+    let _ = source::expand_env(&mut data, "path.data", &*settings);
     PathBuf::from(data.as_str().unwrap_or("./data"))
 }
 
@@ -1102,6 +1121,27 @@ mod tests {
     const OUT: &str = "[output.console]\n";
 
     #[test]
+    fn yaml_config_inputs_with_reload_get_an_absolute_path() {
+        let text = "filebeat.config.inputs:\n  path: inputs.d/*.yml\n  reload.enabled: true\noutput.console.enabled: true\n";
+        let (cfg, _) = Config::from_yaml_with(
+            text,
+            "conf/filebeat.yml",
+            Path::new("conf"),
+            &[],
+            &|_| None,
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        let dir = external::section(&cfg).expect("config.inputs");
+        let p = PathBuf::from(&dir.path);
+        assert!(p.is_absolute(), "{p:?}");
+        assert!(p.ends_with("conf/inputs.d/*.yml"), "{p:?}");
+        // Anchored once, not at the main file's directory again.
+        assert_eq!(dir.pattern(Path::new("conf/filebeat.yml")), p);
+        assert_eq!(dir.reload.period.0, std::time::Duration::from_secs(10));
+    }
+
+    #[test]
     fn path_data_hint_reads_both_syntaxes_before_secrets() {
         let none: Vec<String> = Vec::new();
         let toml_data = "[path]\ndata = \"/var/lib/x\"\n";
@@ -1130,6 +1170,14 @@ mod tests {
         assert_eq!(
             path_data_hint("not: [valid", Syntax::Yaml, &none),
             PathBuf::from("./data")
+        );
+        assert_eq!(
+            path_data_hint(
+                "path.home: /opt/fb\npath.data: ${path.home}/state\n",
+                Syntax::Yaml,
+                &none
+            ),
+            PathBuf::from("/opt/fb/state")
         );
     }
 

@@ -194,6 +194,9 @@ struct Prospector {
     /// While the files found by the startup scan take their first turns: at most this many
     /// harvesters at once (0 = no such limit).
     startup_slots: usize,
+    /// The last file the startup scan queued: once it leaves the queue, every file of the
+    /// startup scan had its first turn (later ones queue behind it) and the limit goes.
+    startup_last: Option<String>,
 }
 
 /// Harvesters started at once for the files of the startup scan; the others wait their turn
@@ -296,6 +299,7 @@ impl Prospector {
             in_full_scan: false,
             deferred_starts: None,
             startup_slots: 0,
+            startup_last: None,
         }
     }
 
@@ -421,6 +425,10 @@ impl Prospector {
             self.startup_slots = STARTUP_SLOTS;
             for key in keys {
                 self.maybe_start(&key);
+            }
+            self.startup_last = self.waiting.back().cloned();
+            if self.startup_last.is_none() {
+                self.startup_slots = 0;
             }
         }
         self.scan_inodes = HashMap::new();

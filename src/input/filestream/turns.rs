@@ -29,9 +29,14 @@ impl Prospector {
             }
             self.waiting.pop_front();
             self.waiting_set.remove(&key);
+            if self.startup_last.as_deref() == Some(key.as_str()) {
+                // The files of the startup scan all had their first turn.
+                self.startup_last = None;
+                self.startup_slots = 0;
+            }
         }
         if self.waiting.is_empty() {
-            // The files of the startup scan all had their turn.
+            self.startup_last = None;
             self.startup_slots = 0;
         }
         self.report_waiting();
