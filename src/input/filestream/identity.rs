@@ -106,13 +106,34 @@ fn hash_at(f: &mut File, offset: u64, len: u64) -> std::io::Result<(String, Vec<
 pub const HEAD_LEN: usize = 64;
 
 /// `read_hash` of the file `f` describes: None if the path names another file now.
-fn read_hash_of(f: &FileInfo, offset: u64, len: u64) -> std::io::Result<Option<(String, Vec<u8>)>> {
+fn read_hash_of(f: &FileInfo, offset: u64, len: u64) -> std::io::Result<(String, Vec<u8>)> {
     let mut file = File::open(&f.path)?;
     let md = file.metadata()?;
     if md.dev() != f.dev || md.ino() != f.ino {
-        return Ok(None);
+        return Err(std::io::Error::other(Replaced));
     }
-    hash_at(&mut file, offset, len).map(Some)
+    hash_at(&mut file, offset, len)
+}
+
+/// The path names another file than the one just looked at (renamed away and replaced).
+#[derive(Debug)]
+struct Replaced;
+
+impl std::fmt::Display for Replaced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("replaced by another file since it was looked at")
+    }
+}
+
+impl std::error::Error for Replaced {}
+
+/// An error of a file that changed between its stat and its read (a rotation renamed or
+/// replaced it, or it was truncated): the file is still known, and the next look decides.
+pub fn changed_since_stat(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::NotFound
+    ) || e.get_ref().is_some_and(|x| x.is::<Replaced>())
 }
 
 /// The hash inside a registry key of a small file (`...::fingerprint::<hex>@<inode>-<device>`).
@@ -200,22 +221,9 @@ impl Identifier {
                 }
                 let len = (f.size - self.fp.offset).min(self.fp.length);
                 // The path may name another file by now (rotation: rename, then a new empty
-                // file), or the file may be shorter (truncated): not identifiable on this
-                // look, the next one sees what is there.
-                let (hash, head) = match read_hash_of(f, self.fp.offset, len) {
-                    Ok(Some(read)) => read,
-                    Ok(None) => return Ok(None),
-                    // Shortened since the stat, or renamed away (the next look finds it).
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::NotFound
-                        ) =>
-                    {
-                        return Ok(None)
-                    }
-                    Err(e) => return Err(e),
-                };
+                // file), or the file may be shorter (truncated): `changed_since_stat` errors,
+                // which the prospector treats as "still there, look again" without a warning.
+                let (hash, head) = read_hash_of(f, self.fp.offset, len)?;
                 let id = if len == self.fp.length {
                     Identity {
                         suffix: format!("fingerprint::{hash}"),

@@ -647,7 +647,9 @@ impl Prospector {
                 {
                     k.seen = true;
                 }
-                self.report_unreadable(path, &e);
+                if !identity::changed_since_stat(&e) {
+                    self.report_unreadable(path, &e);
+                }
                 return;
             }
         };
