@@ -287,7 +287,6 @@ fn idle() {
 /// `secs`, the agent's open-file limit at `nofile`. Returns (waits in seconds, lines
 /// written, lines never read).
 fn fairness_run(files: usize, nofile: u64, rate: usize, secs: u64) -> (Vec<f64>, usize, usize) {
-    use std::os::unix::process::CommandExt;
     let d = Dir::new(&format!("fairness-{files}"));
     let paths: Vec<PathBuf> = (0..files)
         .map(|i| d.logs().join(format!("f{i:05}.log")))
@@ -307,19 +306,7 @@ fn fairness_run(files: usize, nofile: u64, rate: usize, secs: u64) -> (Vec<f64>,
     cmd.args(["run", "-e", "--log-level", "warn", "-c"])
         .arg(&cfg)
         .stdout(Stdio::null());
-    // SAFETY: setrlimit only, between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            let lim = libc::rlimit {
-                rlim_cur: nofile,
-                rlim_max: nofile,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    support::nofile::limit_open_files(&mut cmd, nofile);
     let mut child = cmd.spawn().unwrap();
     // Let it open every file it may.
     std::thread::sleep(Duration::from_secs(5));

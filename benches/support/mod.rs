@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 #[path = "../../tests/support/kafka.rs"]
 pub mod kafka;
 
+/// The open-file limit of a spawned agent, the same helper as the tests'.
+#[path = "../../tests/support/nofile.rs"]
+pub mod nofile;
+
 /// A TCP port free on 127.0.0.1 right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -207,29 +207,24 @@ pub fn load(
 }
 
 /// `${path.home}`, `${path.config}`, `${path.data}` and `${path.logs}` of the loaded main
-/// configuration, with Filebeat's defaults (home: `.`; config: home, else the main file's
-/// directory; logs: `<home>/logs`).
+/// configuration, with Filebeat's defaults (`config::filebeat_path`).
 fn path_setting(cfg: &super::Config, main: &Path, name: &str) -> Option<String> {
     let p = &cfg.path;
-    let home = || p.home.clone().unwrap_or_else(|| PathBuf::from("."));
-    let dir = || {
-        main.parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_path_buf()
+    let set = |k: &str| {
+        let v = match k {
+            "path.home" => p.home.clone(),
+            "path.config" => p.config.clone(),
+            "path.data" => Some(p.data.clone()),
+            "path.logs" => p.logs.clone(),
+            _ => None,
+        };
+        v.map(|v| v.display().to_string())
     };
-    let v = match name {
-        "path.home" => home(),
-        "path.config" => p
-            .config
-            .clone()
-            .or_else(|| p.home.clone())
-            .unwrap_or_else(dir),
-        "path.data" => p.data.clone(),
-        "path.logs" => p.logs.clone().unwrap_or_else(|| home().join("logs")),
-        _ => return None,
-    };
-    Some(v.display().to_string())
+    let dir = main
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    super::filebeat_path(name, &set, dir)
 }
 
 /// A YAML input file translated as Filebeat's layout is (`filebeat::translate_input_file`):

@@ -802,22 +802,10 @@ impl Config {
         }
         let refs = y.clone();
         let resolve = |name: &str| -> Option<String> {
-            if let Some(v) = refs.get_path(name).and_then(yaml::Y::scalar_text) {
-                return Some(v);
-            }
             let text_of = |k: &str| refs.get_path(k).and_then(yaml::Y::scalar_text);
-            let home = || text_of("path.home").unwrap_or_else(|| ".".into());
-            match name {
-                "path.home" => Some(home()),
-                // Filebeat's default is path.home; without one, the configuration file's
-                // directory, where inputs.d/ and modules.d/ are.
-                "path.config" => {
-                    Some(text_of("path.home").unwrap_or_else(|| dir.display().to_string()))
-                }
-                "path.data" => Some(format!("{}/data", home())),
-                "path.logs" => Some(format!("{}/logs", home())),
-                _ => lookup(name),
-            }
+            text_of(name)
+                .or_else(|| filebeat_path(name, &text_of, dir))
+                .or_else(|| lookup(name))
         };
         let config_dir = refs
             .get_path("path.config")
@@ -938,7 +926,12 @@ impl Config {
 /// `<path.home>/data` as Filebeat's default; `./data` when neither is set or the text does not parse.
 pub fn path_data_hint(text: &str, syntax: Syntax, overrides: &[String]) -> PathBuf {
     let env = |n: &str| std::env::var(n).ok();
-    let (data, settings): (Option<toml::Value>, Box<LookupFn<'static>>) = match syntax {
+    let expand = |data: Option<toml::Value>, settings: &LookupFn<'_>| {
+        let mut data = data.unwrap_or(toml::Value::String("./data".into()));
+        let _ = source::expand_env(&mut data, "path.data", settings);
+        PathBuf::from(data.as_str().unwrap_or("./data"))
+    };
+    match syntax {
         Syntax::Toml => {
             let mut tree =
                 source::parse(text, "").unwrap_or(toml::Value::Table(Default::default()));
@@ -950,38 +943,45 @@ pub fn path_data_hint(text: &str, syntax: Syntax, overrides: &[String]) -> PathB
                 let home = path?.get("home")?.as_str()?;
                 Some(toml::Value::String(format!("{home}/data")))
             });
-            (data, Box::new(env))
+            expand(data, &env)
         }
-        Syntax::Yaml => {
-            let y = yaml::parse(text, "").and_then(|y| yaml::expand_dots(y, ""));
-            match y {
-                Ok(mut y) => {
-                    for o in overrides {
-                        let _ = yaml::apply_override(&mut y, o);
-                    }
-                    let text_of = |k: &str| y.get_path(k).and_then(yaml::Y::scalar_text);
-                    let home = text_of("path.home").unwrap_or_else(|| ".".into());
-                    let data = text_of("path.data").unwrap_or_else(|| format!("{home}/data"));
-                    // `${path.home}` and the file's other settings, then the environment,
-                    // as go-ucfg resolves them.
-                    let mut known: std::collections::HashMap<String, String> =
-                        ["path.home", "path.config", "path.logs"]
-                            .iter()
-                            .filter_map(|k| Some((k.to_string(), text_of(k)?)))
-                            .collect();
-                    known.entry("path.home".into()).or_insert(home);
-                    (
-                        Some(toml::Value::String(data)),
-                        Box::new(move |n: &str| known.get(n).cloned().or_else(|| env(n))),
-                    )
+        Syntax::Yaml => match yaml::parse(text, "").and_then(|y| yaml::expand_dots(y, "")) {
+            Ok(mut y) => {
+                for o in overrides {
+                    let _ = yaml::apply_override(&mut y, o);
                 }
-                Err(_) => (None, Box::new(env)),
+                let text_of = |k: &str| y.get_path(k).and_then(yaml::Y::scalar_text);
+                let here = Path::new(".");
+                // `${path.home}` and the file's other settings, then the environment, as
+                // go-ucfg resolves them.
+                let settings = |n: &str| {
+                    text_of(n)
+                        .or_else(|| filebeat_path(n, &text_of, here))
+                        .or_else(|| env(n))
+                };
+                let data = filebeat_path("path.data", &text_of, here).map(toml::Value::String);
+                expand(data, &settings)
             }
-        }
-    };
-    let mut data = data.unwrap_or(toml::Value::String("./data".into()));
-    let _ = source::expand_env(&mut data, "path.data", &*settings);
-    PathBuf::from(data.as_str().unwrap_or("./data"))
+            Err(_) => expand(None, &env),
+        },
+    }
+}
+
+/// A `path.*` setting as Filebeat resolves it: the value `set` has for it, else its default
+/// (home: `.`; config: home, else `dir`, the configuration file's directory, where
+/// `inputs.d/` is; data and logs: `<home>/data`, `<home>/logs`). None for other names.
+pub(crate) fn filebeat_path(name: &str, set: &LookupFn<'_>, dir: &Path) -> Option<String> {
+    let home = || set("path.home");
+    let under_home = |sub: &str| format!("{}/{sub}", home().unwrap_or_else(|| ".".into()));
+    Some(match name {
+        "path.home" => home().unwrap_or_else(|| ".".into()),
+        "path.config" => set(name)
+            .or_else(home)
+            .unwrap_or_else(|| dir.display().to_string()),
+        "path.data" => set(name).unwrap_or_else(|| under_home("data")),
+        "path.logs" => set(name).unwrap_or_else(|| under_home("logs")),
+        _ => return None,
+    })
 }
 
 /// The full key of an "unknown field" error (`inputs[0].close` + `inactiv`).

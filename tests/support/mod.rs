@@ -13,6 +13,7 @@ use serde_json::Value;
 pub mod es;
 /// Apache Kafka brokers for tests/kafka.rs (and benches/kafka.rs).
 pub mod kafka;
+pub mod nofile;
 pub mod pki;
 
 /// `name` in `../shared/filebeat-reference/` (Filebeat's events, registries and configs);
@@ -252,26 +253,13 @@ impl Drop for Agent {
 impl Workspace {
     /// `spawn`, with the agent's open-file limit (soft and hard) set to `nofile`.
     pub fn spawn_with_nofile(&self, cfg: &Path, nofile: u64) -> Agent {
-        use std::os::unix::process::CommandExt;
         let log = self.path().join(format!("agent-{}.log", self.next_log()));
         let mut cmd = Command::new(bin());
         cmd.args(["run", "-e", "-c"])
             .arg(cfg)
             .stdout(Stdio::null())
             .stderr(fs::File::create(&log).expect("agent log file"));
-        // SAFETY: setrlimit only, between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                let lim = libc::rlimit {
-                    rlim_cur: nofile,
-                    rlim_max: nofile,
-                };
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        nofile::limit_open_files(&mut cmd, nofile);
         Agent {
             child: Some(cmd.spawn().expect("spawn oxibeat")),
             log,

@@ -158,36 +158,28 @@ impl Source {
         let key = format!("journald::{}::{}", cfg.id, name);
         // Read by an earlier run of this input in this process (a reload restarted it):
         // take its tracker over and continue after the last entry it handed over.
-        if let Some(tracker) = registry.live_tracker(&key) {
-            let position = tracker
-                .published_label()
-                .and_then(|l| checkpoint_position(&l));
-            let parsers = Parsers::new(&cfg.parsers, cfg.message_max_bytes.0 as usize);
-            return Source {
-                from_registry: false,
-                last_read: position,
-                cfg,
-                name,
-                key,
-                ctx,
-                tracker,
-                common,
-                counters,
-                parsers,
-                held: VecDeque::new(),
-                next_idx: 0,
-            };
-        }
-        let saved = registry.get(&key).and_then(|e| e.cursor);
-        let position = saved.as_ref().and_then(checkpoint_position);
-        if saved.is_some() && position.is_none() {
-            tracing::warn!(input_id = %cfg.id, key = %key, "registry holds a journald position of another version; starting from seek");
-        }
-        let tracker = AckTracker::labelled(position.as_ref().and(saved));
-        registry.track_labelled(&key, tracker.clone());
+        let (tracker, position, from_registry) = match registry.live_tracker(&key) {
+            Some(tracker) => {
+                let position = tracker
+                    .published_label()
+                    .and_then(|l| checkpoint_position(&l));
+                (tracker, position, false)
+            }
+            None => {
+                let saved = registry.get(&key).and_then(|e| e.cursor);
+                let position = saved.as_ref().and_then(checkpoint_position);
+                if saved.is_some() && position.is_none() {
+                    tracing::warn!(input_id = %cfg.id, key = %key, "registry holds a journald position of another version; starting from seek");
+                }
+                let tracker = AckTracker::labelled(position.as_ref().and(saved));
+                registry.track_labelled(&key, tracker.clone());
+                let from_registry = position.is_some();
+                (tracker, position, from_registry)
+            }
+        };
         let parsers = Parsers::new(&cfg.parsers, cfg.message_max_bytes.0 as usize);
         Source {
-            from_registry: position.is_some(),
+            from_registry,
             last_read: position,
             cfg,
             name,
