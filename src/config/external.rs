@@ -91,6 +91,7 @@ pub fn matching_files(pattern: &Path, key: &str) -> Result<Vec<PathBuf>, ConfigE
     let mut out: Vec<PathBuf> = crate::input::filestream::scan::scan(&[glob], &|| false)
         .paths
         .into_iter()
+        .map(|(p, _)| p)
         .filter(|p| p.is_file())
         .collect();
     out.sort();

@@ -33,6 +33,9 @@ pub struct AckTracker {
     acked_offset: AtomicU64,
     /// Set when `acked_offset` moved since the registry last looked.
     dirty: AtomicBool,
+    /// The registry's flag that some tracker it follows is dirty (`notify_to`): a flush of
+    /// thousands of idle files then looks at none of them.
+    notify: std::sync::OnceLock<Arc<AtomicBool>>,
     /// Set by the registry when the file is forgotten (clean_removed); acks are then ignored.
     pub retired: AtomicBool,
     /// Cursor value of the last acked labelled event (see `next_labelled_cursor`).
@@ -46,6 +49,7 @@ impl AckTracker {
             pending: Mutex::new(Pending::default()),
             acked_offset: AtomicU64::new(start_offset),
             dirty: AtomicBool::new(false),
+            notify: std::sync::OnceLock::new(),
             retired: AtomicBool::new(false),
             acked_label: Mutex::new(None),
             labelled: AtomicBool::new(false),
@@ -126,7 +130,7 @@ impl AckTracker {
         }
         if let Some(off) = advanced {
             self.acked_offset.store(off, Ordering::Release);
-            self.dirty.store(true, Ordering::Release);
+            self.mark_dirty();
         }
     }
 
@@ -178,7 +182,7 @@ impl AckTracker {
         p.entries.clear();
         p.labels.clear();
         self.acked_offset.store(offset, Ordering::Release);
-        self.dirty.store(true, Ordering::Release);
+        self.mark_dirty();
     }
 
     /// Number of events published but not yet acked.
@@ -193,6 +197,19 @@ impl AckTracker {
     /// True once if the acked offset moved since the last call.
     pub fn take_dirty(&self) -> bool {
         self.dirty.swap(false, Ordering::AcqRel)
+    }
+
+    fn mark_dirty(&self) {
+        self.dirty.store(true, Ordering::Release);
+        if let Some(n) = self.notify.get() {
+            n.store(true, Ordering::Release);
+        }
+    }
+
+    /// Also set `flag` whenever this tracker becomes dirty (the first registry that follows
+    /// it; later calls do nothing).
+    pub fn notify_to(&self, flag: &Arc<AtomicBool>) {
+        let _ = self.notify.set(flag.clone());
     }
 }
 

@@ -38,15 +38,101 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError + '_ {
     }
 }
 
-/// A file's cursor value, `{"offset": N}`.
-pub fn offset_cursor(offset: u64) -> serde_json::Value {
-    serde_json::json!({ "offset": offset })
+/// An entry's cursor: a file's `{"offset": N}`, kept as the number (it is in every entry of
+/// thousands of files), or another input's JSON as read (the journald input's checkpoint
+/// `{"version":1,"position":"s=…",…}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cursor {
+    Offset(u64),
+    Json(Box<serde_json::Value>),
+}
+
+impl Cursor {
+    fn from_value(v: serde_json::Value) -> Cursor {
+        if let Some(o) = v.as_object() {
+            if o.len() == 1 {
+                if let Some(n) = o.get("offset").and_then(|n| n.as_u64()) {
+                    return Cursor::Offset(n);
+                }
+            }
+        }
+        Cursor::Json(Box::new(v))
+    }
+
+    pub fn into_value(self) -> serde_json::Value {
+        match self {
+            Cursor::Offset(n) => serde_json::json!({ "offset": n }),
+            Cursor::Json(v) => *v,
+        }
+    }
+
+    pub fn offset(&self) -> Option<u64> {
+        match self {
+            Cursor::Offset(n) => Some(*n),
+            Cursor::Json(v) => v.get("offset")?.as_u64(),
+        }
+    }
+}
+
+impl Serialize for Cursor {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Cursor::Offset(n) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("offset", n)?;
+                m.end()
+            }
+            Cursor::Json(v) => v.serialize(s),
+        }
+    }
+}
+
+/// An entry's `updated`: the `[ext, sec]` pair Beats write, or whatever else was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Updated {
+    Missing,
+    Pair(u64, u64),
+    Json(Box<serde_json::Value>),
+}
+
+impl Updated {
+    fn from_value(v: Option<serde_json::Value>) -> Updated {
+        match v {
+            None | Some(serde_json::Value::Null) => Updated::Missing,
+            Some(v) => match v.as_array().map(|a| a.as_slice()) {
+                Some([a, b]) if a.is_u64() && b.is_u64() => {
+                    Updated::Pair(a.as_u64().unwrap_or(0), b.as_u64().unwrap_or(0))
+                }
+                _ => Updated::Json(Box::new(v)),
+            },
+        }
+    }
+
+    /// `updated` set to `now_nanos`, encoded as Beats do: `[(0xFFFF << 32) | nanos, unix
+    /// seconds]` (UTC).
+    pub fn at(now_nanos: i64) -> Updated {
+        let secs = now_nanos.div_euclid(1_000_000_000) as u64;
+        let nanos = now_nanos.rem_euclid(1_000_000_000) as u64;
+        Updated::Pair((0xFFFFu64 << 32) | nanos, secs)
+    }
+}
+
+impl Serialize for Updated {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Updated::Missing => s.serialize_none(),
+            Updated::Pair(ext, secs) => [ext, secs].serialize(s),
+            Updated::Json(v) => v.serialize(s),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct EntryMeta {
     pub source: String,
-    pub identifier_name: String,
+    /// `native`, `path` or `fingerprint`: borrowed when oxibeat writes it (one per file).
+    pub identifier_name: std::borrow::Cow<'static, str>,
     /// Bytes hashed for a fingerprint key shorter than the full window (small files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint_len: Option<u64>,
@@ -55,18 +141,19 @@ pub struct EntryMeta {
 /// One registry value, as Filebeat's filestream writes it. Values of other inputs (the
 /// legacy log input's `offset`, `source`, `FileStateOS`, ...) are kept whole in `other`, so a
 /// Filebeat registry passes through oxibeat unchanged until a `take_over` continues them.
+/// Small on purpose: the registry holds one per file, and a node may have tens of thousands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// Nanoseconds until the entry may be removed; -1 = never.
     pub ttl: i64,
     /// `[ext, sec]` time encoding of go-structform (UTC).
-    pub updated: serde_json::Value,
+    pub updated: Updated,
     /// The input's position: `{"offset": N}` for files, the journald input's checkpoint
     /// (`{"version":1,"position":"s=…",…}`) for journals.
-    pub cursor: Option<serde_json::Value>,
+    pub cursor: Option<Cursor>,
     pub meta: Option<EntryMeta>,
-    /// Every other key of the value, as read.
-    pub other: serde_json::Map<String, serde_json::Value>,
+    /// Every other key of the value, as read (None: there are none).
+    pub other: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl Serialize for Entry {
@@ -74,16 +161,16 @@ impl Serialize for Entry {
         use serde::ser::SerializeMap;
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("ttl", &self.ttl)?;
-        if !self.updated.is_null() {
+        if self.updated != Updated::Missing {
             m.serialize_entry("updated", &self.updated)?;
         }
-        if self.other.is_empty() || self.cursor.is_some() {
+        if self.other.is_none() || self.cursor.is_some() {
             m.serialize_entry("cursor", &self.cursor)?;
         }
         if let Some(meta) = &self.meta {
             m.serialize_entry("meta", meta)?;
         }
-        for (k, v) in &self.other {
+        for (k, v) in self.other.iter().flat_map(|o| o.iter()) {
             m.serialize_entry(k, v)?;
         }
         m.end()
@@ -97,8 +184,11 @@ impl<'de> Deserialize<'de> for Entry {
             .remove("ttl")
             .and_then(|v| v.as_i64())
             .unwrap_or_else(never);
-        let updated = other.remove("updated").unwrap_or_default();
-        let cursor = other.remove("cursor").filter(|v| !v.is_null());
+        let updated = Updated::from_value(other.remove("updated"));
+        let cursor = other
+            .remove("cursor")
+            .filter(|v| !v.is_null())
+            .map(Cursor::from_value);
         // A `meta` that is not filestream's (a container input's `{"stream": ..}`) stays
         // as it was, among the other keys.
         let meta = match other.remove("meta") {
@@ -118,7 +208,7 @@ impl<'de> Deserialize<'de> for Entry {
             updated,
             cursor,
             meta,
-            other,
+            other: (!other.is_empty()).then(|| Box::new(other)),
         })
     }
 }
@@ -135,11 +225,11 @@ pub struct LogInputState {
 impl Entry {
     /// The entry as a log input state, if it is one.
     pub fn log_input_state(&self) -> Option<LogInputState> {
+        let other = self.other.as_ref()?;
         Some(LogInputState {
-            source: self.other.get("source")?.as_str()?.to_string(),
-            offset: self.other.get("offset")?.as_u64()?,
-            identifier_name: self
-                .other
+            source: other.get("source")?.as_str()?.to_string(),
+            offset: other.get("offset")?.as_u64()?,
+            identifier_name: other
                 .get("identifier_name")
                 .and_then(|v| v.as_str())
                 .unwrap_or("native")
@@ -158,46 +248,27 @@ impl Entry {
     fn file(offset: u64, meta: EntryMeta) -> Entry {
         Entry {
             ttl: -1,
-            updated: encode_updated(crate::event::now_nanos()),
-            cursor: Some(offset_cursor(offset)),
+            updated: Updated::at(crate::event::now_nanos()),
+            cursor: Some(Cursor::Offset(offset)),
             meta: Some(meta),
-            other: serde_json::Map::new(),
+            other: None,
         }
     }
 
     pub fn offset(&self) -> Option<u64> {
-        self.cursor.as_ref()?.get("offset")?.as_u64()
+        self.cursor.as_ref()?.offset()
     }
 }
 
-/// `updated` set to `now_nanos`, in place when it already is a pair.
-fn set_updated(v: &mut serde_json::Value, now_nanos: i64) {
-    match v.as_array_mut() {
-        Some(a) if a.len() == 2 => {
-            let (ext, secs) = updated_pair(now_nanos);
-            a[0] = ext.into();
-            a[1] = secs.into();
-        }
-        _ => *v = encode_updated(now_nanos),
-    }
-}
-
-fn updated_pair(now_nanos: i64) -> (u64, u64) {
-    let secs = now_nanos.div_euclid(1_000_000_000) as u64;
-    let nanos = now_nanos.rem_euclid(1_000_000_000) as u64;
-    ((0xFFFFu64 << 32) | nanos, secs)
-}
-
-/// `updated` encoded as Beats do: `[(0xFFFF << 32) | nanos, unix seconds]` (UTC).
-pub fn encode_updated(now_nanos: i64) -> serde_json::Value {
-    let (ext, secs) = updated_pair(now_nanos);
-    serde_json::json!([ext, secs])
-}
+/// A registry key, shared: the registry keeps one copy of each key for its entries and its
+/// live trackers, and hands it to the input that follows the file (`track`), so a file's key
+/// is in memory once however many tables hold it.
+pub type Key = Arc<str>;
 
 struct Store {
-    entries: HashMap<String, Entry>,
+    entries: HashMap<Key, Entry>,
     /// Files being read now: their cursor comes from the tracker.
-    live: HashMap<String, Arc<AckTracker>>,
+    live: HashMap<Key, Arc<AckTracker>>,
     next_id: u64,
     log: File,
     log_bytes: u64,
@@ -212,11 +283,25 @@ struct Store {
     snapshot_needed: bool,
 }
 
+impl Store {
+    /// The shared copy of `k` if the registry holds it, else a new one.
+    fn key(&self, k: &str) -> Key {
+        self.entries
+            .get_key_value(k)
+            .map(|(k, _)| k.clone())
+            .or_else(|| self.live.get_key_value(k).map(|(k, _)| k.clone()))
+            .unwrap_or_else(|| Key::from(k))
+    }
+}
+
 pub struct Registry {
     dir: PathBuf,
     checkpoint_size: u64,
     store: Mutex<Store>,
     metrics: Arc<Metrics>,
+    /// Set by a tracker followed here when its cursor moves (`AckTracker::notify_to`): a
+    /// flush looks at the trackers only when one did.
+    moved: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Deserialize)]
@@ -275,6 +360,7 @@ impl Registry {
                 snapshot_needed: false,
             }),
             metrics,
+            moved: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         };
         Ok(reg)
     }
@@ -300,7 +386,10 @@ impl Registry {
                 other => break other?,
             }
         };
-        let mut v: Vec<_> = entries.into_iter().collect();
+        let mut v: Vec<_> = entries
+            .into_iter()
+            .map(|(k, e)| (k.to_string(), e))
+            .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(v)
     }
@@ -323,7 +412,7 @@ impl Registry {
             .entries
             .iter()
             .filter(|(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (k.to_string(), v.clone()))
             .collect()
     }
 
@@ -332,26 +421,30 @@ impl Registry {
             .lock()
             .entries
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
 
     /// Start following a file: its cursor is taken from `tracker` at every flush.
-    /// Writes the entry at once if it is new or its metadata changed.
-    pub fn track(&self, key: &str, tracker: Arc<AckTracker>, meta: EntryMeta) {
+    /// Writes the entry at once if it is new or its metadata changed. Returns the registry's
+    /// copy of the key, for the caller to hold instead of its own.
+    pub fn track(&self, key: &str, tracker: Arc<AckTracker>, meta: EntryMeta) -> Key {
         let mut s = self.lock();
-        s.live.insert(key.to_string(), tracker.clone());
+        let key = s.key(key);
         let offset = tracker.acked_offset();
-        let changed = match s.entries.get(key) {
+        self.follow(&tracker);
+        s.live.insert(key.clone(), tracker);
+        let changed = match s.entries.get(&key) {
             Some(e) => e.meta.as_ref() != Some(&meta) || e.offset() != Some(offset),
             None => true,
         };
         if changed {
-            s.entries.insert(key.to_string(), Entry::file(offset, meta));
-            self.append_set(&mut s, &[key.to_string()]);
+            s.entries.insert(key.clone(), Entry::file(offset, meta));
+            self.append_set(&mut s, std::slice::from_ref(&key));
         }
+        key
     }
 
     /// States of Filebeat's log input (`filebeat::logs::...`) that a take-over may continue.
@@ -361,7 +454,7 @@ impl Registry {
             .entries
             .iter()
             .filter(|(k, _)| k.starts_with("filebeat::logs::"))
-            .filter_map(|(k, e)| Some((k.clone(), e.log_input_state()?)))
+            .filter_map(|(k, e)| Some((k.to_string(), e.log_input_state()?)))
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
@@ -377,16 +470,18 @@ impl Registry {
         if s.entries.contains_key(new) || !s.entries.contains_key(old) {
             return false;
         }
-        s.entries.insert(new.to_string(), Entry::file(offset, meta));
+        let new = Key::from(new);
+        s.entries.insert(new.clone(), Entry::file(offset, meta));
         if let Some(t) = s.live.remove(old) {
             t.retired.store(true, Ordering::Relaxed);
         }
-        self.append_set(&mut s, &[new.to_string()]);
+        self.append_set(&mut s, &[new]);
         if old.starts_with("filebeat::logs::") {
             if let Some(e) = s.entries.get_mut(old) {
                 e.ttl = -2;
             }
-            self.append_set(&mut s, &[old.to_string()]);
+            let old = s.key(old);
+            self.append_set(&mut s, &[old]);
         } else {
             s.entries.remove(old);
             self.append_remove(&mut s, old);
@@ -409,21 +504,32 @@ impl Registry {
     /// written from `tracker`'s acked label at every flush, once there is one.
     pub fn track_labelled(&self, key: &str, tracker: Arc<AckTracker>) {
         let mut s = self.lock();
-        s.live.insert(key.to_string(), tracker);
+        let key = s.key(key);
+        self.follow(&tracker);
+        s.live.insert(key, tracker);
     }
 
-    /// Move an entry to a new key (a small file's fingerprint grew with the file).
-    pub fn rekey(&self, old: &str, new: &str, meta: EntryMeta) {
+    /// Have `tracker` say when its cursor moves; look at every tracker at the next flush.
+    fn follow(&self, tracker: &AckTracker) {
+        tracker.notify_to(&self.moved);
+        self.moved.store(true, Ordering::Release);
+    }
+
+    /// Move an entry to a new key (a small file's fingerprint grew with the file). Returns
+    /// the registry's copy of the new key.
+    pub fn rekey(&self, old: &str, new: &str, meta: EntryMeta) -> Key {
         let mut s = self.lock();
+        let new = s.key(new);
         if let Some(t) = s.live.remove(old) {
-            s.live.insert(new.to_string(), t);
+            s.live.insert(new.clone(), t);
         }
         if let Some(mut e) = s.entries.remove(old) {
             e.meta = Some(meta);
-            s.entries.insert(new.to_string(), e);
+            s.entries.insert(new.clone(), e);
             self.append_remove(&mut s, old);
-            self.append_set(&mut s, &[new.to_string()]);
+            self.append_set(&mut s, std::slice::from_ref(&new));
         }
+        new
     }
 
     /// Forget a file (clean_removed / clean_inactive).
@@ -443,8 +549,10 @@ impl Registry {
         let now = crate::event::now_nanos();
         let mut changed = Vec::new();
         let Store { live, entries, .. } = &mut *s;
-        // Runs every second over every file followed: no allocation unless a cursor moved.
-        for (key, t) in live.iter() {
+        // Runs every second over every file followed, unless no cursor moved (idle files);
+        // no allocation unless a cursor moved.
+        let moved = self.moved.swap(false, Ordering::AcqRel);
+        for (key, t) in live.iter().filter(|_| moved) {
             if !t.take_dirty() {
                 continue;
             }
@@ -454,14 +562,15 @@ impl Registry {
                 };
                 let entry = entries.entry(key.clone()).or_insert_with(|| Entry {
                     ttl: -1,
-                    updated: serde_json::Value::Null,
+                    updated: Updated::Missing,
                     cursor: None,
                     meta: None,
-                    other: serde_json::Map::new(),
+                    other: None,
                 });
-                if entry.cursor.as_ref() != Some(&*label) {
-                    entry.cursor = Some((*label).clone());
-                    entry.updated = encode_updated(now);
+                let cursor = Cursor::from_value((*label).clone());
+                if entry.cursor.as_ref() != Some(&cursor) {
+                    entry.cursor = Some(cursor);
+                    entry.updated = Updated::at(now);
                     changed.push(key.clone());
                 }
                 continue;
@@ -469,12 +578,15 @@ impl Registry {
             let offset = t.acked_offset();
             if let Some(e) = entries.get_mut(key) {
                 if e.offset() != Some(offset) {
-                    // In place where the shapes allow: this runs for every file read.
-                    match e.cursor.as_mut().and_then(|c| c.get_mut("offset")) {
-                        Some(v) => *v = offset.into(),
-                        None => e.cursor = Some(offset_cursor(offset)),
+                    // In place: this runs for every file read. A cursor with more than the
+                    // offset (read from elsewhere) keeps its other keys.
+                    match &mut e.cursor {
+                        Some(Cursor::Json(v)) if v.is_object() => {
+                            v["offset"] = offset.into();
+                        }
+                        c => *c = Some(Cursor::Offset(offset)),
                     }
-                    set_updated(&mut e.updated, now);
+                    e.updated = Updated::at(now);
                     changed.push(key.clone());
                 }
             }
@@ -507,10 +619,15 @@ impl Registry {
     }
 
     /// Queue `set` operations for `keys` (written at the next flush).
-    fn append_set(&self, s: &mut Store, keys: &[String]) {
+    fn append_set(&self, s: &mut Store, keys: &[Key]) {
+        #[derive(Serialize)]
+        struct Set<'a> {
+            k: &'a str,
+            v: &'a Entry,
+        }
         for k in keys {
             let Some(e) = s.entries.get(k) else { continue };
-            let line = serde_json::json!({"k": k, "v": e});
+            let line = Set { k, v: e };
             let id = s.next_id;
             s.next_id += 1;
             s.pending
@@ -576,7 +693,7 @@ impl Registry {
         let id = s.next_id;
         s.next_id += 1;
         let mut body = b"[".to_vec();
-        let mut keys: Vec<&String> = s.entries.keys().collect();
+        let mut keys: Vec<&Key> = s.entries.keys().collect();
         keys.sort();
         for (i, k) in keys.iter().enumerate() {
             if i > 0 {
@@ -584,7 +701,7 @@ impl Registry {
             }
             let mut v = serde_json::to_value(&s.entries[*k]).unwrap_or_default();
             if let serde_json::Value::Object(o) = &mut v {
-                o.insert("_key".into(), serde_json::Value::String((*k).clone()));
+                o.insert("_key".into(), serde_json::Value::String(k.to_string()));
             }
             let _ = serde_json::to_writer(&mut body, &v);
         }
@@ -727,7 +844,7 @@ fn bounded_line(r: &mut BufReader<File>) -> Option<std::io::Result<String>> {
 
 /// Read the checkpoint named by `active.dat`, then replay `log.json` over it. Changes nothing
 /// on disk. Returns the entries, the next operation id and the checkpoint file.
-type Loaded = (HashMap<String, Entry>, u64, Option<PathBuf>);
+type Loaded = (HashMap<Key, Entry>, u64, Option<PathBuf>);
 
 fn load(dir: &Path) -> Result<Loaded, RegistryError> {
     let mut entries = HashMap::new();
@@ -758,7 +875,7 @@ fn load(dir: &Path) -> Result<Loaded, RegistryError> {
                 continue;
             };
             if let Ok(e) = serde_json::from_value::<Entry>(serde_json::Value::Object(item)) {
-                entries.insert(key, e);
+                entries.insert(Key::from(key), e);
             }
         }
         txid = cp
@@ -791,10 +908,10 @@ fn load(dir: &Path) -> Result<Loaded, RegistryError> {
             next_id = op.id + 1;
             match (op.op.as_str(), kv.v) {
                 ("set", Some(v)) => {
-                    entries.insert(kv.k, v);
+                    entries.insert(Key::from(kv.k), v);
                 }
                 ("remove", _) => {
-                    entries.remove(&kv.k);
+                    entries.remove(kv.k.as_str());
                 }
                 _ => {}
             }
@@ -1020,17 +1137,32 @@ mod tests {
     #[test]
     fn updated_encoding_matches_beats() {
         // 2026-06-18T08:23:22.287733671Z, written in UTC.
-        let v = encode_updated(1_781_771_002_287_733_671);
+        let v = serde_json::to_value(Updated::at(1_781_771_002_287_733_671)).unwrap();
         assert_eq!(
             v,
             serde_json::json!([(0xFFFFu64 << 32) | 287_733_671, 1_781_771_002u64])
         );
-        // Updated in place (a flush), or replaced when it is not a pair (read from a file).
-        let mut pair = encode_updated(1);
-        set_updated(&mut pair, 1_781_771_002_287_733_671);
-        assert_eq!(pair, v);
-        let mut odd = serde_json::json!("2026-06-18T08:23:22Z");
-        set_updated(&mut odd, 1_781_771_002_287_733_671);
-        assert_eq!(odd, v);
+        // Read back as the pair; any other shape is kept as it was.
+        assert_eq!(
+            Updated::from_value(Some(v)),
+            Updated::at(1_781_771_002_287_733_671)
+        );
+        let odd = serde_json::json!("2026-06-18T08:23:22Z");
+        let kept = serde_json::to_value(Updated::from_value(Some(odd.clone()))).unwrap();
+        assert_eq!(kept, odd);
+    }
+
+    #[test]
+    fn cursors_round_trip_in_both_shapes() {
+        let file = serde_json::json!({"offset": 7});
+        let c = Cursor::from_value(file.clone());
+        assert_eq!(c, Cursor::Offset(7));
+        assert_eq!(serde_json::to_value(&c).unwrap(), file);
+        let journal = serde_json::json!({"version": 1, "position": "s=1;i=2", "offset": 3});
+        let c = Cursor::from_value(journal.clone());
+        assert!(matches!(c, Cursor::Json(_)));
+        assert_eq!(c.offset(), Some(3));
+        assert_eq!(serde_json::to_value(&c).unwrap(), journal);
+        assert_eq!(c.into_value(), journal);
     }
 }

@@ -57,21 +57,26 @@ impl Prospector {
     pub(super) fn resolve_collision(
         &mut self,
         info: &FileInfo,
-        identity: Identity,
-    ) -> Option<Identity> {
+        identity: Arc<Identity>,
+    ) -> Option<Arc<Identity>> {
         if self.identifier.mode() != FileIdentity::Fingerprint || identity.partial_len.is_some() {
             return Some(identity);
         }
         let inode = (info.dev, info.ino);
-        let collided = identity.collided(info.ino, info.dev);
+        let collided = Arc::new(identity.collided(info.ino, info.dev));
         let ckey = format!("{}{}", self.key_prefix, collided.suffix);
         // Told apart already in this run.
-        if self.by_inode.get(&inode).is_some_and(|k| k == &ckey) || self.known.contains_key(&ckey) {
+        if self.by_inode.get(&inode).is_some_and(|k| **k == *ckey)
+            || self.known.contains_key(ckey.as_str())
+        {
             self.copies.remove(&inode);
             return Some(collided);
         }
         let key = format!("{}{}", self.key_prefix, identity.suffix);
-        let owner = self.known.get(&key).map(|k| (k.info.dev, k.info.ino));
+        let owner = self
+            .known
+            .get(key.as_str())
+            .map(|k| (k.info.dev, k.info.ino));
         if owner == Some(inode) {
             return Some(identity);
         }
@@ -108,13 +113,13 @@ impl Prospector {
         if self.collisions_logged.insert(inode) {
             let other = self
                 .known
-                .get(&key)
+                .get(key.as_str())
                 .map(|k| k.info.path.display().to_string())
                 .unwrap_or_default();
             tracing::warn!(
                 path = %info.path.display(),
                 other = %other,
-                fingerprint = %identity.hash,
+                fingerprint = %identity.hash(),
                 "two files have the same fingerprint (their first {} bytes are identical): both are read, told apart by device and inode; a longer prospector.scanner.fingerprint.length tells them apart by content",
                 self.identifier.window().1
             );
@@ -174,7 +179,7 @@ impl Prospector {
             return Holds::No;
         }
         match identity::hash_file_range(&file, offset, len) {
-            Ok(h) if h == k.identity.hash => Holds::Yes(file),
+            Ok(h) if h == k.identity.hash() => Holds::Yes(file),
             _ => Holds::No,
         }
     }

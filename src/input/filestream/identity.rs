@@ -11,6 +11,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
@@ -28,12 +29,53 @@ pub struct FileInfo {
 
 impl FileInfo {
     pub fn from_metadata(path: PathBuf, md: &std::fs::Metadata) -> Self {
+        Self::from_stat(path, &Stat::of(md))
+    }
+
+    pub fn from_stat(path: PathBuf, st: &Stat) -> Self {
         FileInfo {
             path,
+            dev: st.dev,
+            ino: st.ino,
+            size: st.size,
+            mtime: st.mtime,
+        }
+    }
+}
+
+/// What a scan needs of a file's metadata: a scan holds one per matched file, and a
+/// `std::fs::Metadata` is five times larger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime: i64,
+    pub kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Symlink,
+    Other,
+}
+
+impl Stat {
+    pub fn of(md: &std::fs::Metadata) -> Stat {
+        let t = md.file_type();
+        Stat {
             dev: md.dev(),
             ino: md.ino(),
             size: md.len(),
             mtime: mtime_nanos(md),
+            kind: if t.is_file() {
+                Kind::File
+            } else if t.is_symlink() {
+                Kind::Symlink
+            } else {
+                Kind::Other
+            },
         }
     }
 }
@@ -50,14 +92,13 @@ pub fn mtime_nanos(md: &std::fs::Metadata) -> i64 {
 /// A file shorter than the fingerprint window is keyed `fingerprint::<hex>@<inode>-<device>`:
 /// two small files may hold the same bytes (a common header line) and must not be taken for
 /// one another.
+///
+/// Shared (`Arc`) by the identifier's cache and the input's state of the file: there is one
+/// per file, and a node may follow tens of thousands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub suffix: String,
-    /// The SHA-256 (hex) the fingerprint was made of; empty for native and path identity.
-    pub hash: String,
     pub name: &'static str,
-    /// Full fingerprint (shown as `log.file.fingerprint`).
-    pub fingerprint: Option<String>,
     /// Bytes hashed when shorter than the window (a small file).
     pub partial_len: Option<u64>,
     /// The first bytes of the file (up to 64), to spot a copy of a known file being written.
@@ -70,9 +111,21 @@ impl Identity {
     /// so both are read and each keeps its own cursor.
     pub fn collided(&self, ino: u64, dev: u64) -> Identity {
         Identity {
-            suffix: format!("fingerprint::{}@{ino}-{dev}", self.hash),
+            suffix: format!("fingerprint::{}@{ino}-{dev}", self.hash()),
             ..self.clone()
         }
+    }
+
+    /// The SHA-256 (hex) the fingerprint was made of; empty for native and path identity.
+    pub fn hash(&self) -> &str {
+        self.suffix
+            .strip_prefix("fingerprint::")
+            .map_or("", |s| s.split_once('@').map_or(s, |(h, _)| h))
+    }
+
+    /// The full fingerprint (shown as `log.file.fingerprint`): None for a small file's.
+    pub fn fingerprint(&self) -> Option<&str> {
+        (self.name == "fingerprint" && self.partial_len.is_none()).then(|| self.hash())
     }
 }
 
@@ -157,7 +210,7 @@ pub struct Identifier {
     mode: FileIdentity,
     fp: FingerprintConfig,
     /// (dev, ino) → (size, mtime, identity).
-    cache: HashMap<(u64, u64), (u64, i64, Identity)>,
+    cache: HashMap<(u64, u64), (u64, i64, Arc<Identity>)>,
 }
 
 impl Identifier {
@@ -188,24 +241,20 @@ impl Identifier {
     }
 
     /// Identity of a file, or `None` if it has no bytes to fingerprint yet.
-    pub fn identify(&mut self, f: &FileInfo) -> std::io::Result<Option<Identity>> {
+    pub fn identify(&mut self, f: &FileInfo) -> std::io::Result<Option<Arc<Identity>>> {
         match self.mode {
-            FileIdentity::Native => Ok(Some(Identity {
+            FileIdentity::Native => Ok(Some(Arc::new(Identity {
                 suffix: format!("native::{}-{}", f.ino, f.dev),
                 name: "native",
-                hash: String::new(),
-                fingerprint: None,
                 partial_len: None,
                 head: Vec::new(),
-            })),
-            FileIdentity::Path => Ok(Some(Identity {
+            }))),
+            FileIdentity::Path => Ok(Some(Arc::new(Identity {
                 suffix: format!("path::{}", f.path.display()),
                 name: "path",
-                hash: String::new(),
-                fingerprint: None,
                 partial_len: None,
                 head: Vec::new(),
-            })),
+            }))),
             FileIdentity::Fingerprint => {
                 let key = (f.dev, f.ino);
                 // Re-read only files that changed: an idle file costs no I/O on a rescan. A
@@ -224,12 +273,10 @@ impl Identifier {
                 // file), or the file may be shorter (truncated): `changed_since_stat` errors,
                 // which the prospector treats as "still there, look again" without a warning.
                 let (hash, head) = read_hash_of(f, self.fp.offset, len)?;
-                let id = if len == self.fp.length {
+                let id = Arc::new(if len == self.fp.length {
                     Identity {
                         suffix: format!("fingerprint::{hash}"),
                         name: "fingerprint",
-                        fingerprint: Some(hash.clone()),
-                        hash,
                         partial_len: None,
                         head,
                     }
@@ -237,12 +284,10 @@ impl Identifier {
                     Identity {
                         suffix: format!("fingerprint::{hash}@{}-{}", f.ino, f.dev),
                         name: "fingerprint",
-                        fingerprint: None,
-                        hash,
                         partial_len: Some(len),
                         head,
                     }
-                };
+                });
                 self.cache.insert(key, (f.size, f.mtime, id.clone()));
                 Ok(Some(id))
             }
@@ -309,7 +354,8 @@ mod tests {
                 .identify(&FileInfo::from_metadata(p, &md))
                 .unwrap()
                 .unwrap();
-            assert_eq!(id.fingerprint.as_deref(), Some(want), "{name}");
+            assert_eq!(id.fingerprint(), Some(want), "{name}");
+            assert_eq!(id.hash(), want);
             assert_eq!(id.suffix, format!("fingerprint::{want}"));
         }
     }
@@ -324,7 +370,8 @@ mod tests {
             |p: &Path| FileInfo::from_metadata(p.to_path_buf(), &std::fs::metadata(p).unwrap());
         let small = idf.identify(&info(&p)).unwrap().unwrap();
         assert_eq!(small.partial_len, Some(6));
-        let hash = small.hash.clone();
+        assert_eq!(small.fingerprint(), None);
+        let hash = small.hash().to_string();
         assert!(small.suffix.starts_with(&format!("fingerprint::{hash}@")));
         std::fs::write(&p, [b"short\n".as_slice(), &[b'x'; 2000]].concat()).unwrap();
         let grown = idf.identify(&info(&p)).unwrap().unwrap();

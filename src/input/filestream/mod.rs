@@ -40,11 +40,11 @@ use crate::input::InputContext;
 use crate::monitoring::counters::InputCounters;
 use crate::monitoring::Metrics;
 use crate::pipeline::ack::AckTracker;
-use crate::registry::{EntryMeta, Registry};
+use crate::registry::{EntryMeta, Key, Registry};
 
 use encoding::Decoder;
 use harvester::{Control, Exit, Harvester};
-use identity::{FileInfo, Identifier, Identity};
+use identity::{FileInfo, Identifier, Identity, Kind, Stat};
 
 /// How long a new small file must keep its size before it is read (see `settling`).
 const SETTLE: Duration = Duration::from_millis(50);
@@ -102,7 +102,8 @@ impl Settings {
 /// One file the input knows about, keyed by its registry key.
 struct Known {
     info: FileInfo,
-    identity: Identity,
+    /// Shared with the identifier's cache.
+    identity: Arc<Identity>,
     tracker: Arc<AckTracker>,
     /// Where the next harvester starts (just past the last line handed to the pipeline).
     read_offset: u64,
@@ -111,7 +112,7 @@ struct Known {
     idle_at: Option<(u64, i64)>,
     seen: bool,
     /// The identity moved to another inode while a harvester ran: continue there after it stops.
-    rebind: Option<FileInfo>,
+    rebind: Option<Box<FileInfo>>,
     /// Bound to a copy of the file it was read from (copytruncate): a copy shorter than the
     /// offset is still being written, not truncated.
     copied: bool,
@@ -150,11 +151,13 @@ struct Prospector {
     identifier: Identifier,
     key_prefix: String,
     globs: Arc<Vec<scan::Glob>>,
-    /// Boxed: the table keeps room for more files than it holds, and a `Known` is large.
-    known: HashMap<String, Box<Known>>,
-    by_inode: HashMap<(u64, u64), String>,
-    by_path: HashMap<PathBuf, String>,
-    run_keys: HashMap<u64, String>,
+    /// Keyed by the registry's copy of the key (`Registry::track`): one copy per file for
+    /// every table here and in the registry. Boxed: the table keeps room for more files than
+    /// it holds, and a `Known` is large.
+    known: HashMap<Key, Box<Known>>,
+    by_inode: HashMap<(u64, u64), Key>,
+    by_path: HashMap<PathBuf, Key>,
+    run_keys: HashMap<u64, Key>,
     next_run_id: u64,
     exits_tx: mpsc::UnboundedSender<Exited>,
     exits_rx: mpsc::UnboundedReceiver<Exited>,
@@ -176,8 +179,8 @@ struct Prospector {
     fd_warned: bool,
     /// Keys of files with something to read that wait for a harvester slot, in arrival
     /// order (turns.rs).
-    waiting: VecDeque<String>,
-    waiting_set: HashSet<String>,
+    waiting: VecDeque<Key>,
+    waiting_set: HashSet<Key>,
     /// Queue length last added to the global `harvesters_waiting` gauge.
     waiting_reported: usize,
     /// New files whose first bytes equal those of a live file (a copy being made by
@@ -190,19 +193,23 @@ struct Prospector {
     scan_inodes: HashMap<(u64, u64), PathBuf>,
     in_full_scan: bool,
     /// During the startup scan: files to start once every file is recorded (`full_scan`).
-    deferred_starts: Option<Vec<String>>,
+    deferred_starts: Option<Vec<Key>>,
     /// While the files found by the startup scan take their first turns: at most this many
     /// harvesters at once (0 = no such limit).
     startup_slots: usize,
     /// The last file the startup scan queued: once it leaves the queue, every file of the
     /// startup scan had its first turn (later ones queue behind it) and the limit goes.
-    startup_last: Option<String>,
+    startup_last: Option<Key>,
 }
 
 /// Harvesters started at once for the files of the startup scan; the others wait their turn
 /// (turns.rs). Thousands of harvesters starting together cost tens of MiB at the peak, which
 /// the allocator keeps as RSS long after they close.
 const STARTUP_SLOTS: usize = 256;
+
+/// A full scan that matched this many files ends by handing freed memory back to the OS
+/// (`release_freed_memory`: a few milliseconds, against the tens the scan took).
+const TRIM_AFTER_SCAN_OF: usize = 1000;
 
 /// How many files all harvesters together may hold open: the open-file limit
 /// (RLIMIT_NOFILE, raised to its hard limit at start) minus a reserve for the registry,
@@ -398,10 +405,11 @@ impl Prospector {
             k.failed = false;
         }
         let symlinks = self.cfg().prospector.scanner.symlinks;
+        let scanned = res.paths.len();
         let mut files = Vec::with_capacity(res.paths.len());
-        for p in res.paths {
-            if let Some(md) = file_metadata(&p, symlinks) {
-                self.scan_inodes.insert((md.dev(), md.ino()), p.clone());
+        for (p, own) in res.paths {
+            if let Some(md) = file_metadata(&p, own, symlinks) {
+                self.scan_inodes.insert((md.dev, md.ino), p.clone());
                 files.push((p, md));
             }
         }
@@ -477,7 +485,10 @@ impl Prospector {
         if let Some(stale) = std::time::Instant::now().checked_sub(Duration::from_secs(60)) {
             self.settling.retain(|_, (_, since)| *since > stale);
         }
-        if std::mem::take(&mut self.closed_since_trim) > 64 {
+        // Harvesters that closed freed their buffers, and a scan of thousands of files
+        // freed their paths and metadata (some in the scanning thread's arena): unless it
+        // is handed back, that memory stays as RSS, and grows scan after scan.
+        if std::mem::take(&mut self.closed_since_trim) > 64 || scanned >= TRIM_AFTER_SCAN_OF {
             release_freed_memory();
         }
         tracing::debug!(
@@ -533,7 +544,13 @@ impl Prospector {
                         continue;
                     }
                     let suffix = key[prefix.len()..].to_string();
-                    candidates.push((key, meta.source, offset, suffix, meta.identifier_name));
+                    candidates.push((
+                        key,
+                        meta.source,
+                        offset,
+                        suffix,
+                        meta.identifier_name.into_owned(),
+                    ));
                 }
             }
         }
@@ -551,7 +568,11 @@ impl Prospector {
                         FileIdentity::Fingerprint,
                         self.cfg().prospector.scanner.fingerprint.clone(),
                     );
-                    old_id.identify(&info).ok().flatten().map(|i| i.suffix)
+                    old_id
+                        .identify(&info)
+                        .ok()
+                        .flatten()
+                        .map(|i| i.suffix.clone())
                 }
                 _ => None,
             };
@@ -579,12 +600,12 @@ impl Prospector {
             if self
                 .by_inode
                 .get(&(k.info.dev, k.info.ino))
-                .is_some_and(|v| v == key)
+                .is_some_and(|v| **v == *key)
             {
                 self.by_inode.remove(&(k.info.dev, k.info.ino));
                 self.identifier.forget(k.info.dev, k.info.ino);
             }
-            if self.by_path.get(&k.info.path).is_some_and(|v| v == key) {
+            if self.by_path.get(&k.info.path).is_some_and(|v| **v == *key) {
                 self.by_path.remove(&k.info.path);
             }
         }
@@ -595,8 +616,11 @@ impl Prospector {
     }
 
     fn excluded(&self, path: &Path) -> bool {
-        let s = path.to_string_lossy();
         let cfg = self.cfg();
+        if cfg.exclude_files.is_empty() && cfg.include_files.is_empty() {
+            return false;
+        }
+        let s = path.to_string_lossy();
         cfg.exclude_files.iter().any(|p| p.0.is_match(&s))
             || (!cfg.include_files.is_empty()
                 && !cfg.include_files.iter().any(|p| p.0.is_match(&s)))
@@ -604,13 +628,13 @@ impl Prospector {
 
     /// Look at one path: identify it, bind it to its state, start a harvester if needed.
     fn consider(&mut self, path: &Path) {
-        if let Some(md) = file_metadata(path, self.cfg().prospector.scanner.symlinks) {
+        if let Some(md) = file_metadata(path, None, self.cfg().prospector.scanner.symlinks) {
             self.consider_md(path, md);
         }
     }
 
     /// `consider` with the file's metadata already read (a regular file).
-    fn consider_md(&mut self, path: &Path, md: std::fs::Metadata) {
+    fn consider_md(&mut self, path: &Path, md: Stat) {
         if self.excluded(path) {
             return;
         }
@@ -621,8 +645,7 @@ impl Prospector {
             .and_then(|key| self.known.get_mut(key))
         {
             let i = &k.info;
-            if (i.dev, i.ino, i.size) == (md.dev(), md.ino(), md.len())
-                && i.mtime == identity::mtime_nanos(&md)
+            if (i.dev, i.ino, i.size, i.mtime) == (md.dev, md.ino, md.size, md.mtime)
                 && k.rebind.is_none()
                 && (k.running.is_some()
                     || k.read_offset == i.size
@@ -632,7 +655,7 @@ impl Prospector {
                 return;
             }
         }
-        let info = FileInfo::from_metadata(path.to_path_buf(), &md);
+        let info = FileInfo::from_stat(path.to_path_buf(), &md);
         let inode = (info.dev, info.ino);
         let identity = match self.identifier.identify(&info) {
             Ok(Some(id)) => id,
@@ -661,14 +684,14 @@ impl Prospector {
 
         // The inode was known under another key: grown small file, or content replaced.
         if let Some(old_key) = self.by_inode.get(&inode).cloned() {
-            if old_key != key {
+            if *old_key != *key {
                 let grown = self.known.get(&old_key).is_some_and(|old| {
                     old.identity
                         .partial_len
-                        .is_some_and(|len| self.identifier.extends(&info, &old.identity.hash, len))
+                        .is_some_and(|len| self.identifier.extends(&info, old.identity.hash(), len))
                 });
                 tracing::debug!(path = %path.display(), old = %old_key, new = %key, grown, "identity of an inode changed");
-                if grown && !self.known.contains_key(&key) {
+                if grown && !self.known.contains_key(key.as_str()) {
                     self.rekey(&old_key, &key, identity.clone());
                 } else {
                     self.by_inode.remove(&inode);
@@ -684,7 +707,14 @@ impl Prospector {
         }
 
         let path_identity = self.identifier.mode() == FileIdentity::Path;
-        if let Some(k) = self.known.get_mut(&key) {
+        if let Some(key) = self
+            .known
+            .get_key_value(key.as_str())
+            .map(|(k, _)| k.clone())
+        {
+            let Some(k) = self.known.get_mut(&key) else {
+                return;
+            };
             let moved = (k.info.dev, k.info.ino) != inode;
             if std::mem::take(&mut k.truncated) && !moved && k.running.is_none() {
                 // Truncated and rewritten with the same first bytes: new content all the same.
@@ -703,7 +733,7 @@ impl Prospector {
                         if !ctl.removed.swap(true, Ordering::Relaxed) {
                             ctl.wake.notify_one();
                         }
-                        k.rebind = Some(info.clone());
+                        k.rebind = Some(Box::new(info.clone()));
                         k.seen = true;
                         return;
                     }
@@ -724,7 +754,7 @@ impl Prospector {
                             ctl.wake.notify_one();
                         }
                         tracing::debug!(path = %path.display(), key = %key, "identity moved to another inode; continuing there");
-                        k.rebind = Some(info.clone());
+                        k.rebind = Some(Box::new(info.clone()));
                         k.seen = true;
                         return;
                     }
@@ -733,7 +763,7 @@ impl Prospector {
                         k.truncated = false;
                         let old = (k.info.dev, k.info.ino);
                         // The old inode may already hold new content under another key.
-                        if self.by_inode.get(&old).is_some_and(|v| v == &key) {
+                        if self.by_inode.get(&old) == Some(&key) {
                             self.by_inode.remove(&old);
                         }
                         k.copied = true;
@@ -755,7 +785,8 @@ impl Prospector {
         if let Some(tracker) = self.registry.live_tracker(&key) {
             let offset = tracker.published_offset().min(info.size);
             tracing::debug!(path = %path.display(), key = %key, offset, "taking over the file from the previous run of the input");
-            self.registry
+            let key = self
+                .registry
                 .track(&key, tracker.clone(), self.meta(&info, &identity));
             self.by_inode.insert(inode, key.clone());
             self.by_path.insert(path.to_path_buf(), key.clone());
@@ -824,7 +855,8 @@ impl Prospector {
         }
         tracing::debug!(path = %path.display(), key = %key, offset, size = info.size, "new file");
         let tracker = AckTracker::new(offset);
-        self.registry
+        let key = self
+            .registry
             .track(&key, tracker.clone(), self.meta(&info, &identity));
         self.by_inode.insert(inode, key.clone());
         self.by_path.insert(path.to_path_buf(), key.clone());
@@ -834,9 +866,9 @@ impl Prospector {
     /// Follow a file from `offset` with `tracker`, and start reading it if there is room.
     fn insert_known(
         &mut self,
-        key: String,
+        key: Key,
         info: FileInfo,
-        identity: Identity,
+        identity: Arc<Identity>,
         tracker: Arc<AckTracker>,
         offset: u64,
     ) {
@@ -882,25 +914,24 @@ impl Prospector {
     fn meta(&self, info: &FileInfo, id: &Identity) -> EntryMeta {
         EntryMeta {
             source: info.path.display().to_string(),
-            identifier_name: id.name.to_string(),
+            identifier_name: id.name.into(),
             fingerprint_len: id.partial_len,
         }
     }
 
-    fn rekey(&mut self, old: &str, new: &str, identity: Identity) {
+    fn rekey(&mut self, old: &str, new: &str, identity: Arc<Identity>) {
         let Some(mut k) = self.known.remove(old) else {
             return;
         };
         k.identity = identity;
         let meta = self.meta(&k.info, &k.identity);
-        self.registry.rekey(old, new, meta);
+        let new = self.registry.rekey(old, new, meta);
         if let Some((id, _)) = &k.running {
-            self.run_keys.insert(*id, new.to_string());
+            self.run_keys.insert(*id, new.clone());
         }
-        self.by_inode
-            .insert((k.info.dev, k.info.ino), new.to_string());
-        self.by_path.insert(k.info.path.clone(), new.to_string());
-        self.known.insert(new.to_string(), k);
+        self.by_inode.insert((k.info.dev, k.info.ino), new.clone());
+        self.by_path.insert(k.info.path.clone(), new.clone());
+        self.known.insert(new, k);
     }
 
     fn report_unreadable(&mut self, path: &Path, e: &std::io::Error) {
@@ -913,7 +944,9 @@ impl Prospector {
     /// that finds no slot waits its turn (turns.rs).
     fn maybe_start(&mut self, key: &str) -> Start {
         if let Some(deferred) = self.deferred_starts.as_mut() {
-            deferred.push(key.to_string());
+            if let Some((key, _)) = self.known.get_key_value(key) {
+                deferred.push(key.clone());
+            }
             return Start::NotNeeded;
         }
         let start = self.try_start(key, false);
@@ -929,7 +962,10 @@ impl Prospector {
         let limit = self.cfg().harvester_limit;
         let once = self.ctx.once;
         let running = self.run_keys.len();
-        let queue_ahead = !turn && self.waiting.front().is_some_and(|k| k != key);
+        let queue_ahead = !turn && self.waiting.front().is_some_and(|k| **k != *key);
+        let Some(shared) = self.known.get_key_value(key).map(|(k, _)| k.clone()) else {
+            return Start::NotNeeded;
+        };
         let Some(k) = self.known.get_mut(key) else {
             return Start::NotNeeded;
         };
@@ -999,7 +1035,7 @@ impl Prospector {
         self.next_run_id += 1;
         let ctl = Arc::new(Control::new(file.clone()));
         k.running = Some((run_id, ctl.clone()));
-        self.run_keys.insert(run_id, key.to_string());
+        self.run_keys.insert(run_id, shared);
         if once {
             self.once_started.insert(key.to_string());
         }
@@ -1016,7 +1052,10 @@ impl Prospector {
             } else {
                 String::new()
             },
-            k.identity.fingerprint.clone().filter(|_| with_identity),
+            k.identity
+                .fingerprint()
+                .filter(|_| with_identity)
+                .map(str::to_string),
             self.settings.common.clone(),
         ));
         let h = Harvester {
@@ -1082,7 +1121,7 @@ impl Prospector {
                     k.truncated = true;
                     let inode = (k.info.dev, k.info.ino);
                     // Unless the inode was already bound to its new content's identity.
-                    if self.by_inode.get(&inode).is_some_and(|v| v == &key) {
+                    if self.by_inode.get(&inode) == Some(&key) {
                         self.by_inode.remove(&inode);
                         self.identifier.forget(inode.0, inode.1);
                     }
@@ -1100,9 +1139,9 @@ impl Prospector {
             Exit::Done | Exit::Stopped => {}
         }
         let rebound = k.rebind.is_some();
-        if let Some(info) = k.rebind.take() {
+        if let Some(info) = k.rebind.take().map(|b| *b) {
             let old = (k.info.dev, k.info.ino);
-            if self.by_inode.get(&old).is_some_and(|v| v == &key) {
+            if self.by_inode.get(&old) == Some(&key) {
                 self.by_inode.remove(&old);
             }
             let new_path = info.path.clone();
@@ -1185,8 +1224,12 @@ enum Start {
 }
 
 /// The metadata of a regular file at `path` (following symlinks unless `symlinks` is off,
-/// when a symlink is skipped), or `None`.
-fn file_metadata(path: &Path, symlinks: bool) -> Option<std::fs::Metadata> {
+/// when a symlink is skipped), or `None`. `own` is the path's own metadata if the scan has
+/// it (not following a symlink): for anything but a symlink, that is the answer.
+fn file_metadata(path: &Path, own: Option<Stat>, symlinks: bool) -> Option<Stat> {
+    if let Some(st) = own.filter(|s| s.kind != Kind::Symlink) {
+        return Some(st).filter(|s| s.kind == Kind::File);
+    }
     let md = if symlinks {
         std::fs::metadata(path)
     } else {
@@ -1195,5 +1238,5 @@ fn file_metadata(path: &Path, symlinks: bool) -> Option<std::fs::Metadata> {
             other => other,
         }
     };
-    md.ok().filter(|m| m.is_file())
+    md.ok().filter(|m| m.is_file()).map(|m| Stat::of(&m))
 }

@@ -16,6 +16,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component as PathComponent, Path, PathBuf};
 
+use super::identity::Stat;
+
 /// Directory levels `**` descends below its base, however deep the tree.
 pub const MAX_DEPTH: usize = 64;
 
@@ -320,8 +322,11 @@ impl Glob {
 /// What one scan found.
 #[derive(Debug, Default)]
 pub struct ScanResult {
-    /// Matching paths (any file type; the caller checks), sorted, without duplicates.
-    pub paths: Vec<PathBuf>,
+    /// Matching paths (any file type; the caller checks), sorted, without duplicates, each
+    /// with its own metadata (a symlink's, not its target's) when the scan took it from the
+    /// directory it listed: stat relative to the open directory, without walking the path
+    /// again (thousands of files are looked at every `check_interval`).
+    pub paths: Vec<(PathBuf, Option<Stat>)>,
     /// Directories that could not be listed (permissions, I/O errors): whatever is below
     /// them was not seen, which does not mean it is gone.
     pub unlistable: Vec<PathBuf>,
@@ -356,7 +361,7 @@ pub fn scan(globs: &[Glob], cancelled: &dyn Fn() -> bool) -> ScanResult {
                     let child = dir.join(name);
                     if last {
                         match std::fs::symlink_metadata(&child) {
-                            Ok(_) => res.paths.push(child),
+                            Ok(md) => res.paths.push((child, Some(Stat::of(&md)))),
                             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                                 res.unlistable.push(dir.clone());
                             }
@@ -370,14 +375,14 @@ pub fn scan(globs: &[Glob], cancelled: &dyn Fn() -> bool) -> ScanResult {
                     let Some(entries) = list(&dir, &mut res) else {
                         continue;
                     };
-                    for (name, child, _) in entries {
-                        if !match_component(tokens, name.as_bytes()) {
+                    for e in entries {
+                        if !match_component(tokens, e.file_name().as_bytes()) {
                             continue;
                         }
                         if last {
-                            res.paths.push(child);
+                            res.paths.push((e.path(), own_stat(&e)));
                         } else {
-                            stack.push((child, p + 1, depth));
+                            stack.push((e.path(), p + 1, depth));
                         }
                     }
                 }
@@ -388,11 +393,12 @@ pub fn scan(globs: &[Glob], cancelled: &dyn Fn() -> bool) -> ScanResult {
                         let Some(entries) = list(&dir, &mut res) else {
                             continue;
                         };
-                        for (_, child, may_be_dir) in entries {
-                            if may_be_dir && depth < MAX_DEPTH {
+                        for e in entries {
+                            let child = e.path();
+                            if may_be_dir(&e) && depth < MAX_DEPTH {
                                 stack.push((child.clone(), p, depth + 1));
                             }
-                            res.paths.push(child);
+                            res.paths.push((child, own_stat(&e)));
                         }
                         continue;
                     }
@@ -404,17 +410,21 @@ pub fn scan(globs: &[Glob], cancelled: &dyn Fn() -> bool) -> ScanResult {
                     let Some(entries) = list(&dir, &mut res) else {
                         continue;
                     };
-                    for (_, child, may_be_dir) in entries {
-                        if may_be_dir {
-                            stack.push((child, p, depth + 1));
+                    for e in entries {
+                        if may_be_dir(&e) {
+                            stack.push((e.path(), p, depth + 1));
                         }
                     }
                 }
             }
         }
     }
-    res.paths.sort();
-    res.paths.dedup();
+    // By bytes: comparing paths by components costs more than the rest of a rescan of
+    // idle files. Equal bytes are the same path (all are joined from the same roots).
+    res.paths
+        .sort_by(|a, b| a.0.as_os_str().as_bytes().cmp(b.0.as_os_str().as_bytes()));
+    res.paths
+        .dedup_by(|a, b| a.0.as_os_str().as_bytes() == b.0.as_os_str().as_bytes());
     res.unlistable.sort();
     res.unlistable.dedup();
     res
@@ -423,17 +433,24 @@ pub fn scan(globs: &[Glob], cancelled: &dyn Fn() -> bool) -> ScanResult {
 /// The entries of `dir` (name, full path, whether it may be a directory: a directory or a
 /// symlink, from the entry's type without a stat), or `None` (recorded) when it cannot be
 /// listed.
-fn list(dir: &Path, res: &mut ScanResult) -> Option<Vec<(OsString, PathBuf, bool)>> {
+/// The entry's own metadata (a symlink's, not its target's), taken relative to the open
+/// directory.
+fn own_stat(e: &std::fs::DirEntry) -> Option<Stat> {
+    e.metadata().ok().map(|md| Stat::of(&md))
+}
+
+/// An entry that may be a directory to descend into (a symlink may point at one).
+fn may_be_dir(e: &std::fs::DirEntry) -> bool {
+    e.file_type().map_or(true, |t| t.is_dir() || t.is_symlink())
+}
+
+fn list(dir: &Path, res: &mut ScanResult) -> Option<Vec<std::fs::DirEntry>> {
     match std::fs::read_dir(dir) {
         Ok(rd) => {
             let mut out = Vec::new();
             for e in rd {
                 match e {
-                    Ok(e) => {
-                        let may_be_dir =
-                            e.file_type().map_or(true, |t| t.is_dir() || t.is_symlink());
-                        out.push((e.file_name(), e.path(), may_be_dir));
-                    }
+                    Ok(e) => out.push(e),
                     Err(err) => {
                         tracing::debug!(dir = %dir.display(), error = %err, "cannot read a directory entry");
                         res.unlistable.push(dir.to_path_buf());
@@ -506,7 +523,12 @@ mod tests {
         std::fs::write(&odd, b"x\n").unwrap();
         let g = Glob::new(&format!("{}/L/**/*.log", dir.path().display())).unwrap();
         let r = scan(&[g], &|| false);
-        assert_eq!(r.paths, vec![sub.join("a.log"), odd], "{r:?}");
+        let paths: Vec<_> = r.paths.iter().map(|(p, _)| p.clone()).collect();
+        assert_eq!(paths, vec![sub.join("a.log"), odd], "{r:?}");
+        assert!(r
+            .paths
+            .iter()
+            .all(|(_, st)| st.is_some_and(|s| s.kind == super::super::identity::Kind::File)));
         assert!(!r.cancelled);
         let g = Glob::new(&format!("{}/L/**/*.log", dir.path().display())).unwrap();
         let r = scan(&[g], &|| true);
@@ -520,7 +542,8 @@ mod tests {
         let lit = Glob::new(&format!("{}/a.log", dir.path().display())).unwrap();
         let missing = Glob::new(&format!("{}/nope/*.log", dir.path().display())).unwrap();
         let r = scan(&[lit, missing], &|| false);
-        assert_eq!(r.paths, vec![dir.path().join("a.log")]);
+        let paths: Vec<_> = r.paths.iter().map(|(p, _)| p.clone()).collect();
+        assert_eq!(paths, vec![dir.path().join("a.log")]);
         assert!(
             r.unlistable.is_empty(),
             "a missing directory is not unlistable"

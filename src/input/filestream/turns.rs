@@ -12,10 +12,13 @@ use std::sync::atomic::Ordering;
 use super::{Prospector, Start};
 
 impl Prospector {
-    /// Queue `key` for a slot (once).
+    /// Queue `key` (a known file) for a slot (once).
     pub(super) fn enqueue(&mut self, key: &str) {
-        if self.waiting_set.insert(key.to_string()) {
-            self.waiting.push_back(key.to_string());
+        let Some((key, _)) = self.known.get_key_value(key) else {
+            return;
+        };
+        if self.waiting_set.insert(key.clone()) {
+            self.waiting.push_back(key.clone());
             self.report_waiting();
         }
     }
@@ -29,7 +32,7 @@ impl Prospector {
             }
             self.waiting.pop_front();
             self.waiting_set.remove(&key);
-            if self.startup_last.as_deref() == Some(key.as_str()) {
+            if self.startup_last.as_ref() == Some(&key) {
                 // The files of the startup scan all had their first turn.
                 self.startup_last = None;
                 self.startup_slots = 0;

@@ -166,7 +166,10 @@ impl Source {
                 (tracker, position, false)
             }
             None => {
-                let saved = registry.get(&key).and_then(|e| e.cursor);
+                let saved = registry
+                    .get(&key)
+                    .and_then(|e| e.cursor)
+                    .map(crate::registry::Cursor::into_value);
                 let position = saved.as_ref().and_then(checkpoint_position);
                 if saved.is_some() && position.is_none() {
                     tracing::warn!(input_id = %cfg.id, key = %key, "registry holds a journald position of another version; starting from seek");
