@@ -570,6 +570,56 @@ fn keystore_credentials_and_environment_resolve_keys_and_stay_secret() {
 }
 
 #[test]
+fn strict_perms_checks_filebeat_input_files_read_at_start() {
+    // filebeat.config.inputs without reload: the files are read with the main file, and
+    // strict.perms applies to them as to it (Filebeat's cfgfile loader checks every file).
+    let ws = Workspace::new();
+    let dir = ws.path().join("inputs.d");
+    fs::create_dir(&dir).unwrap();
+    let input = dir.join("a.yml");
+    fs::write(
+        &input,
+        format!(
+            "- type: filestream\n  id: a\n  paths: [{:?}]\n",
+            ws.logs().join("a.log").display().to_string()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&input, fs::Permissions::from_mode(0o664)).unwrap();
+    let cfg = ws.path().join("filebeat.yml");
+    fs::write(
+        &cfg,
+        format!(
+            "path.data: {:?}\nfilebeat.config.inputs:\n  enabled: true\n  path: ${{path.config}}/inputs.d/*.yml\noutput.console: {{}}\n",
+            ws.data().display().to_string()
+        ),
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    let o = oxibeat(&["test", "config", "-c", c], &[], None);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        !o.status.success(),
+        "a group-writable input file was accepted"
+    );
+    assert!(
+        err.contains("filebeat.config.inputs.path")
+            && err.contains("a.yml")
+            && err.contains("chmod go-w"),
+        "{err}"
+    );
+    let o = oxibeat(
+        &["test", "config", "--strict.perms=false", "-c", c],
+        &[],
+        None,
+    );
+    assert!(o.status.success(), "{o:?}");
+    fs::set_permissions(&input, fs::Permissions::from_mode(0o644)).unwrap();
+    let o = oxibeat(&["test", "config", "-c", c], &[], None);
+    assert!(o.status.success(), "{o:?}");
+}
+
+#[test]
 fn strict_perms_refuses_writable_config_and_keystore_with_the_fix() {
     let ws = Workspace::new();
     let cfg = ws.config(&ws.input("a", "a.log", ""));

@@ -487,22 +487,29 @@ struct Tx<'a> {
     config_dir: PathBuf,
     lookup: &'a dyn Fn(&str) -> Option<String>,
     global_id_used: bool,
+    /// `strict.perms`: input files read here (`filebeat.config.inputs` without reload) are
+    /// checked as the main file is.
+    strict_perms: bool,
 }
 
 /// Translate a parsed, dot-expanded Filebeat YAML tree. `config_dir` resolves
 /// `filebeat.config.inputs.path`; `lookup` resolves `${...}` where a value decides the
-/// translation (`tail_files: ${TAIL}`).
+/// translation (`tail_files: ${TAIL}`). With `strict_perms`, the input files read at once
+/// (`filebeat.config.inputs` without reload) must not be writable by others, as Filebeat's
+/// cfgfile loader requires of every file it loads.
 pub fn translate(
     root: &Y,
     file: &str,
     config_dir: &Path,
     lookup: &dyn Fn(&str) -> Option<String>,
+    strict_perms: bool,
 ) -> Result<Translated, ConfigError> {
     let mut tx = Tx {
         out: Translated::default(),
         config_dir: config_dir.to_path_buf(),
         lookup,
         global_id_used: false,
+        strict_perms,
     };
     tx.record_lines(root, "", file);
     let Some(entries) = root.as_map() else {
@@ -557,6 +564,8 @@ pub fn translate_input_file(
         config_dir: PathBuf::new(),
         lookup,
         global_id_used: true,
+        // The caller (external.rs) checked the file.
+        strict_perms: false,
     };
     let inputs = tx.input_file(text, file, "filebeat.config.inputs.path", 0)?;
     tx.out
@@ -887,6 +896,11 @@ impl Tx<'_> {
                 "inputs" => {
                     for f in files {
                         let shown = f.display().to_string();
+                        if self.strict_perms {
+                            super::perms::check_config(&f).map_err(|e| {
+                                ConfigError::new(format!("{fb}.path"), e.to_string())
+                            })?;
+                        }
                         // Bounded like the main file: a FIFO there is an error, not a hang.
                         let text = super::read_config_file(&f).map_err(|e| {
                             ConfigError::new(
@@ -1539,7 +1553,14 @@ mod tests {
 
     fn tr(text: &str) -> Translated {
         let y = yaml::expand_dots(yaml::parse(text, "filebeat.yml").unwrap(), "").unwrap();
-        translate(&y, "filebeat.yml", Path::new("/nonexistent"), &|_| None).unwrap()
+        translate(
+            &y,
+            "filebeat.yml",
+            Path::new("/nonexistent"),
+            &|_| None,
+            false,
+        )
+        .unwrap()
     }
 
     #[test]

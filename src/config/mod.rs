@@ -816,7 +816,7 @@ impl Config {
                 PathBuf::from(v.as_str().unwrap_or_default())
             })
             .unwrap_or_else(|| dir.to_path_buf());
-        let t = filebeat::translate(&y, file, &config_dir, &resolve)?;
+        let t = filebeat::translate(&y, file, &config_dir, &resolve, opts.strict_perms)?;
         let mut tree = toml::Value::Table(t.tree.clone());
         let mut unsupported = t.unsupported.clone();
         let mut rounds = 0;
