@@ -585,10 +585,21 @@ fn two_agents_cannot_share_path_data_and_readers_work_beside_one() {
     assert!(err.contains(&format!("pid {}", first.pid())), "{err}");
     let (ok, _, _) = oxibeat(&["run", "--once", "-e"], &cfg);
     assert!(!ok, "--once too");
-    // Read-only commands work beside it.
-    let (ok, out, err) = oxibeat(&["registry"], &cfg);
-    assert!(ok, "{err}");
-    assert!(out.contains("filestream::d::"), "{out}");
+    // Read-only commands work beside it. The file's entry reaches disk at the next registry
+    // flush (100 ms here), which may come after its events did.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (ok, out, err) = oxibeat(&["registry"], &cfg);
+        assert!(ok, "{err}");
+        if out.contains("filestream::d::") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the registry has no entry for the file after 10 s: {out}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     append(&log, &seq_lines("d", 10..20));
     w.wait_events(20, 30);
     // The lock dies with the process, even on kill -9.
