@@ -181,6 +181,11 @@ pub struct Frame {
     pub bytes: Vec<u8>,
     pub count: u32,
     pub cursors: Vec<Cursor>,
+    /// The events the frame holds, as the input made them (their cursors moved to
+    /// `cursors`): what a reader that keeps up is handed instead of decoding `bytes` again.
+    /// They decode from `bytes` to the same Beats JSON
+    /// (`tests::events_read_back_encode_to_the_same_bytes`).
+    pub events: Vec<Event>,
 }
 
 impl Frame {
@@ -198,8 +203,10 @@ impl Frame {
 
 struct Builder {
     frame: Frame,
-    /// Sources already written into this frame: pointer → index.
-    sources: Vec<(*const FileSource, u16)>,
+    /// Sources seen in this frame: pointer → index of their record (`None`: lines as maps).
+    sources: Vec<(*const FileSource, Option<u16>)>,
+    /// Source records written into this frame.
+    records: usize,
 }
 
 impl Builder {
@@ -211,8 +218,10 @@ impl Builder {
                 bytes,
                 count: 0,
                 cursors: Vec::new(),
+                events: Vec::new(),
             },
             sources: Vec::new(),
+            records: 0,
         }
     }
 
@@ -220,23 +229,32 @@ impl Builder {
         self.frame.bytes.len() - FRAME_HEADER_LEN
     }
 
+    /// The index of `src`'s record in this frame (written on first use); `None` when its
+    /// lines are written as maps: the input's fields replace `message` or `log` (decided once
+    /// per source and frame, not per line).
     fn source_index(&mut self, src: &Arc<FileSource>) -> Option<u16> {
         let ptr = Arc::as_ptr(src);
         if let Some((_, i)) = self.sources.iter().find(|(p, _)| *p == ptr) {
-            return Some(*i);
+            return *i;
         }
-        let idx = u16::try_from(self.sources.len()).ok()?;
+        let fields = &src.common.fields;
+        if fields.contains_key("message") || fields.contains_key("log") {
+            self.sources.push((ptr, None));
+            return None;
+        }
+        let idx = u16::try_from(self.records).ok()?;
+        self.records += 1;
         let out = &mut self.frame.bytes;
         let start = begin_entry(out, KIND_SOURCE);
         write_source_record(src, out);
         end_entry(out, start);
-        self.sources.push((ptr, idx));
+        self.sources.push((ptr, Some(idx)));
         Some(idx)
     }
 
     /// Whether another source can still be indexed in this frame.
     fn has_source_room(&self) -> bool {
-        self.sources.len() < u16::MAX as usize
+        self.records < u16::MAX as usize
     }
 
     fn push(&mut self, mut ev: Event) {
@@ -246,11 +264,7 @@ impl Builder {
         let idx = match &ev.fields {
             // A line whose input fields replace `message`/`log`, or a container line (its
             // `stream`), is written as its map.
-            Fields::Line(l)
-                if l.stream.is_none()
-                    && !l.source.common.fields.contains_key("message")
-                    && !l.source.common.fields.contains_key("log") =>
-            {
+            Fields::Line(l) if l.stream.is_none() => {
                 let src = l.source.clone();
                 self.source_index(&src)
             }
@@ -277,6 +291,7 @@ impl Builder {
             }
         }
         self.frame.count += 1;
+        self.frame.events.push(ev);
     }
 }
 
@@ -341,6 +356,7 @@ pub fn encode(events: Vec<Event>) -> Vec<Frame> {
         + 1024;
     let mut frames = Vec::new();
     let mut b = Builder::new(estimate.min(SPLIT_AREA));
+    b.frame.events.reserve_exact(events.len());
     for ev in events {
         if b.frame.count > 0 && (b.area_len() >= SPLIT_AREA || !b.has_source_room()) {
             frames.push(std::mem::replace(&mut b, Builder::new(SPLIT_AREA.min(estimate))).frame);
