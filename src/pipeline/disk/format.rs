@@ -211,7 +211,13 @@ struct Builder {
 
 impl Builder {
     fn new(capacity: usize) -> Self {
-        let mut bytes = Vec::with_capacity(capacity + FRAME_HEADER_LEN);
+        Self::reusing(Vec::new(), capacity)
+    }
+
+    /// A builder writing into `bytes` (a buffer of an earlier frame, cleared).
+    fn reusing(mut bytes: Vec<u8>, capacity: usize) -> Self {
+        bytes.clear();
+        bytes.reserve(capacity + FRAME_HEADER_LEN);
         bytes.resize(FRAME_HEADER_LEN, 0);
         Builder {
             frame: Frame {
@@ -344,6 +350,12 @@ fn write_source_record(src: &FileSource, out: &mut Vec<u8>) {
 
 /// Encode a publish call's events into one frame (several for very large calls).
 pub fn encode(events: Vec<Event>) -> Vec<Frame> {
+    encode_reusing(events, Vec::new())
+}
+
+/// `encode`, writing the first frame into `spare` (the buffer of a frame already written and
+/// synced): no allocation, and memory that was touched recently.
+pub fn encode_reusing(events: Vec<Event>, spare: Vec<u8>) -> Vec<Frame> {
     // Close to the real size: an over-estimate past malloc's mmap threshold (128 KiB) would
     // cost a fresh mapping, and its page faults, per frame.
     let estimate: usize = events
@@ -355,7 +367,7 @@ pub fn encode(events: Vec<Event>) -> Vec<Frame> {
         .sum::<usize>()
         + 1024;
     let mut frames = Vec::new();
-    let mut b = Builder::new(estimate.min(SPLIT_AREA));
+    let mut b = Builder::reusing(spare, estimate.min(SPLIT_AREA));
     b.frame.events.reserve_exact(events.len());
     for ev in events {
         if b.frame.count > 0 && (b.area_len() >= SPLIT_AREA || !b.has_source_room()) {

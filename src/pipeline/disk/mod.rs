@@ -67,6 +67,10 @@ const WRITE_AHEAD_BYTES: usize = 64 << 20;
 /// Recently written frames (their events) kept in memory for a reader that keeps up (no read
 /// syscall, no decoding), counted by their size on disk.
 const TAIL_CACHE_BYTES: usize = 8 << 20;
+/// Frame buffers kept for the next frames (after their frame was written and synced), and the
+/// largest one kept.
+const SPARE_FRAMES: usize = 8;
+const SPARE_FRAME_BYTES: usize = 1 << 20;
 /// Written but not yet fsynced bytes kept to write again if an fsync fails.
 const UNSYNCED_BYTES: usize = 64 << 20;
 const MIB: u64 = 1 << 20;
@@ -364,6 +368,8 @@ pub(crate) struct Shared {
     pub known: Mutex<HashSet<(u64, u64)>>,
     /// Wakes the output task: a frame in `tail` during the hand-off, or the hand-off began.
     pub output_cv: tokio::sync::Notify,
+    /// Buffers of frames written (and synced), for the next frames to be encoded into.
+    pub spare_frames: Mutex<Vec<Vec<u8>>>,
     /// Frames the output took from memory in the hand-off (for tests and profiles).
     pub handed_over: std::sync::atomic::AtomicU64,
 }
@@ -404,6 +410,16 @@ impl Shared {
             g = wait_timeout(&self.input_cv, g, deadline - now);
         }
         false
+    }
+
+    /// Keep the buffer of a frame that was written (and synced) for a later frame.
+    pub fn recycle(&self, buf: Vec<u8>) {
+        if buf.capacity() <= SPARE_FRAME_BYTES {
+            let mut g = lock(&self.spare_frames);
+            if g.len() < SPARE_FRAMES {
+                g.push(buf);
+            }
+        }
     }
 
     pub fn segment_path(&self, id: u64) -> PathBuf {
@@ -456,9 +472,10 @@ impl Input {
     /// Encode `events` and hand them to the writer, waiting for write-ahead space.
     pub async fn publish(&self, events: Vec<Event>) -> Result<(), Stopped> {
         let n = events.len();
-        let frames = format::encode(events);
-        let bytes: usize = frames.iter().map(|f| f.bytes.len()).sum();
         let sh = &self.shared;
+        let spare = lock(&sh.spare_frames).pop().unwrap_or_default();
+        let frames = format::encode_reusing(events, spare);
+        let bytes: usize = frames.iter().map(|f| f.bytes.len()).sum();
         let want_events = n.clamp(1, sh.write_ahead) as u32;
         let want_bytes = bytes.clamp(1, WRITE_AHEAD_BYTES) as u32;
         let ev = sh
@@ -816,6 +833,7 @@ pub fn open(
         write_ahead: cfg.write_ahead,
         known: Mutex::new(rec.known),
         output_cv: tokio::sync::Notify::new(),
+        spare_frames: Mutex::new(Vec::new()),
         handed_over: std::sync::atomic::AtomicU64::new(0),
     });
     let first_new = rec.next_segment;
@@ -827,7 +845,11 @@ pub fn open(
         std::thread::Builder::new()
             .name(format!("oxibeat-dq-{name}"))
             .spawn(move || {
-                batch_scheduling();
+                // The reader keeps its normal policy: it works when the output is behind
+                // (a backlog), and then it is what the output waits for.
+                if name != "reader" {
+                    batch_scheduling();
+                }
                 f()
             })
             .map_err(io_err(&dir))

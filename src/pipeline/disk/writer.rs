@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::format::{
     self, decode_frame_header, encode_segment_header, SegmentHeader, SEGMENT_HEADER_LEN,
@@ -40,7 +40,7 @@ pub struct Pending {
     file: Arc<File>,
     offset: u64,
     /// Kept to write it again if the fsync fails (the kernel may have dropped the pages).
-    bytes: Bytes,
+    bytes: Vec<u8>,
     cursors: Vec<Cursor>,
 }
 
@@ -83,6 +83,12 @@ pub struct Writer {
     file: Arc<File>,
     len: u64,
     full_logged: bool,
+    /// Wake-ups of the inputs (write-ahead space) and of the output (frames in memory) held
+    /// until the frames taken together are written: woken at once, the input or output task
+    /// would preempt this thread after every frame on a shared core. Released before the
+    /// writer waits for anything.
+    deferred: Vec<(OwnedSemaphorePermit, OwnedSemaphorePermit)>,
+    wake_output: bool,
 }
 
 impl Writer {
@@ -116,6 +122,8 @@ impl Writer {
             file,
             len: SEGMENT_HEADER_LEN,
             full_logged: false,
+            deferred: Vec::new(),
+            wake_output: false,
         })
     }
 
@@ -146,8 +154,19 @@ impl Writer {
                     break;
                 }
             }
+            self.release_deferred();
         }
+        self.release_deferred();
         self.finish();
+    }
+
+    /// Give the write-ahead space of the frames written back to the inputs, and wake the
+    /// output if it waits for them.
+    fn release_deferred(&mut self) {
+        self.deferred.clear();
+        if std::mem::take(&mut self.wake_output) {
+            self.shared.output_cv.notify_one();
+        }
     }
 
     fn finish(&mut self) {
@@ -180,6 +199,7 @@ impl Writer {
             match write_at(&self.file, &unit.frame.bytes, off) {
                 Ok(()) => break,
                 Err(e) => {
+                    self.release_deferred();
                     failures += 1;
                     DiskQueueStats::add(&sh.stats().write_errors, 1);
                     // Undo a partial write: the next attempt (or the next start) sees none of it.
@@ -204,8 +224,8 @@ impl Writer {
             .fetch_add(unit.frame.count as i64, Ordering::Relaxed);
         stats.bytes.fetch_add(len as i64, Ordering::Relaxed);
         let Unit { frame, permits } = unit;
-        // Write-ahead space back to the inputs.
-        drop(permits);
+        // Write-ahead space back to the inputs (once the frames taken together are written).
+        self.deferred.extend(permits);
         let format::Frame {
             bytes,
             cursors,
@@ -239,15 +259,13 @@ impl Writer {
             }
             wake
         };
-        if wake_output {
-            sh.output_cv.notify_one();
-        }
+        self.wake_output |= wake_output;
         // Not kept for the reader (it reads the frame from the file): freed outside the lock.
         drop(spare);
         if st.sync == SyncMode::None {
             ack_events(cursors.iter());
+            sh.recycle(bytes);
         } else {
-            let bytes = Bytes::from(bytes);
             let mut g = lock(&sh.sync);
             let first = g.pending.is_empty();
             if first {
@@ -283,6 +301,7 @@ impl Writer {
             match create_segment(&sh, next) {
                 Ok(f) => break f,
                 Err(e) => {
+                    self.release_deferred();
                     DiskQueueStats::add(&sh.stats().write_errors, 1);
                     tracing::warn!(error = %e, segment = next, retry_in = ?delay, "disk queue: cannot create the next segment; inputs pause until it works again");
                     if !sh.pause(delay) {
@@ -334,6 +353,7 @@ impl Writer {
         };
         let started = Instant::now();
         while !fits(stats) {
+            self.release_deferred();
             if sh.stopping() {
                 return false;
             }
@@ -359,10 +379,13 @@ impl Writer {
     }
 
     /// Keep the bytes held for a failed fsync bounded: wait while too much is unsynced.
-    fn wait_for_sync_room(&self) -> bool {
-        let sh = &self.shared;
+    fn wait_for_sync_room(&mut self) -> bool {
+        let sh = self.shared.clone();
         if sh.settings.sync == SyncMode::None {
             return true;
+        }
+        if lock(&sh.sync).pending_bytes > UNSYNCED_BYTES {
+            self.release_deferred();
         }
         let mut g = lock(&sh.sync);
         while g.pending_bytes > UNSYNCED_BYTES {
@@ -460,8 +483,9 @@ pub fn run_syncer(sh: Arc<Shared>) {
             lock(&sh.sync).done = true;
             return;
         }
-        for p in &batch {
+        for p in batch {
             ack_events(p.cursors.iter());
+            sh.recycle(p.bytes);
         }
         if finished && lock(&sh.sync).pending.is_empty() {
             let mut g = lock(&sh.sync);
