@@ -3,8 +3,9 @@
 //!
 //! ```text
 //!  publish ──encode──▶ write-ahead ──▶ writer thread ──pwrite──▶ <id>.seg ◀──pread── reader thread ──▶ Consumer
-//!  (input task)        (write_ahead     │  rotation, max_size,     ▲    (recent frames also     (read_ahead
-//!                       events)         │  ENOSPC retry             │     handed over in memory)  events)
+//!  (input task)        (write_ahead     │  rotation, max_size,     ▲    (a backlog)             (read_ahead
+//!                       events)         │  ENOSPC retry             │                             events)
+//!                                       └── frames just written, as events ──(hand-off)──────────▶ Consumer
 //!                                       ▼                           │
 //!                       sync thread: fdatasync, then ack the input ─┘  output acks ──▶ ack log ──▶ state.json
 //!                       (registry may move past the lines)             housekeeping: persist, delete acked segments
