@@ -3,8 +3,9 @@
 //!
 //! ```text
 //!  publish ──encode──▶ write-ahead ──▶ writer thread ──pwrite──▶ <id>.seg ◀──pread── reader thread ──▶ Consumer
-//!  (input task)        (write_ahead     │  rotation, max_size,     ▲    (recent frames also     (read_ahead
-//!                       events)         │  ENOSPC retry             │     handed over in memory)  events)
+//!  (input task)        (write_ahead     │  rotation, max_size,     ▲    (a backlog)             (read_ahead
+//!                       events)         │  ENOSPC retry             │                             events)
+//!                                       └── frames just written, as events ──(hand-off)──────────▶ Consumer
 //!                                       ▼                           │
 //!                       sync thread: fdatasync, then ack the input ─┘  output acks ──▶ ack log ──▶ state.json
 //!                       (registry may move past the lines)             housekeeping: persist, delete acked segments
@@ -51,7 +52,6 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
@@ -65,8 +65,13 @@ pub use state::Position;
 
 /// Bytes of encoded frames waiting for the writer, besides the `write_ahead` event bound.
 const WRITE_AHEAD_BYTES: usize = 64 << 20;
-/// Recently written frames kept in memory for a reader that keeps up (no read syscall).
-const TAIL_CACHE_BYTES: usize = 16 << 20;
+/// Recently written frames (their events) kept in memory for a reader that keeps up (no read
+/// syscall, no decoding), counted by their size on disk.
+const TAIL_CACHE_BYTES: usize = 8 << 20;
+/// Frame buffers kept for the next frames (after their frame was written and synced), and the
+/// largest one kept.
+const SPARE_FRAMES: usize = 8;
+const SPARE_FRAME_BYTES: usize = 1 << 20;
 /// Written but not yet fsynced bytes kept to write again if an fsync fails.
 const UNSYNCED_BYTES: usize = 64 << 20;
 const MIB: u64 = 1 << 20;
@@ -306,11 +311,13 @@ pub(crate) struct SegInfo {
     pub path: PathBuf,
 }
 
-/// A frame just written, kept for the reader.
+/// A frame just written, kept for the reader: the events the input made, not the bytes (the
+/// same Beats JSON comes out of both).
 pub(crate) struct Cached {
     pub segment: u64,
     pub offset: u64,
-    pub bytes: Bytes,
+    pub header: format::FrameHeader,
+    pub events: Vec<Event>,
 }
 
 pub(crate) struct LogState {
@@ -323,6 +330,16 @@ pub(crate) struct LogState {
     pub redeliver: Vec<u64>,
     /// The reader sleeps, caught up: only then does the writer wake it.
     pub reader_waiting: bool,
+    /// Hand-off: the reader thread caught up with the writer and let the output take the
+    /// frames the writer just wrote straight from `tail`, in its own task (no thread
+    /// hand-off). Whoever holds it moves `handoff_pos`; it goes back to the reader thread as
+    /// soon as the next frame is not in `tail` (read from the file), the writer is done, or a
+    /// redelivery needs the reader.
+    pub handoff: bool,
+    /// The next frame to deliver while `handoff` is on.
+    pub handoff_pos: Position,
+    /// The output waits for the writer (hand-off on, nothing new): the writer wakes it.
+    pub output_waiting: bool,
 }
 
 pub(crate) struct Shared {
@@ -350,6 +367,12 @@ pub(crate) struct Shared {
     pub write_ahead: usize,
     /// Problems reported at start: the reader does not report them a second time.
     pub known: Mutex<HashSet<(u64, u64)>>,
+    /// Wakes the output task: a frame in `tail` during the hand-off, or the hand-off began.
+    pub output_cv: tokio::sync::Notify,
+    /// Buffers of frames written (and synced), for the next frames to be encoded into.
+    pub spare_frames: Mutex<Vec<Vec<u8>>>,
+    /// Frames the output took from memory in the hand-off (for tests and profiles).
+    pub handed_over: std::sync::atomic::AtomicU64,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -388,6 +411,16 @@ impl Shared {
             g = wait_timeout(&self.input_cv, g, deadline - now);
         }
         false
+    }
+
+    /// Keep the buffer of a frame that was written (and synced) for a later frame.
+    pub fn recycle(&self, buf: Vec<u8>) {
+        if buf.capacity() <= SPARE_FRAME_BYTES {
+            let mut g = lock(&self.spare_frames);
+            if g.len() < SPARE_FRAMES {
+                g.push(buf);
+            }
+        }
     }
 
     pub fn segment_path(&self, id: u64) -> PathBuf {
@@ -440,9 +473,10 @@ impl Input {
     /// Encode `events` and hand them to the writer, waiting for write-ahead space.
     pub async fn publish(&self, events: Vec<Event>) -> Result<(), Stopped> {
         let n = events.len();
-        let frames = format::encode(events);
-        let bytes: usize = frames.iter().map(|f| f.bytes.len()).sum();
         let sh = &self.shared;
+        let spare = lock(&sh.spare_frames).pop().unwrap_or_default();
+        let frames = format::encode_reusing(events, spare);
+        let bytes: usize = frames.iter().map(|f| f.bytes.len()).sum();
         let want_events = n.clamp(1, sh.write_ahead) as u32;
         let want_bytes = bytes.clamp(1, WRITE_AHEAD_BYTES) as u32;
         let ev = sh
@@ -494,6 +528,8 @@ impl Drop for Input {
 pub struct Delivery {
     pub events: Vec<Event>,
     pub span: Span,
+    /// Read-ahead slots it holds (0 for a frame taken in the hand-off).
+    pub slots: usize,
 }
 
 /// The output side: deliveries in queue order. The reader hands them over in bursts (one
@@ -505,29 +541,139 @@ pub struct Output {
 }
 
 impl Output {
+    /// The next frame in queue order: what the reader thread sent first, then (in the
+    /// hand-off) the frames the writer just wrote, taken from memory in this task.
     pub async fn recv(&mut self) -> Option<Delivery> {
-        if self.ready.is_empty() {
-            let burst = self.rx.recv().await?;
-            self.ready.extend(burst);
+        loop {
+            if let Some(d) = self.try_recv() {
+                return Some(d);
+            }
+            // Cancel-safe: nothing is taken before one of these completes.
+            tokio::select! {
+                burst = self.rx.recv() => match burst {
+                    Some(burst) => self.ready.extend(burst),
+                    // The reader finished (every frame delivered, the writer done) or stopped.
+                    None => return None,
+                },
+                _ = self.shared.output_cv.notified() => {}
+            }
         }
-        let d = self.ready.pop_front()?;
-        self.release(d.events.len());
-        Some(d)
     }
 
     pub fn try_recv(&mut self) -> Option<Delivery> {
         if self.ready.is_empty() {
-            let burst = self.rx.try_recv().ok()?;
-            self.ready.extend(burst);
+            if let Ok(burst) = self.rx.try_recv() {
+                self.ready.extend(burst);
+            }
         }
-        let d = self.ready.pop_front()?;
-        self.release(d.events.len());
-        Some(d)
+        if let Some(d) = self.ready.pop_front() {
+            self.release(d.slots);
+            return Some(d);
+        }
+        self.take_handed_over()
+    }
+
+    /// In the hand-off: the frame at the hand-off position, from `tail`. Gives the hand-off
+    /// back to the reader thread when that frame is not in memory.
+    fn take_handed_over(&mut self) -> Option<Delivery> {
+        let sh = &self.shared;
+        let mut g = lock(&sh.log);
+        loop {
+            if !g.handoff || sh.stopping() {
+                return None;
+            }
+            let pos = g.handoff_pos;
+            while g
+                .tail
+                .front()
+                .is_some_and(|c| (c.segment, c.offset) < (pos.segment, pos.offset))
+            {
+                if let Some(c) = g.tail.pop_front() {
+                    g.tail_bytes -= c.header.frame_len() as usize;
+                }
+            }
+            let front = g.tail.front().map(|c| (c.segment, c.offset));
+            if front == Some((pos.segment, pos.offset)) {
+                break;
+            }
+            let next_seg = g
+                .segments
+                .range(pos.segment + 1..)
+                .next()
+                .map(|(id, _)| *id);
+            match g.segments.get(&pos.segment) {
+                // Nothing new written yet: the writer wakes this task.
+                Some(i) if i.len <= pos.offset && !i.sealed => {
+                    g.output_waiting = true;
+                    return None;
+                }
+                // The writer moved on to the next segment, whose first frame is in memory.
+                Some(i)
+                    if i.len <= pos.offset
+                        && next_seg
+                            .is_some_and(|id| front == Some((id, format::SEGMENT_HEADER_LEN))) =>
+                {
+                    let end = Position {
+                        segment: front.map_or(pos.segment, |f| f.0),
+                        offset: format::SEGMENT_HEADER_LEN,
+                        seq: pos.seq,
+                    };
+                    state::push_done(sh, pos.segment, pos.offset, end);
+                    g.handoff_pos = end;
+                }
+                // The next frame is only on disk: the reader thread reads it.
+                _ => {
+                    g.handoff = false;
+                    drop(g);
+                    sh.log_cv.notify_all();
+                    return None;
+                }
+            }
+        }
+        let c = g.tail.pop_front()?;
+        let h = c.header;
+        g.tail_bytes -= h.frame_len() as usize;
+        let pos = g.handoff_pos;
+        let end = Position {
+            segment: c.segment,
+            offset: c.offset + h.frame_len(),
+            seq: (h.first_seq + h.count as u64).max(pos.seq),
+        };
+        g.handoff_pos = end;
+        // Pushed while the log is locked: ack-log entries stay in queue order.
+        let id = lock(&sh.acks).push(
+            state::Entry {
+                segment: c.segment,
+                offset: c.offset,
+                end,
+                count: h.count,
+                written_ms: h.written_ms,
+                acked: false,
+            },
+            sh.stats(),
+        );
+        drop(g);
+        let stats = sh.stats();
+        DiskQueueStats::add(&stats.read_events, c.events.len() as u64);
+        DiskQueueStats::add(&stats.read_bytes, h.frame_len());
+        sh.handed_over.fetch_add(1, Ordering::Relaxed);
+        Some(Delivery {
+            events: c.events,
+            span: Span {
+                shared: sh.clone(),
+                id,
+                done: false,
+            },
+            slots: 0,
+        })
     }
 
     fn release(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
         let sh = &self.shared;
-        *lock(&sh.slots) += n.clamp(1, sh.settings.read_ahead);
+        *lock(&sh.slots) += n;
         sh.slots_cv.notify_all();
     }
 }
@@ -671,6 +817,9 @@ pub fn open(
             writer_done: false,
             redeliver: Vec::new(),
             reader_waiting: false,
+            handoff: false,
+            handoff_pos: rec.acked,
+            output_waiting: false,
         }),
         log_cv: Condvar::new(),
         space_cv: Condvar::new(),
@@ -684,6 +833,9 @@ pub fn open(
         write_bytes: Arc::new(Semaphore::new(WRITE_AHEAD_BYTES)),
         write_ahead: cfg.write_ahead,
         known: Mutex::new(rec.known),
+        output_cv: tokio::sync::Notify::new(),
+        spare_frames: Mutex::new(Vec::new()),
+        handed_over: std::sync::atomic::AtomicU64::new(0),
     });
     let first_new = rec.next_segment;
     let w = writer::Writer::start(shared.clone(), first_new)?;
@@ -693,7 +845,14 @@ pub fn open(
     let spawn = |name: &'static str, f: Box<dyn FnOnce() + Send>| {
         std::thread::Builder::new()
             .name(format!("oxibeat-dq-{name}"))
-            .spawn(f)
+            .spawn(move || {
+                // The reader keeps its normal policy: it works when the output is behind
+                // (a backlog), and then it is what the output waits for.
+                if name != "reader" {
+                    batch_scheduling();
+                }
+                f()
+            })
             .map_err(io_err(&dir))
     };
     threads.push(("writer", spawn("writer", Box::new(move || w.run()))?));
@@ -723,6 +882,17 @@ pub fn open(
             _lock: lock_file,
         },
     ))
+}
+
+/// `SCHED_BATCH` for the calling queue thread: when it is woken (a frame to write, to sync,
+/// to read) while an input or the output is running on the same core, it waits for the end
+/// of their time slice instead of preempting them at once. Each wake-up then finds many frames
+/// instead of one: fewer context switches, larger writes and fsyncs. On an idle core it runs
+/// at once, as before. Best effort: on failure the thread keeps the normal policy.
+fn batch_scheduling() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param.
+    let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
 }
 
 /// An exclusive `flock` on `<dir>/.lock`, held while the queue is open (released by the
@@ -961,6 +1131,142 @@ mod tests {
         b.ack();
         drop(p);
         assert!(c.next_batch(10).await.is_none());
+        q.shutdown(Duration::from_secs(5));
+    }
+
+    fn beat() -> BeatInfo {
+        BeatInfo {
+            beat: "oxibeat".into(),
+            version: "0.1.0".into(),
+            hostname: "h".into(),
+            name: "h".into(),
+            agent_id: "a".into(),
+            ephemeral_id: "e".into(),
+        }
+    }
+
+    /// The Beats JSON of every event of every frame in the queue's segment files, in order.
+    fn on_disk(dir: &Path) -> Vec<String> {
+        let mut segs: Vec<(u64, PathBuf)> = fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                Some((name.strip_suffix(".seg")?.parse().ok()?, e.path()))
+            })
+            .collect();
+        segs.sort();
+        let mut out = Vec::new();
+        let mut dec = format::Decoder::default();
+        for (_, path) in segs {
+            let f = Arc::new(File::open(&path).unwrap());
+            let len = f.metadata().unwrap().len();
+            let mut sc = format::Scanner::new(f, format::SEGMENT_HEADER_LEN, len, true);
+            loop {
+                match sc.next_step().unwrap() {
+                    format::Step::Frame { header, area, .. } => {
+                        let d = dec.decode(&header, &area);
+                        assert!(d.problems.is_empty(), "{:?}", d.problems);
+                        for e in &d.events {
+                            let mut v = Vec::new();
+                            e.write_json(&beat(), &mut v);
+                            out.push(String::from_utf8(v).unwrap());
+                        }
+                    }
+                    format::Step::End => break,
+                    other => panic!("{path:?}: {other:?}"),
+                }
+            }
+        }
+        out
+    }
+
+    fn json_of(b: &crate::pipeline::Batch) -> Vec<String> {
+        b.events()
+            .map(|e| {
+                let mut v = Vec::new();
+                e.write_json(&beat(), &mut v);
+                String::from_utf8(v).unwrap()
+            })
+            .collect()
+    }
+
+    /// A reader that keeps up gets the frames the writer just wrote from memory (the
+    /// hand-off): exactly the events of the frames on disk, in their order, across segment
+    /// rotations; and when the agent stops (or dies) before the output confirmed them, the
+    /// next start delivers the same events again from the files.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn frames_handed_over_in_memory_are_the_frames_on_disk_and_replay_after_a_stop() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = source();
+        let t = AckTracker::new(0);
+        let cfg = DiskQueueConfig {
+            segment_size: Some(ByteSize(64 << 10)),
+            ..Default::default()
+        };
+        let (p, mut c, q, _) = open_queue(tmp.path(), cfg.clone());
+        let mut delivered = Vec::new();
+        let mut held = Vec::new();
+        for i in 0..60u64 {
+            let mut evs = events(&src, &t, i * 20, 20);
+            for e in &mut evs {
+                if let crate::event::Fields::Line(l) = &mut e.fields {
+                    l.message = format!("{} {}", l.message, "y".repeat(300));
+                }
+            }
+            p.publish(evs).await.unwrap();
+            // Keep up with the writer, without confirming anything.
+            while let Ok(Some(b)) =
+                tokio::time::timeout(Duration::from_millis(200), c.next_batch(10_000)).await
+            {
+                delivered.extend(json_of(&b));
+                held.push(b);
+                if delivered.len() as u64 == (i + 1) * 20 {
+                    break;
+                }
+            }
+        }
+        assert_eq!(delivered.len(), 1200);
+        let handed = q.shared.handed_over.load(Ordering::Relaxed);
+        assert!(handed > 0, "frames were taken from memory");
+        let dir = tmp.path().join("diskqueue");
+        let segments = fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+            .count();
+        assert!(
+            segments > 3,
+            "the hand-off went across rotations ({segments} segments)"
+        );
+        // Durable before the input was told: its cursor reached the end.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while t.acked_offset() != 12_000 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(t.acked_offset(), 12_000);
+        assert_eq!(
+            delivered,
+            on_disk(&dir),
+            "the same events as the files hold, in order"
+        );
+        // Stop with nothing confirmed (as a crash would leave it): the next start replays all.
+        drop(p);
+        q.shutdown(Duration::from_secs(5));
+        drop(held);
+        drop(c);
+        let (p, mut c, q, m) = open_queue(tmp.path(), cfg);
+        assert_eq!(m.disk_queue.events.load(Ordering::Relaxed), 1200);
+        drop(p);
+        let mut again = Vec::new();
+        while let Some(b) = c.next_batch(10_000).await {
+            again.extend(json_of(&b));
+            b.ack();
+        }
+        assert_eq!(
+            again, delivered,
+            "replayed from disk: the same events, in order"
+        );
         q.shutdown(Duration::from_secs(5));
     }
 

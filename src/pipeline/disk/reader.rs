@@ -8,9 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::format::{
-    decode_frame_header, Decoder, Scanner, Step, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN,
-};
+use super::format::{Decoder, Scanner, Step, SEGMENT_HEADER_LEN};
 use super::state::{push_done, Entry, Position};
 use super::{lock, wait_timeout, Delivery, Shared, Span};
 use crate::monitoring::disk_queue::DiskQueueStats;
@@ -140,22 +138,36 @@ impl Reader {
             .is_some_and(|c| (c.segment, c.offset) < (seg, off))
         {
             if let Some(c) = g.tail.pop_front() {
-                g.tail_bytes -= c.bytes.len();
+                g.tail_bytes -= c.header.frame_len() as usize;
             }
         }
-        let cached = match g.tail.front() {
-            Some(c) if c.segment == seg && c.offset == off => {
-                let c = g.tail.pop_front();
-                if let Some(c) = &c {
-                    g.tail_bytes -= c.bytes.len();
-                }
-                c.map(|c| c.bytes)
+        let at_pos = g
+            .tail
+            .front()
+            .is_some_and(|c| c.segment == seg && c.offset == off);
+        if at_pos && !g.writer_done && !sh.stopping() {
+            // Caught up with the writer: the output takes the next frames from memory.
+            if !self.outbox.is_empty() {
+                // Everything read before goes first (the output drains the channel first).
+                drop(g);
+                return if self.flush() {
+                    Ok(Next::Again)
+                } else {
+                    Err(())
+                };
             }
-            _ => None,
+            return self.hand_off(g);
+        }
+        let cached = if at_pos {
+            g.tail.pop_front().inspect(|c| {
+                g.tail_bytes -= c.header.frame_len() as usize;
+            })
+        } else {
+            None
         };
-        if let Some(bytes) = cached {
+        if let Some(c) = cached {
             drop(g);
-            return self.deliver_cached(seg, off, bytes);
+            return self.deliver_cached(c);
         }
         if off < len {
             drop(g);
@@ -191,18 +203,56 @@ impl Reader {
         self.scanner = None;
     }
 
-    fn deliver_cached(&mut self, seg: u64, off: u64, bytes: Bytes) -> Result<Next, ()> {
-        let Some(h) = decode_frame_header(&bytes) else {
-            // Our own bytes: cannot happen; read the file instead.
-            return Ok(Next::Again);
-        };
-        let area = bytes.slice(FRAME_HEADER_LEN..);
+    /// Let the output take frames from memory until one is not there (then `handoff` is off
+    /// again and this thread goes on from `handoff_pos`). Meanwhile this thread only serves
+    /// redeliveries.
+    fn hand_off(&mut self, g: std::sync::MutexGuard<'_, super::LogState>) -> Result<Next, ()> {
+        let sh = self.shared.clone();
+        let mut g = g;
+        g.handoff = true;
+        g.handoff_pos = self.pos;
+        drop(g);
+        sh.output_cv.notify_one();
+        let mut g = lock(&sh.log);
+        loop {
+            if sh.stopping() {
+                return Err(());
+            }
+            if g.handoff && g.writer_done {
+                // The last frames: delivered from here, then the channel closes.
+                g.handoff = false;
+            }
+            if !g.handoff {
+                self.pos = g.handoff_pos;
+                return Ok(Next::Again);
+            }
+            if let Some(id) = g.redeliver.pop() {
+                drop(g);
+                if !self.redeliver(id) || !self.flush() {
+                    return Err(());
+                }
+                g = lock(&sh.log);
+                continue;
+            }
+            g = wait_timeout(&sh.log_cv, g, Duration::from_secs(1));
+        }
+    }
+
+    /// A frame the writer just wrote, delivered from memory by this thread (the writer is
+    /// done, so there is no hand-off).
+    fn deliver_cached(&mut self, c: super::Cached) -> Result<Next, ()> {
+        let h = c.header;
         if let Some((id, sc)) = &mut self.scanner {
-            if *id == seg {
-                sc.pos = off + h.frame_len();
+            if *id == c.segment {
+                sc.pos = c.offset + h.frame_len();
             }
         }
-        self.deliver(seg, off, h, area, false)?;
+        let d = super::format::Decoded {
+            events: c.events,
+            problems: Vec::new(),
+            lost: 0,
+        };
+        self.settle(c.segment, c.offset, h, d)?;
         Ok(Next::Again)
     }
 
@@ -238,7 +288,7 @@ impl Reader {
                 header,
                 area,
             } => {
-                self.deliver(seg, offset, header, area, true)?;
+                self.deliver(seg, offset, header, area)?;
             }
             Step::Corrupt { offset, end } => self.skip(seg, offset, end, "damaged bytes"),
             Step::Tail { offset, end, .. } => {
@@ -311,11 +361,21 @@ impl Reader {
         offset: u64,
         h: super::format::FrameHeader,
         area: Bytes,
-        verify: bool,
+    ) -> Result<(), ()> {
+        let d = self.decoder.decode(&h, &area);
+        self.settle(seg, offset, h, d)
+    }
+
+    /// Account for a decoded frame and hand its events to the output.
+    fn settle(
+        &mut self,
+        seg: u64,
+        offset: u64,
+        h: super::format::FrameHeader,
+        d: super::format::Decoded,
     ) -> Result<(), ()> {
         let sh = self.shared.clone();
         let stats = sh.stats();
-        let d = self.decoder.decode_with(&h, &area, verify);
         if h.first_seq > self.pos.seq && !lock(&sh.known).contains(&(seg, offset)) {
             let lost = h.first_seq - self.pos.seq;
             DiskQueueStats::add(&stats.corrupt_events, lost);
@@ -414,7 +474,11 @@ impl Reader {
             id,
             done: false,
         };
-        self.outbox.push(Delivery { events, span });
+        self.outbox.push(Delivery {
+            events,
+            span,
+            slots: want,
+        });
         Ok(())
     }
 

@@ -710,7 +710,7 @@ fn delete_before(shared: &Shared, segment: u64) {
             }
         }
         g.tail.retain(|c| c.segment >= segment);
-        g.tail_bytes = g.tail.iter().map(|c| c.bytes.len()).sum();
+        g.tail_bytes = g.tail.iter().map(|c| c.header.frame_len() as usize).sum();
         out
     };
     if gone.is_empty() {
