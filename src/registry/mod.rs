@@ -579,9 +579,9 @@ impl Registry {
             if let Some(e) = entries.get_mut(key) {
                 if e.offset() != Some(offset) {
                     // In place: this runs for every file read. A cursor with more than the
-                    // offset (read from elsewhere) keeps its other keys.
+                    // offset (Filebeat's `{"eof":false,"offset":N}`) keeps its other keys.
                     match &mut e.cursor {
-                        Some(Cursor::Json(v)) if v.is_object() => {
+                        Some(Cursor::Json(v)) if v.get("offset").is_some() => {
                             v["offset"] = offset.into();
                         }
                         c => *c = Some(Cursor::Offset(offset)),
@@ -1054,6 +1054,137 @@ mod tests {
         assert_eq!(
             r.get("filestream::x::native::1-2").unwrap().offset(),
             Some(7)
+        );
+    }
+
+    #[test]
+    fn foreign_entries_pass_through_a_checkpoint_unchanged() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/filebeat-reference/registry-log-input-native-a.log.json");
+        let text = fs::read_to_string(&src).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; the Filebeat reference data must be beside the repo (../shared)",
+                src.display()
+            )
+        });
+        // The last value of the log input's state, as Filebeat wrote it.
+        let log_input = text
+            .lines()
+            .filter(|l| l.starts_with("{\"k\""))
+            .last()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .unwrap();
+        let mut want = vec![(
+            log_input["k"].as_str().unwrap().to_string(),
+            log_input["v"].clone(),
+        )];
+        for (k, v) in [
+            (
+                "filestream::c::native::1-2",
+                serde_json::json!({"ttl": -1, "updated": [1, 2], "cursor": {"offset": 3}, "meta": {"stream": "stdout"}}),
+            ),
+            (
+                "filestream::n::native::3-4",
+                serde_json::json!({"ttl": -1, "updated": [1, 2], "cursor": null, "meta": {"source": "/n", "identifier_name": "native"}}),
+            ),
+            (
+                "filestream::s::native::5-6",
+                serde_json::json!({"ttl": 30, "updated": "2026-06-18T08:23:22Z", "cursor": {"eof": true, "offset": 4}, "meta": {"source": "/s", "identifier_name": "native", "fingerprint_len": 9}}),
+            ),
+        ] {
+            want.push((k.to_string(), v));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let reg_dir = dir.path().join("registry/filebeat");
+        fs::create_dir_all(&reg_dir).unwrap();
+        let mut log = String::new();
+        for (i, (k, v)) in want.iter().enumerate() {
+            log.push_str(&format!("{{\"op\":\"set\",\"id\":{}}}\n", i + 1));
+            log.push_str(&serde_json::json!({"k": k, "v": v}).to_string());
+            log.push('\n');
+        }
+        fs::write(reg_dir.join("log.json"), log).unwrap();
+        let r = Registry::open(dir.path(), 10 << 20, Metrics::new()).unwrap();
+        r.close();
+        let active = fs::read_to_string(reg_dir.join("active.dat")).unwrap();
+        let cp: Vec<serde_json::Value> =
+            serde_json::from_str(&fs::read_to_string(active.trim()).unwrap()).unwrap();
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        let got: Vec<(String, serde_json::Value)> = cp
+            .into_iter()
+            .map(|mut v| {
+                let k = v["_key"].as_str().unwrap().to_string();
+                v.as_object_mut().unwrap().remove("_key");
+                (k, v)
+            })
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn flush_moves_cursors_of_every_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg_dir = dir.path().join("registry/filebeat");
+        fs::create_dir_all(&reg_dir).unwrap();
+        // Filebeat 9's cursor with `eof`: moved in place, its other key kept.
+        fs::write(
+            reg_dir.join("log.json"),
+            "{\"op\":\"set\",\"id\":1}\n{\"k\":\"filestream::e::native::1-2\",\"v\":{\"ttl\":-1,\"updated\":[1,2],\"cursor\":{\"eof\":false,\"offset\":5},\"meta\":{\"source\":\"/e\",\"identifier_name\":\"native\"}}}\n",
+        )
+        .unwrap();
+        let m = Metrics::new();
+        let r = Registry::open(dir.path(), 10 << 20, m.clone()).unwrap();
+        let file = AckTracker::new(5);
+        let meta = EntryMeta {
+            source: "/e".into(),
+            identifier_name: "native".into(),
+            fingerprint_len: None,
+        };
+        r.track("filestream::e::native::1-2", file.clone(), meta);
+        // A journal's tracker: its acked label is the cursor.
+        let journal = AckTracker::labelled(None);
+        r.track_labelled("journald::j", journal.clone());
+        r.flush();
+        assert!(r.get("journald::j").is_none(), "nothing acked yet");
+        let label = serde_json::json!({"version": 1, "position": "s=1;i=2"});
+        let cursors = [
+            file.next_cursor(9),
+            journal.next_labelled_cursor(label.clone()),
+        ];
+        ack_events(cursors.iter());
+        r.flush();
+        let e = r.get("filestream::e::native::1-2").unwrap();
+        assert_eq!(
+            e.cursor.map(Cursor::into_value),
+            Some(serde_json::json!({"eof": false, "offset": 9}))
+        );
+        assert_eq!(
+            r.get("journald::j").unwrap().cursor.map(Cursor::into_value),
+            Some(label.clone())
+        );
+        // A small file's key that grew: the moved tracker still moves the cursor.
+        r.rekey(
+            "filestream::e::native::1-2",
+            "filestream::e::native::1-3",
+            EntryMeta {
+                source: "/e".into(),
+                identifier_name: "native".into(),
+                fingerprint_len: None,
+            },
+        );
+        let c = file.next_cursor(12);
+        ack_events([&c].into_iter());
+        r.flush();
+        drop(r);
+        let r = Registry::open(dir.path(), 10 << 20, m).unwrap();
+        assert_eq!(
+            r.get("filestream::e::native::1-3").unwrap().offset(),
+            Some(12)
+        );
+        assert!(r.get("filestream::e::native::1-2").is_none());
+        assert_eq!(
+            r.get("journald::j").unwrap().cursor.map(Cursor::into_value),
+            Some(label)
         );
     }
 

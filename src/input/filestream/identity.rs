@@ -94,7 +94,8 @@ pub fn mtime_nanos(md: &std::fs::Metadata) -> i64 {
 /// one another.
 ///
 /// Shared (`Arc`) by the identifier's cache and the input's state of the file: there is one
-/// per file, and a node may follow tens of thousands.
+/// per file, and a node may follow tens of thousands. (A collided identity, `collided`, is
+/// made anew on each look and not cached.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub suffix: String,
@@ -357,6 +358,42 @@ mod tests {
             assert_eq!(id.fingerprint(), Some(want), "{name}");
             assert_eq!(id.hash(), want);
             assert_eq!(id.suffix, format!("fingerprint::{want}"));
+        }
+    }
+
+    #[test]
+    fn hash_and_fingerprint_come_from_the_suffix() {
+        let hex = "ab".repeat(32);
+        let full = Identity {
+            suffix: format!("fingerprint::{hex}"),
+            name: "fingerprint",
+            partial_len: None,
+            head: Vec::new(),
+        };
+        assert_eq!(full.hash(), hex);
+        assert_eq!(full.fingerprint(), Some(hex.as_str()));
+        // A collided identity keeps the file's full fingerprint.
+        let c = full.collided(7, 9);
+        assert_eq!(c.suffix, format!("fingerprint::{hex}@7-9"));
+        assert_eq!(c.hash(), hex);
+        assert_eq!(c.fingerprint(), Some(hex.as_str()));
+        // A small file's partial hash is no fingerprint.
+        let small = Identity {
+            suffix: format!("fingerprint::{hex}@7-9"),
+            partial_len: Some(10),
+            ..full.clone()
+        };
+        assert_eq!(small.hash(), hex);
+        assert_eq!(small.fingerprint(), None);
+        for (suffix, name) in [("native::7-9", "native"), ("path::/a.log", "path")] {
+            let id = Identity {
+                suffix: suffix.into(),
+                name,
+                partial_len: None,
+                head: Vec::new(),
+            };
+            assert_eq!(id.hash(), "");
+            assert_eq!(id.fingerprint(), None);
         }
     }
 

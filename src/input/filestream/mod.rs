@@ -102,7 +102,7 @@ impl Settings {
 /// One file the input knows about, keyed by its registry key.
 struct Known {
     info: FileInfo,
-    /// Shared with the identifier's cache.
+    /// Shared with the identifier's cache (unless collided: collision.rs).
     identity: Arc<Identity>,
     tracker: Arc<AckTracker>,
     /// Where the next harvester starts (just past the last line handed to the pipeline).
@@ -1239,4 +1239,35 @@ fn file_metadata(path: &Path, own: Option<Stat>, symlinks: bool) -> Option<Stat>
         }
     };
     md.ok().filter(|m| m.is_file()).map(|m| Stat::of(&m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_metadata_follows_symlinks_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.log");
+        std::fs::write(&file, b"x\n").unwrap();
+        let link = dir.path().join("l.log");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let sub = dir.path().join("d.log");
+        std::fs::create_dir(&sub).unwrap();
+        let own = |p: &Path| Some(Stat::of(&std::fs::symlink_metadata(p).unwrap()));
+        let target = Stat::of(&std::fs::metadata(&file).unwrap());
+        for symlinks in [true, false] {
+            // A regular file: its own stat is the answer, with or without it given.
+            assert_eq!(file_metadata(&file, own(&file), symlinks), Some(target));
+            assert_eq!(file_metadata(&file, None, symlinks), Some(target));
+            // A directory is no file.
+            assert_eq!(file_metadata(&sub, own(&sub), symlinks), None);
+            assert_eq!(file_metadata(&sub, None, symlinks), None);
+        }
+        // A symlink: its target's stat when following, skipped otherwise.
+        assert_eq!(file_metadata(&link, own(&link), true), Some(target));
+        assert_eq!(file_metadata(&link, None, true), Some(target));
+        assert_eq!(file_metadata(&link, own(&link), false), None);
+        assert_eq!(file_metadata(&link, None, false), None);
+    }
 }

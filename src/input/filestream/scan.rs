@@ -323,9 +323,9 @@ impl Glob {
 #[derive(Debug, Default)]
 pub struct ScanResult {
     /// Matching paths (any file type; the caller checks), sorted, without duplicates, each
-    /// with its own metadata (a symlink's, not its target's) when the scan took it from the
-    /// directory it listed: stat relative to the open directory, without walking the path
-    /// again (thousands of files are looked at every `check_interval`).
+    /// with its own metadata (a symlink's, not its target's) when the scan has it: for a
+    /// name matched in a listed directory, a stat relative to the open directory, without
+    /// walking the path again (thousands of files are looked at every `check_interval`).
     pub paths: Vec<(PathBuf, Option<Stat>)>,
     /// Directories that could not be listed (permissions, I/O errors): whatever is below
     /// them was not seen, which does not mean it is gone.
@@ -419,10 +419,12 @@ pub fn scan(globs: &[Glob], cancelled: &dyn Fn() -> bool) -> ScanResult {
             }
         }
     }
-    // By bytes: comparing paths by components costs more than the rest of a rescan of
-    // idle files. Equal bytes are the same path (all are joined from the same roots).
+    // In the order of components (`a/x` before `a.old/x`), compared as bytes with `/` below
+    // every other byte: the same order for these paths (joined from normalised components),
+    // without the cost of splitting them, which is more than the rest of a rescan of idle
+    // files. Equal bytes are the same path.
     res.paths
-        .sort_by(|a, b| a.0.as_os_str().as_bytes().cmp(b.0.as_os_str().as_bytes()));
+        .sort_by(|a, b| path_order(a.0.as_os_str().as_bytes(), b.0.as_os_str().as_bytes()));
     res.paths
         .dedup_by(|a, b| a.0.as_os_str().as_bytes() == b.0.as_os_str().as_bytes());
     res.unlistable.sort();
@@ -430,9 +432,12 @@ pub fn scan(globs: &[Glob], cancelled: &dyn Fn() -> bool) -> ScanResult {
     res
 }
 
-/// The entries of `dir` (name, full path, whether it may be a directory: a directory or a
-/// symlink, from the entry's type without a stat), or `None` (recorded) when it cannot be
-/// listed.
+/// Normalised paths in the order `Path::cmp` gives them: bytes, with `/` first.
+fn path_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let rank = |c: &u8| if *c == b'/' { 0u16 } else { *c as u16 + 1 };
+    a.iter().map(rank).cmp(b.iter().map(rank))
+}
+
 /// The entry's own metadata (a symlink's, not its target's), taken relative to the open
 /// directory.
 fn own_stat(e: &std::fs::DirEntry) -> Option<Stat> {
@@ -444,6 +449,7 @@ fn may_be_dir(e: &std::fs::DirEntry) -> bool {
     e.file_type().map_or(true, |t| t.is_dir() || t.is_symlink())
 }
 
+/// The entries of `dir`, or `None` (recorded) when it cannot be listed.
 fn list(dir: &Path, res: &mut ScanResult) -> Option<Vec<std::fs::DirEntry>> {
     match std::fs::read_dir(dir) {
         Ok(rd) => {
@@ -533,6 +539,31 @@ mod tests {
         let g = Glob::new(&format!("{}/L/**/*.log", dir.path().display())).unwrap();
         let r = scan(&[g], &|| true);
         assert!(r.cancelled || r.paths.len() == 2);
+    }
+
+    #[test]
+    fn paths_sort_by_component_and_overlapping_globs_give_one_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["a", "a.old", "a-b"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+            std::fs::write(dir.path().join(d).join("x.log"), b"x\n").unwrap();
+        }
+        let root = dir.path().display().to_string();
+        let globs = [
+            Glob::new(&format!("{root}/*/x.log")).unwrap(),
+            Glob::new(&format!("{root}/a/x.log")).unwrap(),
+            Glob::new(&format!("{root}/**/*.log")).unwrap(),
+        ];
+        let r = scan(&globs, &|| false);
+        let paths: Vec<_> = r.paths.iter().map(|(p, _)| p.clone()).collect();
+        let want: Vec<_> = ["a", "a-b", "a.old"]
+            .iter()
+            .map(|d| dir.path().join(d).join("x.log"))
+            .collect();
+        assert_eq!(paths, want, "Path order (a/ first), once each");
+        let mut by_path = want.clone();
+        by_path.sort();
+        assert_eq!(by_path, want, "the same order as Path::cmp");
     }
 
     #[test]
