@@ -1071,7 +1071,7 @@ mod tests {
         let log_input = text
             .lines()
             .filter(|l| l.starts_with("{\"k\""))
-            .last()
+            .next_back()
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
             .unwrap();
         let mut want = vec![(
