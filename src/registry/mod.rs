@@ -1070,8 +1070,7 @@ mod tests {
         // The last value of the log input's state, as Filebeat wrote it.
         let log_input = text
             .lines()
-            .filter(|l| l.starts_with("{\"k\""))
-            .next_back()
+            .rfind(|l| l.starts_with("{\"k\""))
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
             .unwrap();
         let mut want = vec![(
