@@ -37,6 +37,7 @@
 //!
 //! Threads, not tasks: the writer, the syncer, the reader and housekeeping block on disk I/O.
 
+mod checksum;
 pub mod format;
 pub mod inspect;
 mod reader;
@@ -1303,6 +1304,13 @@ mod tests {
         );
         let used = m.disk_queue.bytes.load(Ordering::Relaxed);
         assert!(used <= 1 << 20, "disk usage {used} within max_size");
+        // The blocks too, preallocation included: max_size plus the segment being written
+        // (and each file's last block).
+        let (files, blocks) = allocated(&tmp.path().join("diskqueue"));
+        assert!(
+            blocks <= (1 << 20) + (64 << 10) + files * 4096,
+            "{blocks} bytes allocated in {files} segments"
+        );
         let mut n = 0;
         while n < 60 {
             let b = tokio::time::timeout(Duration::from_secs(10), c.next_batch(100))
@@ -1314,6 +1322,115 @@ mod tests {
             assert!(m.disk_queue.bytes.load(Ordering::Relaxed) <= 1 << 20);
         }
         let p = publisher.await.unwrap();
+        drop(p);
+        assert!(c.next_batch(10).await.is_none());
+        q.shutdown(Duration::from_secs(5));
+    }
+
+    /// Segment files and the bytes allocated to them (`st_blocks`).
+    fn allocated(dir: &Path) -> (u64, u64) {
+        use std::os::unix::fs::MetadataExt;
+        let segs: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+            .map(|e| e.metadata().unwrap())
+            .collect();
+        (
+            segs.len() as u64,
+            segs.iter().map(|m| m.blocks() * 512).sum(),
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn segments_reserve_their_blocks_and_give_back_what_a_sealed_one_did_not_use() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().unwrap();
+        // Whether this filesystem has fallocate (ext4, xfs, tmpfs do).
+        let probe = File::create(tmp.path().join("probe")).unwrap();
+        let fallocates = {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a valid descriptor, no pointers.
+            let r = unsafe {
+                libc::fallocate(probe.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, 1 << 20)
+            };
+            r == 0
+        };
+        let src = source();
+        let t = AckTracker::new(0);
+        let cfg = DiskQueueConfig {
+            segment_size: Some(ByteSize(1 << 20)),
+            ..Default::default()
+        };
+        let (p, mut c, q, _m) = open_queue(tmp.path(), cfg);
+        p.publish(events(&src, &t, 0, 3)).await.unwrap();
+        let (got, b) = msgs(&mut c).await;
+        assert_eq!(got, ["m0", "m1", "m2"]);
+        let dir = tmp.path().join("diskqueue");
+        let (files, blocks) = allocated(&dir);
+        assert_eq!(files, 1);
+        if fallocates {
+            assert!(
+                blocks >= 1 << 20,
+                "the segment being written has its blocks: {blocks}"
+            );
+        } else {
+            eprintln!("this filesystem has no fallocate: only the release is checked");
+        }
+        // Stopped with the batch unacked: the segment stays, with only what was written.
+        drop(b);
+        drop(p);
+        drop(c);
+        q.shutdown(Duration::from_secs(5));
+        let segs: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+            .map(|e| e.metadata().unwrap())
+            .collect();
+        assert_eq!(segs.len(), 1);
+        let md = &segs[0];
+        assert!(md.len() > format::SEGMENT_HEADER_LEN);
+        assert!(
+            md.blocks() * 512 <= md.len().div_ceil(4096) * 4096 + 4096,
+            "{} bytes allocated to a segment of {}",
+            md.blocks() * 512,
+            md.len()
+        );
+        if !fallocates {
+            return;
+        }
+        // A segment left by a kill keeps its reserved blocks: the next start gives them back.
+        let seg = fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+            .unwrap()
+            .path();
+        {
+            use std::os::fd::AsRawFd;
+            let f = OpenOptions::new().write(true).open(&seg).unwrap();
+            // SAFETY: a valid descriptor, no pointers.
+            let r =
+                unsafe { libc::fallocate(f.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, 1 << 20) };
+            assert_eq!(r, 0);
+        }
+        assert!(fs::metadata(&seg).unwrap().blocks() * 512 >= 1 << 20);
+        let (p, mut c, q, _m) = open_queue(tmp.path(), DiskQueueConfig::default());
+        let md = fs::metadata(&seg).unwrap();
+        assert!(
+            md.blocks() * 512 <= md.len().div_ceil(4096) * 4096 + 4096,
+            "after a restart, {} bytes allocated to a segment of {}",
+            md.blocks() * 512,
+            md.len()
+        );
+        let (got, b) = msgs(&mut c).await;
+        assert_eq!(
+            got,
+            ["m0", "m1", "m2"],
+            "the unacked events are delivered again"
+        );
+        b.ack();
         drop(p);
         assert!(c.next_batch(10).await.is_none());
         q.shutdown(Duration::from_secs(5));

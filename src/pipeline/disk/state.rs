@@ -600,6 +600,9 @@ pub fn recover(dir: &Path, stats: &DiskQueueStats) -> Result<Recovered, DiskQueu
             }
         }
     }
+    for s in &w.segments {
+        super::writer::release_left_preallocation(&s.path, s.len);
+    }
     let bytes: u64 = w.segments.iter().map(|s| s.len).sum();
     stats.events.store(w.events as i64, Ordering::Relaxed);
     stats.bytes.store(bytes as i64, Ordering::Relaxed);

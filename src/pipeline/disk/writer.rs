@@ -171,6 +171,7 @@ impl Writer {
 
     fn finish(&mut self) {
         let sh = &self.shared;
+        release_preallocation(&self.file, self.len);
         if sh.settings.sync == SyncMode::None && !sh.stopping() {
             // A clean stop leaves nothing in the page cache only.
             let _ = self.file.sync_data();
@@ -326,6 +327,7 @@ impl Writer {
             }
         }
         sh.log_cv.notify_all();
+        release_preallocation(&self.file, self.len);
         let stats = sh.stats();
         stats
             .bytes
@@ -422,7 +424,48 @@ fn create_segment(sh: &Shared, id: u64) -> std::io::Result<File> {
         let _ = std::fs::remove_file(&path);
         return Err(e);
     }
+    preallocate(&f, sh.settings.segment_size);
     Ok(f)
+}
+
+/// Reserve the segment's blocks at once (`fallocate` with `FALLOC_FL_KEEP_SIZE`: the file's
+/// size stays that of what was written, so recovery reads it as before). Without it, every
+/// write reserves its blocks one page at a time (ext4's delayed allocation) and every
+/// fdatasync allocates them: together 5 % of the agent's time with `sync = "batch"`. Best
+/// effort: a filesystem without fallocate, or a disk with less room than a segment, writes
+/// as before. What a sealed segment did not use is given back (`release_preallocation`).
+fn preallocate(f: &File, len: u64) {
+    use std::os::fd::AsRawFd;
+    let Ok(len) = libc::off_t::try_from(len) else {
+        return;
+    };
+    // SAFETY: a valid descriptor, no pointers.
+    let _ = unsafe { libc::fallocate(f.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len) };
+}
+
+/// Give back the blocks reserved past the end of a segment that is sealed or left
+/// (truncating to its own size frees what lies beyond it).
+fn release_preallocation(f: &File, len: u64) {
+    let _ = f.set_len(len);
+}
+
+/// `release_preallocation` for a segment found at start (left by a crash or a kill, with the
+/// blocks reserved for it): so that crash after crash does not add up a segment each.
+pub(super) fn release_left_preallocation(path: &std::path::Path, len: u64) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(md) = std::fs::metadata(path) else {
+        return;
+    };
+    if md.blocks() * 512 <= len.div_ceil(4096) * 4096 + 4096 {
+        return;
+    }
+    if let Err(e) = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_len(len))
+    {
+        tracing::debug!(error = %e, path = %path.display(), "disk queue: cannot give back the blocks reserved past the end of a segment");
+    }
 }
 
 /// The sync thread: fdatasync what was written, then acknowledge it to the inputs.
