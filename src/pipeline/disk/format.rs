@@ -270,17 +270,18 @@ impl Builder {
         self.records < u16::MAX as usize
     }
 
-    fn push(&mut self, mut ev: Event) {
+    /// Encode `ev` (its cursor moves to the frame's); the event itself joins the frame's
+    /// `events` afterwards, all at once (`encode_reusing`).
+    fn push(&mut self, ev: &mut Event) {
         if let Some(c) = ev.cursor.take() {
             self.frame.cursors.push(c);
         }
         let idx = match &ev.fields {
             // A line whose input fields replace `message`/`log`, or a container line (its
             // `stream`), is written as its map.
-            Fields::Line(l) if l.stream.is_none() => {
-                let src = l.source.clone();
-                self.source_index(&src)
-            }
+            // (No clone of the source's Arc: two atomic operations per line were half of
+            // this function's time.)
+            Fields::Line(l) if l.stream.is_none() => self.source_index(&l.source),
             _ => None,
         };
         let out = &mut self.frame.bytes;
@@ -297,7 +298,7 @@ impl Builder {
                 head[ENTRY_HEADER + 12..ENTRY_HEADER + 20].copy_from_slice(&l.offset.to_le_bytes());
                 if ev.meta.as_ref().is_some_and(|m| !m.is_empty()) {
                     out.extend_from_slice(&head[..ENTRY_HEADER + 20]);
-                    write_meta(&ev, out);
+                    write_meta(ev, out);
                 } else {
                     // Followed by an empty @metadata: its length 0.
                     out.extend_from_slice(&head);
@@ -308,13 +309,12 @@ impl Builder {
             _ => {
                 let start = begin_entry(out, KIND_JSON);
                 out.extend_from_slice(&ev.timestamp.to_le_bytes());
-                write_meta(&ev, out);
+                write_meta(ev, out);
                 ev.write_fields_object(out);
                 end_entry(out, start);
             }
         }
         self.frame.count += 1;
-        self.frame.events.push(ev);
     }
 }
 
@@ -370,7 +370,7 @@ pub fn encode(events: Vec<Event>) -> Vec<Frame> {
 
 /// `encode`, writing the first frame into `spare` (the buffer of a frame already written and
 /// synced): no allocation, and memory that was touched recently.
-pub fn encode_reusing(events: Vec<Event>, spare: Vec<u8>) -> Vec<Frame> {
+pub fn encode_reusing(mut events: Vec<Event>, spare: Vec<u8>) -> Vec<Frame> {
     // Close to the real size: an over-estimate past malloc's mmap threshold (128 KiB) would
     // cost a fresh mapping, and its page faults, per frame.
     let estimate: usize = events
@@ -382,15 +382,23 @@ pub fn encode_reusing(events: Vec<Event>, spare: Vec<u8>) -> Vec<Frame> {
         .sum::<usize>()
         + 1024;
     let mut frames = Vec::new();
+    // Where each frame after the first starts in `events`.
+    let mut splits = Vec::new();
     let mut b = Builder::reusing(spare, estimate.min(SPLIT_AREA));
-    b.frame.events.reserve_exact(events.len());
-    for ev in events {
+    for (i, ev) in events.iter_mut().enumerate() {
         if b.frame.count > 0 && (b.area_len() >= SPLIT_AREA || !b.has_source_room()) {
             frames.push(std::mem::replace(&mut b, Builder::new(SPLIT_AREA.min(estimate))).finish());
+            splits.push(i);
         }
         b.push(ev);
     }
     frames.push(b.finish());
+    // The events move into their frames as whole vectors: moved one by one (168 bytes each)
+    // they were a tenth of the encoding's cost.
+    for (frame, at) in frames.iter_mut().skip(1).rev().zip(splits.iter().rev()) {
+        frame.events = events.split_off(*at);
+    }
+    frames[0].events = events;
     frames
 }
 
@@ -844,6 +852,44 @@ mod tests {
         let area = Bytes::from(f.bytes).slice(FRAME_HEADER_LEN..);
         let d = Decoder::default().decode(&h, &area);
         (before, d)
+    }
+
+    /// More sources than a frame can index: the call becomes two frames, each holding its
+    /// own events (in memory and on disk), in order.
+    #[test]
+    fn a_call_with_more_sources_than_a_frame_indexes_is_split_in_order() {
+        let n = u16::MAX as usize + 10;
+        let common = Arc::new(InputCommon::new("app", "filestream", &beat(), Map::new()));
+        let events: Vec<Event> = (0..n)
+            .map(|i| {
+                let src = Arc::new(FileSource::new(
+                    format!("/var/log/{i}.log"),
+                    "1".into(),
+                    i.to_string(),
+                    None,
+                    common.clone(),
+                ));
+                line(&src, &format!("m{i}"), i as u64)
+            })
+            .collect();
+        let frames = encode(events);
+        assert_eq!(frames.len(), 2);
+        let mut next = 0;
+        for mut f in frames {
+            assert_eq!(f.events.len(), f.count as usize);
+            assert_eq!(f.cursors.len(), 0, "these lines have no cursor");
+            f.seal(next as u64, 0);
+            let h = decode_frame_header(&f.bytes).expect("header");
+            let area = Bytes::from(f.bytes.clone()).slice(FRAME_HEADER_LEN..);
+            let d = Decoder::default().decode(&h, &area);
+            assert!(d.problems.is_empty(), "{:?}", d.problems);
+            for (mem, disk) in f.events.iter().zip(&d.events) {
+                assert_eq!(mem.message(), Some(format!("m{next}").as_str()));
+                assert_eq!(disk.message(), mem.message());
+                next += 1;
+            }
+        }
+        assert_eq!(next, n);
     }
 
     #[test]
