@@ -737,7 +737,8 @@ impl Registry {
         match result {
             Ok(()) => {
                 if let Some(old) = s.checkpoint_file.replace(cp.clone()) {
-                    if old != cp {
+                    // Only this registry's own files (never one named from elsewhere).
+                    if old != cp && old.parent() == Some(self.dir.as_path()) {
                         let _ = fs::remove_file(old);
                     }
                 }
@@ -855,10 +856,13 @@ fn load(dir: &Path) -> Result<Loaded, RegistryError> {
         let text = String::from_utf8_lossy(&text);
         let cp = PathBuf::from(text.trim());
         let cp = if cp.is_absolute() { cp } else { dir.join(cp) };
-        // A registry copied from elsewhere (Filebeat's data directory) names its checkpoint
-        // by an absolute path that no longer exists: look for it beside active.dat.
+        // active.dat names its checkpoint by an absolute path (Filebeat's too). In a data
+        // directory copied or moved elsewhere (a backup restored, a Filebeat registry taken
+        // over), that is the original's file: the copy reads the one beside active.dat, as
+        // Filebeat does (memlog's `listDataFiles` looks in the store's own directory), so
+        // it neither reads the original's state nor deletes its file at the next checkpoint.
         let cp = match cp.file_name() {
-            Some(name) if !cp.exists() => dir.join(name),
+            Some(name) if cp.parent() != Some(dir) && dir.join(name).exists() => dir.join(name),
             _ => cp,
         };
         let body = read_state(&cp, MAX_CHECKPOINT_BYTES)?.ok_or_else(|| RegistryError::Io {
@@ -1254,6 +1258,61 @@ mod tests {
             .unwrap();
         assert_eq!(b.offset(), Some(914));
         assert_eq!(b.meta.unwrap().source, "/tmp/bar.log");
+    }
+
+    /// A data directory copied elsewhere (`cp -a`, a restored backup): active.dat still names
+    /// the original's checkpoint by its absolute path. The copy reads its own and leaves the
+    /// original's alone (an agent on the copy used to delete it, and the original then could
+    /// not start: "registry .../12.json: entity not found").
+    #[test]
+    fn a_copied_registry_reads_its_own_checkpoint_and_leaves_the_original_alone() {
+        // Set "k" to `offset` through the log (as a running agent would), then checkpoint.
+        let set = |data: &Path, id: u64, offset: u64| {
+            let reg_dir = data.join("registry/filebeat");
+            fs::create_dir_all(&reg_dir).unwrap();
+            let v = serde_json::json!({"ttl": -1, "updated": "2026-06-18T08:23:22Z", "cursor": {"offset": offset}, "meta": {"source": "/s", "identifier_name": "native"}});
+            let mut f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(reg_dir.join("log.json"))
+                .unwrap();
+            writeln!(f, "{{\"op\":\"set\",\"id\":{id}}}").unwrap();
+            writeln!(f, "{}", serde_json::json!({"k": "k", "v": v})).unwrap();
+            drop(f);
+            let r = Registry::open(data, 10 << 20, Metrics::new()).unwrap();
+            r.close();
+        };
+        let offset = |data: &Path| {
+            let r = Registry::open(data, 10 << 20, Metrics::new()).unwrap();
+            r.get("k").unwrap().offset()
+        };
+        let a = tempfile::tempdir().unwrap();
+        set(a.path(), 1, 7);
+        let a_dir = a.path().join("registry/filebeat");
+        let b = tempfile::tempdir().unwrap();
+        let b_dir = b.path().join("registry/filebeat");
+        fs::create_dir_all(&b_dir).unwrap();
+        for e in fs::read_dir(&a_dir).unwrap().flatten() {
+            fs::copy(e.path(), b_dir.join(e.file_name())).unwrap();
+        }
+        // An agent on the copy checkpoints while the original's file is there.
+        assert_eq!(offset(b.path()), Some(7));
+        set(b.path(), 2000, 8);
+        let a_now = fs::read_to_string(a_dir.join("active.dat")).unwrap();
+        assert!(
+            Path::new(a_now.trim()).exists(),
+            "the original's checkpoint is still there"
+        );
+        assert_eq!(
+            offset(a.path()),
+            Some(7),
+            "the original opens with its state"
+        );
+        set(a.path(), 1000, 9);
+        assert_eq!(offset(a.path()), Some(9));
+        assert_eq!(offset(b.path()), Some(8));
+        let b_now = fs::read_to_string(b_dir.join("active.dat")).unwrap();
+        assert_eq!(Path::new(b_now.trim()).parent(), Some(b_dir.as_path()));
     }
 
     #[test]
