@@ -684,16 +684,15 @@ fn diskqueue() {
         batch_ratios.push(rb);
         none_ratios.push(rn);
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
+    batch_ratios.sort_by(f64::total_cmp);
+    none_ratios.sort_by(f64::total_cmp);
+    let median = |v: &[f64]| v[v.len() / 2];
     println!(
         "  median ratio to the memory queue: sync=batch {:.3} (rounds {:.3} to {:.3}), sync=none {:.3}",
-        median(&mut batch_ratios),
+        median(&batch_ratios),
         batch_ratios[0],
         batch_ratios[batch_ratios.len() - 1],
-        median(&mut none_ratios)
+        median(&none_ratios)
     );
     replay(&d);
 }

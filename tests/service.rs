@@ -596,27 +596,31 @@ fn strict_perms_checks_filebeat_input_files_read_at_start() {
     )
     .unwrap();
     let c = cfg.to_str().unwrap();
-    let o = oxibeat(&["test", "config", "-c", c], &[], None);
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(
-        !o.status.success(),
-        "a group-writable input file was accepted"
-    );
+    let (ok, err) = test_config(c, &[]);
+    assert!(!ok, "a group-writable input file was accepted");
     assert!(
         err.contains("filebeat.config.inputs.path")
             && err.contains("a.yml")
             && err.contains("chmod go-w"),
         "{err}"
     );
-    let o = oxibeat(
-        &["test", "config", "--strict.perms=false", "-c", c],
-        &[],
-        None,
-    );
-    assert!(o.status.success(), "{o:?}");
+    let (ok, err) = test_config(c, &["--strict.perms=false"]);
+    assert!(ok, "{err}");
     fs::set_permissions(&input, fs::Permissions::from_mode(0o644)).unwrap();
-    let o = oxibeat(&["test", "config", "-c", c], &[], None);
-    assert!(o.status.success(), "{o:?}");
+    let (ok, err) = test_config(c, &[]);
+    assert!(ok, "{err}");
+}
+
+/// `oxibeat test config [FLAGS] -c C`: whether it passed, and its stderr.
+fn test_config(c: &str, flags: &[&str]) -> (bool, String) {
+    let mut args = vec!["test", "config"];
+    args.extend_from_slice(flags);
+    args.extend(["-c", c]);
+    let o = oxibeat(&args, &[], None);
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    )
 }
 
 #[test]
@@ -625,27 +629,21 @@ fn strict_perms_refuses_writable_config_and_keystore_with_the_fix() {
     let cfg = ws.config(&ws.input("a", "a.log", ""));
     let c = cfg.to_str().unwrap();
     fs::set_permissions(&cfg, fs::Permissions::from_mode(0o664)).unwrap();
-    let o = oxibeat(&["test", "config", "-c", c], &[], None);
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(!o.status.success(), "a group-writable config was accepted");
+    let (ok, err) = test_config(c, &[]);
+    assert!(!ok, "a group-writable config was accepted");
     assert!(
         err.contains("chmod go-w") && err.contains("--strict.perms=false"),
         "{err}"
     );
-    let o = oxibeat(
-        &["test", "config", "--strict.perms=false", "-c", c],
-        &[],
-        None,
-    );
-    assert!(o.status.success(), "{o:?}");
+    let (ok, err) = test_config(c, &["--strict.perms=false"]);
+    assert!(ok, "{err}");
     fs::set_permissions(&cfg, fs::Permissions::from_mode(0o644)).unwrap();
     let o = oxibeat(&["keystore", "create", "-c", c], &[], None);
     assert!(o.status.success(), "{o:?}");
     let ks = ws.data().join("oxibeat.keystore");
     fs::set_permissions(&ks, fs::Permissions::from_mode(0o644)).unwrap();
-    let o = oxibeat(&["test", "config", "-c", c], &[], None);
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(!o.status.success() && err.contains("chmod go-rwx"), "{err}");
+    let (ok, err) = test_config(c, &[]);
+    assert!(!ok && err.contains("chmod go-rwx"), "{err}");
 }
 
 #[test]

@@ -28,7 +28,8 @@ pub fn entry_crc(len: u32, body: &[u8]) -> u32 {
     crc32c::crc32c_append(crc32c_u32(len), body)
 }
 
-const ENTRY_HEADER: usize = 8;
+use super::format::ENTRY_HEADER;
+
 const LANES: usize = 4;
 
 /// Fill in the checksum of every entry of `area` (entries whose lengths are written, their

@@ -51,7 +51,8 @@ pub const FRAME_HEADER_LEN: usize = 32;
 pub const MAX_FRAME_AREA: u32 = 1 << 30;
 /// A publish call bigger than this is split into several frames.
 const SPLIT_AREA: usize = 64 << 20;
-const ENTRY_HEADER: usize = 8;
+/// An entry's length and checksum.
+pub(super) const ENTRY_HEADER: usize = 8;
 
 const KIND_SOURCE: u8 = 1;
 const KIND_LINE: u8 = 2;
@@ -289,20 +290,15 @@ impl Builder {
             (Fields::Line(l), Some(idx)) => {
                 // The fixed part in one copy (this runs for every line).
                 let start = out.len();
-                let mut head = [0u8; ENTRY_HEADER + 24];
+                let mut head = [0u8; ENTRY_HEADER + 20];
                 head[ENTRY_HEADER] = KIND_LINE;
                 head[ENTRY_HEADER + 1] = l.flags;
                 head[ENTRY_HEADER + 2..ENTRY_HEADER + 4].copy_from_slice(&idx.to_le_bytes());
                 head[ENTRY_HEADER + 4..ENTRY_HEADER + 12]
                     .copy_from_slice(&ev.timestamp.to_le_bytes());
-                head[ENTRY_HEADER + 12..ENTRY_HEADER + 20].copy_from_slice(&l.offset.to_le_bytes());
-                if ev.meta.as_ref().is_some_and(|m| !m.is_empty()) {
-                    out.extend_from_slice(&head[..ENTRY_HEADER + 20]);
-                    write_meta(ev, out);
-                } else {
-                    // Followed by an empty @metadata: its length 0.
-                    out.extend_from_slice(&head);
-                }
+                head[ENTRY_HEADER + 12..].copy_from_slice(&l.offset.to_le_bytes());
+                out.extend_from_slice(&head);
+                write_meta(ev, out);
                 out.extend_from_slice(l.message.as_bytes());
                 end_entry(out, start);
             }

@@ -977,14 +977,7 @@ mod tests {
     use crate::processors::Chain;
 
     fn source() -> Arc<FileSource> {
-        let beat = BeatInfo {
-            beat: "oxibeat".into(),
-            version: "0.1.0".into(),
-            hostname: "h".into(),
-            name: "h".into(),
-            agent_id: "a".into(),
-            ephemeral_id: "e".into(),
-        };
+        let beat = beat();
         let common = Arc::new(InputCommon::new(
             "t",
             "filestream",
@@ -1327,35 +1320,42 @@ mod tests {
         q.shutdown(Duration::from_secs(5));
     }
 
-    /// Segment files and the bytes allocated to them (`st_blocks`).
-    fn allocated(dir: &Path) -> (u64, u64) {
-        use std::os::unix::fs::MetadataExt;
-        let segs: Vec<_> = fs::read_dir(dir)
+    /// The segment files of `dir` with their metadata.
+    fn segment_files(dir: &Path) -> Vec<(PathBuf, fs::Metadata)> {
+        fs::read_dir(dir)
             .unwrap()
             .flatten()
             .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
-            .map(|e| e.metadata().unwrap())
-            .collect();
-        (
-            segs.len() as u64,
-            segs.iter().map(|m| m.blocks() * 512).sum(),
-        )
+            .map(|e| (e.path(), e.metadata().unwrap()))
+            .collect()
+    }
+
+    /// Segment files and the bytes allocated to them (`st_blocks`).
+    fn allocated(dir: &Path) -> (u64, u64) {
+        use std::os::unix::fs::MetadataExt;
+        let segs = segment_files(dir);
+        let bytes = segs.iter().map(|(_, m)| m.blocks() * 512).sum();
+        (segs.len() as u64, bytes)
+    }
+
+    /// The segment at `path` has no blocks past its last one.
+    fn assert_only_written_allocated(path: &Path, when: &str) {
+        use std::os::unix::fs::MetadataExt;
+        let md = fs::metadata(path).unwrap();
+        assert!(
+            md.blocks() * 512 <= md.len().div_ceil(4096) * 4096 + 4096,
+            "{when}: {} bytes allocated to a segment of {}",
+            md.blocks() * 512,
+            md.len()
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn segments_reserve_their_blocks_and_give_back_what_a_sealed_one_did_not_use() {
-        use std::os::unix::fs::MetadataExt;
         let tmp = tempfile::tempdir().unwrap();
         // Whether this filesystem has fallocate (ext4, xfs, tmpfs do).
-        let probe = File::create(tmp.path().join("probe")).unwrap();
-        let fallocates = {
-            use std::os::fd::AsRawFd;
-            // SAFETY: a valid descriptor, no pointers.
-            let r = unsafe {
-                libc::fallocate(probe.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, 1 << 20)
-            };
-            r == 0
-        };
+        let fallocates =
+            writer::preallocate(&File::create(tmp.path().join("probe")).unwrap(), 1 << 20);
         let src = source();
         let t = AckTracker::new(0);
         let cfg = DiskQueueConfig {
@@ -1382,48 +1382,22 @@ mod tests {
         drop(p);
         drop(c);
         q.shutdown(Duration::from_secs(5));
-        let segs: Vec<_> = fs::read_dir(&dir)
-            .unwrap()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
-            .map(|e| e.metadata().unwrap())
-            .collect();
+        let segs = segment_files(&dir);
         assert_eq!(segs.len(), 1);
-        let md = &segs[0];
+        let (seg, md) = &segs[0];
         assert!(md.len() > format::SEGMENT_HEADER_LEN);
-        assert!(
-            md.blocks() * 512 <= md.len().div_ceil(4096) * 4096 + 4096,
-            "{} bytes allocated to a segment of {}",
-            md.blocks() * 512,
-            md.len()
-        );
+        assert_only_written_allocated(seg, "after a stop");
         if !fallocates {
             return;
         }
         // A segment left by a kill keeps its reserved blocks: the next start gives them back.
-        let seg = fs::read_dir(&dir)
-            .unwrap()
-            .flatten()
-            .find(|e| e.file_name().to_string_lossy().ends_with(".seg"))
-            .unwrap()
-            .path();
-        {
-            use std::os::fd::AsRawFd;
-            let f = OpenOptions::new().write(true).open(&seg).unwrap();
-            // SAFETY: a valid descriptor, no pointers.
-            let r =
-                unsafe { libc::fallocate(f.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, 1 << 20) };
-            assert_eq!(r, 0);
-        }
-        assert!(fs::metadata(&seg).unwrap().blocks() * 512 >= 1 << 20);
+        assert!(writer::preallocate(
+            &OpenOptions::new().write(true).open(seg).unwrap(),
+            1 << 20
+        ));
+        assert!(allocated(&dir).1 >= 1 << 20);
         let (p, mut c, q, _m) = open_queue(tmp.path(), DiskQueueConfig::default());
-        let md = fs::metadata(&seg).unwrap();
-        assert!(
-            md.blocks() * 512 <= md.len().div_ceil(4096) * 4096 + 4096,
-            "after a restart, {} bytes allocated to a segment of {}",
-            md.blocks() * 512,
-            md.len()
-        );
+        assert_only_written_allocated(seg, "after a restart");
         let (got, b) = msgs(&mut c).await;
         assert_eq!(
             got,

@@ -424,7 +424,7 @@ fn create_segment(sh: &Shared, id: u64) -> std::io::Result<File> {
         let _ = std::fs::remove_file(&path);
         return Err(e);
     }
-    preallocate(&f, sh.settings.segment_size);
+    let _ = preallocate(&f, sh.settings.segment_size);
     Ok(f)
 }
 
@@ -432,15 +432,16 @@ fn create_segment(sh: &Shared, id: u64) -> std::io::Result<File> {
 /// size stays that of what was written, so recovery reads it as before). Without it, every
 /// write reserves its blocks one page at a time (ext4's delayed allocation) and every
 /// fdatasync allocates them: together 5 % of the agent's time with `sync = "batch"`. Best
-/// effort: a filesystem without fallocate, or a disk with less room than a segment, writes
-/// as before. What a sealed segment did not use is given back (`release_preallocation`).
-fn preallocate(f: &File, len: u64) {
+/// effort (false when it did not work): a filesystem without fallocate, or a disk with less
+/// room than a segment, writes as before. What a sealed segment did not use is given back
+/// (`release_preallocation`).
+pub(super) fn preallocate(f: &File, len: u64) -> bool {
     use std::os::fd::AsRawFd;
     let Ok(len) = libc::off_t::try_from(len) else {
-        return;
+        return false;
     };
     // SAFETY: a valid descriptor, no pointers.
-    let _ = unsafe { libc::fallocate(f.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len) };
+    unsafe { libc::fallocate(f.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len) == 0 }
 }
 
 /// Give back the blocks reserved past the end of a segment that is sealed or left
