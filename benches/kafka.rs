@@ -4,8 +4,12 @@
 //! the same pre-read lines, and the same pre-encoded Beats JSON events, with the same settings.
 //!
 //! `cargo bench --bench kafka [-- throughput|outage]` (needs the Kafka jars: tests/run.sh).
-//! - throughput (default): BENCH_LINES=N to size. The agent and the baselines are pinned to
-//!   core 0, the broker to core 1.
+//! - throughput (default): BENCH_LINES=N to size, BENCH_ROUNDS=R rounds (round 0 warms the
+//!   broker up). The agent and the baselines are pinned to core 0, the broker to core 1. Each
+//!   round runs the JSON baseline before and after the agent and takes the faster of the two,
+//!   so a drift of the machine's speed within a round does not favour the agent.
+//!   BENCH_COMPARE_BIN=/path/to/oxibeat also times that binary in every round (an A/B of a
+//!   change, on the same broker and file).
 //! - outage: the broker goes away under 50,000 lines/s offered for BENCH_OUTAGE_SECS (600);
 //!   reports the agent's RSS growth (the memory bound while Kafka is down).
 
@@ -192,56 +196,95 @@ fn throughput() {
     // starts, as the agent is: the figures are steady-state rates.
     pin_self_to_core0();
     println!("kafka: {n} lines of 200 B → local Apache Kafka, lz4, acks=-1, idempotent; producers pinned to core 0, broker to core 1; steady state (after a warm-up); round 0 warms the broker up");
-    let mut best = [f64::MAX; 3];
+    let compare = std::env::var("BENCH_COMPARE_BIN").ok();
+    let agents: Vec<&str> = std::iter::once(bin()).chain(compare.as_deref()).collect();
+    let mut best = [f64::MAX; 2];
+    let mut best_agent = vec![f64::MAX; agents.len()];
+    let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); agents.len()];
     for r in 0..rounds {
-        let (raw_t, json_t, agent_t) = (
+        let (raw_t, json_t, json2_t) = (
             format!("raw-{r}"),
             format!("json-{r}"),
-            format!("agent-{r}"),
+            format!("json-{r}-after"),
         );
-        for t in [&raw_t, &json_t, &agent_t] {
+        let agent_t: Vec<String> = (0..agents.len())
+            .map(|a| format!("agent-{r}-{a}"))
+            .collect();
+        for t in [&raw_t, &json_t, &json2_t].into_iter().chain(&agent_t) {
             broker.create_topic(t, 3, &[]);
         }
         let (raw_secs, warm_base, raw_cpu) = baseline_run(&hosts, &raw_t, &lines, n);
-        let (json_secs, _, json_cpu) = baseline_run(&hosts, &json_t, &json_refs, n);
-        let round_dir = dir.join(format!("agent-{r}"));
-        fs::create_dir_all(round_dir.join("logs")).unwrap();
-        let linked = round_dir.join("big.staged");
-        fs::hard_link(&staged, &linked).unwrap();
-        let (agent_secs, agent_cpu) = agent_run(&round_dir, &hosts, &agent_t, &linked, n as u64);
+        let (json1_secs, _, json_cpu) = baseline_run(&hosts, &json_t, &json_refs, n);
+        // With a compared binary the order alternates between rounds.
+        let mut order: Vec<usize> = (0..agents.len()).collect();
+        if r % 2 == 1 {
+            order.reverse();
+        }
+        let mut agent_runs = vec![(0.0, 0.0); agents.len()];
+        for a in order {
+            let agent_bin = agents[a];
+            let round_dir = dir.join(format!("agent-{r}-{a}"));
+            fs::create_dir_all(round_dir.join("logs")).unwrap();
+            let linked = round_dir.join("big.staged");
+            fs::hard_link(&staged, &linked).unwrap();
+            agent_runs[a] = agent_run(
+                agent_bin,
+                &round_dir,
+                &hosts,
+                &agent_t[a],
+                &linked,
+                n as u64,
+            );
+        }
+        let (json2_secs, _, _) = baseline_run(&hosts, &json2_t, &json_refs, n);
+        let json_secs = json1_secs.min(json2_secs);
         let rate = |secs: f64| n as f64 / secs;
         println!(
             "round {r}:{}",
             if r == 0 { " (broker warm-up)" } else { "" }
         );
         println!("  baseline rdkafka producer (raw lines): {raw_secs:.2} s, {:.0} msgs/s, CPU {raw_cpu:.2} s (its cold start, first delivery: {:.0} ms)", rate(raw_secs), warm_base.as_secs_f64() * 1000.0);
-        println!("  baseline rdkafka producer (pre-encoded {json_bytes} B Beats JSON): {json_secs:.2} s, {:.0} msgs/s, CPU {json_cpu:.2} s", rate(json_secs));
-        println!(
-            "  oxibeat file → kafka (Beats JSON):     {agent_secs:.2} s, {:.0} events/s, CPU {agent_cpu:.2} s",
-            rate(agent_secs)
-        );
-        println!(
-            "  ratio oxibeat/baseline (same-size JSON messages): {:.3}; to the raw lines: {:.3}; JSON baseline to raw: {:.3}",
-            json_secs / agent_secs,
-            raw_secs / agent_secs,
-            raw_secs / json_secs
-        );
+        println!("  baseline rdkafka producer (pre-encoded {json_bytes} B Beats JSON): {json1_secs:.2} s before the agent, {json2_secs:.2} s after; the faster: {:.0} msgs/s, CPU {json_cpu:.2} s (before)", rate(json_secs));
+        for (a, (agent_secs, agent_cpu)) in agent_runs.iter().enumerate() {
+            let name = if a == 0 { "oxibeat" } else { "compared" };
+            println!(
+                "  {name} file → kafka (Beats JSON): {agent_secs:.2} s, {:.0} events/s, CPU {agent_cpu:.2} s; ratio to the JSON baseline {:.3}, to the raw lines {:.3}",
+                rate(*agent_secs),
+                json_secs / agent_secs,
+                raw_secs / agent_secs
+            );
+            if r > 0 || rounds == 1 {
+                best_agent[a] = best_agent[a].min(*agent_secs);
+                ratios[a].push(json_secs / agent_secs);
+            }
+        }
+        println!("  JSON baseline to raw: {:.3}", raw_secs / json_secs);
         if r > 0 || rounds == 1 {
-            for (b, v) in best.iter_mut().zip([raw_secs, json_secs, agent_secs]) {
+            for (b, v) in best.iter_mut().zip([raw_secs, json_secs]) {
                 *b = b.min(v);
             }
         }
     }
     let rate = |secs: f64| n as f64 / secs;
-    println!(
-        "best of the measured rounds: raw {:.0} msgs/s, JSON {:.0} msgs/s, oxibeat {:.0} events/s; ratio oxibeat/JSON {:.3}, oxibeat/raw {:.3}, JSON/raw {:.3}",
-        rate(best[0]),
-        rate(best[1]),
-        rate(best[2]),
-        best[1] / best[2],
-        best[0] / best[2],
-        best[0] / best[1]
-    );
+    for (a, agent_bin) in agents.iter().enumerate() {
+        let mut rs = ratios[a].clone();
+        rs.sort_by(f64::total_cmp);
+        let median = rs.get(rs.len() / 2).copied().unwrap_or(f64::NAN);
+        let median = if rs.len() % 2 == 0 && !rs.is_empty() {
+            (rs[rs.len() / 2 - 1] + median) / 2.0
+        } else {
+            median
+        };
+        println!(
+            "{agent_bin}: per-round ratios to the JSON baseline {rs:.3?}, median {median:.3}; best of the measured rounds: raw {:.0} msgs/s, JSON {:.0} msgs/s, oxibeat {:.0} events/s; best-to-best ratio oxibeat/JSON {:.3}, oxibeat/raw {:.3}, JSON/raw {:.3}",
+            rate(best[0]),
+            rate(best[1]),
+            rate(best_agent[a]),
+            best[1] / best_agent[a],
+            best[0] / best_agent[a],
+            best[0] / best[1]
+        );
+    }
     let _ = fs::remove_dir_all(&dir);
 }
 
@@ -334,6 +377,7 @@ fn acked(http_port: u16) -> Option<u64> {
 /// big file appears in its glob until `/stats` reports every event acked by Kafka. Returns the
 /// seconds and the agent's CPU seconds meanwhile.
 fn agent_run(
+    agent_bin: &str,
     dir: &std::path::Path,
     hosts: &str,
     topic: &str,
@@ -364,7 +408,16 @@ fn agent_run(
     )
     .unwrap();
     let mut agent = Command::new("taskset")
-        .args(["-c", "0", bin(), "run", "-e", "--log-level", "warn", "-c"])
+        .args([
+            "-c",
+            "0",
+            agent_bin,
+            "run",
+            "-e",
+            "--log-level",
+            "warn",
+            "-c",
+        ])
         .arg(&cfg)
         .spawn()
         .expect("taskset (util-linux) and the oxibeat binary");

@@ -733,41 +733,72 @@ pub fn write_json_str(s: &str, out: &mut Vec<u8>) {
     let bytes = s.as_bytes();
     let mut start = 0;
     let mut i = 0;
-    while i < bytes.len() {
-        // Most strings need no escaping: skip clean 8-byte words, then look byte by byte.
-        if let Some(word) = bytes.get(i..i + 8) {
-            let w = u64::from_le_bytes(word.try_into().unwrap_or_default());
-            if !word_needs_escape(w) {
-                i += 8;
-                continue;
-            }
-        }
-        let b = bytes[i];
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => {
-                out.extend_from_slice(&bytes[start..i]);
-                let _ = write!(out, "\\u{:04x}", b);
-                i += 1;
-                start = i;
-                continue;
-            }
-            _ => {
-                i += 1;
-                continue;
-            }
+    loop {
+        // Most strings need no escaping: skip what is clean in one go, then escape one byte.
+        i += clean_prefix(&bytes[i..]);
+        let Some(&b) = bytes.get(i) else {
+            break;
         };
         out.extend_from_slice(&bytes[start..i]);
-        out.extend_from_slice(esc);
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => {
+                let _ = write!(out, "\\u{:04x}", b);
+            }
+        }
         i += 1;
         start = i;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// How many leading bytes of `b` a JSON string takes as they are (no control character, `"`
+/// or `\\`): 16 bytes per step with SSE2 (every x86-64 has it), then 8 bytes per step.
+fn clean_prefix(b: &[u8]) -> usize {
+    let mut i = 0;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is part of x86-64; the loads read 16 bytes inside `b` (unaligned).
+        unsafe {
+            let quote = _mm_set1_epi8(b'"' as i8);
+            let backslash = _mm_set1_epi8(b'\\' as i8);
+            let space_below = _mm_set1_epi8(0x1f);
+            while i + 16 <= b.len() {
+                let v = _mm_loadu_si128(b.as_ptr().add(i) as *const __m128i);
+                // Unsigned v <= 0x1f exactly when max(v, 0x1f) == 0x1f.
+                let ctrl = _mm_cmpeq_epi8(_mm_max_epu8(v, space_below), space_below);
+                let hit = _mm_or_si128(
+                    ctrl,
+                    _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                );
+                let mask = _mm_movemask_epi8(hit) as u32;
+                if mask != 0 {
+                    return i + mask.trailing_zeros() as usize;
+                }
+                i += 16;
+            }
+        }
+    }
+    while let Some(word) = b.get(i..i + 8) {
+        let w = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        if word_needs_escape(w) {
+            break;
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if c < 0x20 || c == b'"' || c == b'\\' {
+            break;
+        }
+        i += 1;
+    }
+    i
 }
 
 /// Whether any byte of `w` is a control character, `"` or `\\` (bit tricks from
@@ -793,6 +824,43 @@ mod tests {
             agent_id: "a".into(),
             ephemeral_id: "e".into(),
         }
+    }
+
+    #[test]
+    fn strings_are_escaped_at_every_position_and_length() {
+        // Around the 16- and 8-byte steps of `clean_prefix`, every kind of byte at every place.
+        let specials = [
+            '"', '\\', '\n', '\r', '\t', '\0', '\u{1f}', '\u{7f}', 'é', '€', '😀', ' ', '~',
+        ];
+        for len in 0..40 {
+            for pos in 0..len {
+                for c in specials {
+                    let s: String = (0..len)
+                        .map(|i| {
+                            if i == pos {
+                                c
+                            } else {
+                                (b'a' + (i % 26) as u8) as char
+                            }
+                        })
+                        .collect();
+                    let mut out = Vec::new();
+                    write_json_str(&s, &mut out);
+                    let back: String = serde_json::from_slice(&out)
+                        .unwrap_or_else(|e| panic!("{s:?} gave {:?}: {e}", out));
+                    assert_eq!(back, s);
+                    assert!(out.iter().all(|&b| b >= 0x20), "{s:?}: raw control byte");
+                    if !matches!(c, '"' | '\\') && c >= ' ' {
+                        assert_eq!(out, format!("\"{s}\"").into_bytes(), "{s:?}");
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        write_json_str("", &mut out);
+        assert_eq!(out, b"\"\"");
+        write_json_str("\"\\\u{1}\u{2}", &mut out);
+        assert_eq!(out, b"\"\"\"\\\"\\\\\\u0001\\u0002\"");
     }
 
     #[test]

@@ -26,6 +26,25 @@ struct Pending {
     labels: VecDeque<Arc<serde_json::Value>>,
 }
 
+/// Events being registered on one tracker (`AckTracker::register`).
+pub struct Registration<'a> {
+    tracker: &'a Arc<AckTracker>,
+    pending: std::sync::MutexGuard<'a, Pending>,
+}
+
+impl Registration<'_> {
+    /// The next event of the file, which ends at `end_offset`.
+    pub fn next(&mut self, end_offset: u64) -> Cursor {
+        let p = &mut self.pending;
+        let seq = p.base_seq + p.entries.len() as u64;
+        p.entries.push_back((end_offset, false));
+        Cursor {
+            tracker: self.tracker.clone(),
+            seq,
+        }
+    }
+}
+
 /// Per-file acknowledgement state, shared by the harvester, the outputs and the registry.
 #[derive(Debug)]
 pub struct AckTracker {
@@ -94,12 +113,15 @@ impl AckTracker {
 
     /// Register the next event of this file, which ends at `end_offset`.
     pub fn next_cursor(self: &Arc<Self>, end_offset: u64) -> Cursor {
-        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let seq = p.base_seq + p.entries.len() as u64;
-        p.entries.push_back((end_offset, false));
-        Cursor {
-            tracker: self.clone(),
-            seq,
+        self.register().next(end_offset)
+    }
+
+    /// Register several events under one lock (a harvester's lines of one read). Acks of
+    /// this tracker wait while the registration is held: drop it before acking.
+    pub fn register(self: &Arc<Self>) -> Registration<'_> {
+        Registration {
+            tracker: self,
+            pending: self.pending.lock().unwrap_or_else(|e| e.into_inner()),
         }
     }
 

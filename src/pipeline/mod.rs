@@ -465,19 +465,69 @@ impl Batch {
     /// (Kafka): the inputs go on reading while the copies are in flight, and the client's
     /// bound, not the queue, is what pauses them.
     pub fn into_receipt(self) -> Receipt {
-        let len = self.len();
-        let mut cursors = Vec::new();
-        let mut spans = Vec::new();
-        for c in self.chunks {
-            cursors.extend(c.events.into_iter().filter_map(|e| e.cursor));
-            if let Hold::Disk(span) = c.hold {
-                spans.push(span);
-            }
+        self.release().into_receipt()
+    }
+
+    /// The events one at a time, by value, for an output that copies each into its client
+    /// (Kafka): an event is freed as soon as the output is done with it, while it is still
+    /// in the CPU's cache, instead of in a second pass over the whole batch. What acking
+    /// needs stays behind (`Release::into_receipt`); the events come out without their
+    /// cursor, and the memory queue's space is given back chunk by chunk.
+    pub fn release(self) -> Release {
+        Release {
+            len: self.len(),
+            chunks: self.chunks.into_iter(),
+            current: Vec::new().into_iter(),
+            cursors: Vec::new(),
+            spans: Vec::new(),
+            metrics: self.metrics,
         }
+    }
+}
+
+/// A batch handing out its events (`Batch::release`).
+pub struct Release {
+    chunks: std::vec::IntoIter<Chunk>,
+    current: std::vec::IntoIter<Event>,
+    cursors: Vec<ack::Cursor>,
+    spans: Vec<disk::Span>,
+    len: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl Iterator for Release {
+    type Item = Event;
+
+    fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(mut e) = self.current.next() {
+                if let Some(c) = e.cursor.take() {
+                    self.cursors.push(c);
+                }
+                return Some(e);
+            }
+            let c = self.chunks.next()?;
+            if self.cursors.capacity() == 0 {
+                self.cursors.reserve_exact(self.len);
+            }
+            // A memory-queue hold is dropped here (its space is free); a disk-queue frame
+            // stays held until the receipt is acked.
+            if let Hold::Disk(span) = c.hold {
+                self.spans.push(span);
+            }
+            self.current = c.events.into_iter();
+        }
+    }
+}
+
+impl Release {
+    /// What acking needs; events not taken yet are freed now.
+    pub fn into_receipt(mut self) -> Receipt {
+        for _ in self.by_ref() {}
         Receipt {
-            cursors,
-            spans,
-            len,
+            cursors: self.cursors,
+            spans: self.spans,
+            len: self.len,
             metrics: self.metrics,
         }
     }

@@ -443,6 +443,8 @@ impl Harvester {
         let ts = now_nanos();
         let mut events = Vec::with_capacity(msgs.len());
         let mut skipped_end: Option<u64> = None;
+        // One lock of the tracker for the whole read, not one per line.
+        let mut cursors = self.tracker.register();
         for m in msgs.drain(..) {
             let keep = !m.skip
                 && (s.cfg.include_lines.is_empty()
@@ -453,7 +455,7 @@ impl Harvester {
                 continue;
             }
             skipped_end = None;
-            let cursor = self.tracker.next_cursor(m.end);
+            let cursor = cursors.next(m.end);
             let line = LineFields {
                 message: m.text,
                 offset: m.start,
@@ -485,10 +487,11 @@ impl Harvester {
             ev.meta = m.meta;
             events.push(ev);
         }
-        if let Some(end) = skipped_end {
+        let skipped = skipped_end.map(|end| cursors.next(end));
+        drop(cursors);
+        if let Some(c) = skipped {
             // Acked at once: the registry moves past trailing filtered lines once all
             // earlier events are acked.
-            let c = self.tracker.next_cursor(end);
             ack_events([&c].into_iter());
         }
         events

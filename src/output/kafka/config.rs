@@ -165,6 +165,13 @@ impl KafkaConfig {
             super::KafkaError::Config(c) => c,
             other => ConfigError::new("output.kafka.partition", other.to_string()),
         })?;
+        // librdkafka takes header names as C strings.
+        if let Some(i) = self.headers.iter().position(|h| h.key.contains('\0')) {
+            return Err(ConfigError::new(
+                format!("output.kafka.headers[{i}].key"),
+                "a header name cannot contain a NUL character; remove it",
+            ));
+        }
         if ![-1, 0, 1].contains(&self.required_acks) {
             return Err(ConfigError::new(
                 "output.kafka.required_acks",

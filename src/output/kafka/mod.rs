@@ -4,12 +4,14 @@
 //!
 //! - config.rs: options (Filebeat names), documented defaults and the topic router (format
 //!   strings and rules from `crate::output::format`; TLS settings from `crate::output::tls`).
+//! - native.rs: the produce call into librdkafka, on topic handles made once per topic.
 //! - partition.rs: Filebeat-compatible partitioners (FNV-1a hash, round_robin, random).
 //! - producer.rs: librdkafka settings, the produce loop, delivery tracking, `test output`.
 //! - replay.rs: `oxibeat dlq replay`, sending dead-lettered events again (the dead-letter
 //!   file itself, its format and `dlq show` are shared: `crate::output::dlq`).
 
 pub mod config;
+mod native;
 pub mod partition;
 pub mod producer;
 pub mod replay;

@@ -17,10 +17,9 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
-use rdkafka::message::{Header as RdHeader, Message, OwnedHeaders};
+use rdkafka::message::Message;
 use rdkafka::producer::{
-    BaseProducer, BaseRecord, DeliveryResult, NoCustomPartitioner, Producer, ProducerContext,
-    ThreadedProducer,
+    BaseProducer, DeliveryResult, NoCustomPartitioner, Producer, ProducerContext, ThreadedProducer,
 };
 use rdkafka::{ClientConfig, ClientContext};
 use tokio::sync::mpsc;
@@ -31,6 +30,7 @@ use crate::output::{Backoff, OutputError};
 use crate::pipeline::{Batch, Consumer, Receipt};
 
 use super::config::{KafkaConfig, VerificationMode};
+use super::native::{self, Topics};
 use super::partition::Partitioner;
 use super::KafkaError;
 use crate::output::dlq::{DeadLetter, Destination, Entry};
@@ -285,18 +285,6 @@ pub fn check_properties(cfg: &KafkaConfig) -> Result<(), crate::config::ConfigEr
 /// The error of an event bigger than `output.kafka.max_message_bytes`.
 pub fn oversize(len: usize, max: usize) -> String {
     format!("message of {len} bytes exceeds output.kafka.max_message_bytes = {max}")
-}
-
-/// The configured `headers`, added to every message.
-pub fn headers(cfg: &KafkaConfig) -> Option<OwnedHeaders> {
-    (!cfg.headers.is_empty()).then(|| {
-        cfg.headers.iter().fold(OwnedHeaders::new(), |h, kv| {
-            h.insert(RdHeader {
-                key: &kv.key,
-                value: Some(kv.value.as_bytes()),
-            })
-        })
-    })
 }
 
 /// Errors Kafka will not get over by retrying: the event goes to the dead-letter file.
@@ -609,13 +597,13 @@ struct Runner {
     cfg: KafkaConfig,
     beat: Arc<BeatInfo>,
     metrics: Arc<Metrics>,
-    producer: Arc<Prod>,
+    /// The producer and its topic handles.
+    native: Topics<Ctx>,
     ctx_done: mpsc::UnboundedSender<Arc<InFlight>>,
     ctx_retry: mpsc::UnboundedSender<Retry>,
     router: Arc<Router>,
     key: Option<FormatString>,
     partitioner: Partitioner,
-    headers: Option<OwnedHeaders>,
     topics: TopicCache,
     dlq: DeadLetter,
     backoff: Backoff,
@@ -709,7 +697,7 @@ impl Runner {
     }
 
     async fn lookup(&self, topic: &str, timeout: Duration) -> Lookup {
-        let p = self.producer.clone();
+        let p = self.native.producer().clone();
         let t = topic.to_string();
         tokio::task::spawn_blocking(move || fetch_partitions(p.client(), &t, timeout))
             .await
@@ -774,11 +762,13 @@ impl Runner {
         let router = self.router.clone();
         let batch_start = Instant::now();
         let mut bytes = 0u64;
-        // Encode while borrowing the batch, then park it in the flight record.
-        for ev in batch.events() {
+        // Each event is freed once librdkafka has its copy; the receipt is parked in the
+        // flight record.
+        let mut events = batch.release();
+        for ev in events.by_ref() {
             self.buf.clear();
             ev.write_json(&self.beat, &mut self.buf);
-            let (topic, key, partition) = match self.route(&router, ev, batch_start).await {
+            let (topic, key, partition) = match self.route(&router, &ev, batch_start).await {
                 Ok(r) => r,
                 Err((topic, error)) => {
                     flight.fail(Failed {
@@ -809,7 +799,7 @@ impl Runner {
         }
         // Once per batch: a shared counter per message costs more than it tells.
         Metrics::add(&self.metrics.counters.output_write_bytes, bytes);
-        *flight.batch.lock().unwrap_or_else(|e| e.into_inner()) = Some(batch.into_receipt());
+        *flight.batch.lock().unwrap_or_else(|e| e.into_inner()) = Some(events.into_receipt());
         flight.settle(&self.ctx_done);
     }
 
@@ -829,29 +819,27 @@ impl Runner {
     ) -> bool {
         let mut waited = Duration::ZERO;
         loop {
-            let fatal = &self.producer.context().fatal;
+            let fatal = &self.native.producer().context().fatal;
             // A plain load first: no read-modify-write per message on the hot path.
             if fatal.load(Ordering::Acquire) && fatal.swap(false, Ordering::AcqRel) {
                 self.recreate().await;
             }
-            let mut rec = BaseRecord::with_opaque_to(topic, flight.clone())
-                .payload(payload)
-                .partition(partition);
-            if let Some(k) = key {
-                rec = rec.key(k);
-            }
-            if let Some(ts) = timestamp {
-                rec = rec.timestamp(ts);
-            }
-            if let Some(h) = &self.headers {
-                rec = rec.headers(h.clone());
-            }
-            match self.producer.send(rec) {
+            let m = native::Message {
+                partition,
+                key,
+                payload,
+                timestamp,
+            };
+            match self.native.produce(topic, &m, flight.clone()) {
                 Ok(()) => return true,
-                Err((e, _rec)) => match error_code(&e) {
+                Err((e, _opaque)) => match error_code(&e) {
                     Some(RDKafkaErrorCode::Fatal) => {
                         // Seen before the error callback ran: mark it, recreate on the next turn.
-                        self.producer.context().fatal.store(true, Ordering::Release);
+                        self.native
+                            .producer()
+                            .context()
+                            .fatal
+                            .store(true, Ordering::Release);
                     }
                     Some(RDKafkaErrorCode::QueueFull) => {
                         while let Ok(f) = done_rx.try_recv() {
@@ -959,7 +947,9 @@ impl Runner {
         loop {
             match build_producer(&self.cfg, self.ctx_done.clone(), self.ctx_retry.clone()) {
                 Ok(p) => {
-                    let old = std::mem::replace(&mut self.producer, Arc::new(p));
+                    let new = Topics::new(Arc::new(p), &self.cfg.headers);
+                    // The old topic handles go first, then the old producer is flushed.
+                    let old = std::mem::replace(&mut self.native, new).producer().clone();
                     let reason = old
                         .client()
                         .fatal_error()
@@ -1014,7 +1004,7 @@ pub async fn run(
         None => None,
     };
     let partitioner = Partitioner::new(cfg.partition.as_ref())?;
-    let headers = headers(&cfg);
+    let native = Topics::new(Arc::new(producer), &cfg.headers);
     let dlq_dir = cfg
         .dead_letter
         .path
@@ -1026,13 +1016,12 @@ pub async fn run(
     let mut r = Runner {
         metrics: consumer.metrics().clone(),
         beat,
-        producer: Arc::new(producer),
+        native,
         ctx_done: done_tx,
         ctx_retry: retry_tx,
         router: Arc::new(router),
         key,
         partitioner,
-        headers,
         topics: TopicCache {
             known: HashMap::new(),
             bad: HashMap::new(),
@@ -1066,7 +1055,7 @@ pub async fn run(
         }
     }
     // Everything was acked; nothing left in librdkafka's queue.
-    let _ = r.producer.flush(Duration::from_secs(5));
+    let _ = r.native.producer().flush(Duration::from_secs(5));
     Ok(())
 }
 

@@ -9,13 +9,12 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
 use rdkafka::producer::{
-    BaseRecord, DeliveryResult, NoCustomPartitioner, Producer, ProducerContext, ThreadedProducer,
-    PARTITION_UA,
+    DeliveryResult, NoCustomPartitioner, Producer, ProducerContext, ThreadedProducer, PARTITION_UA,
 };
 use rdkafka::ClientContext;
 
@@ -23,8 +22,9 @@ use crate::event::{parse_timestamp, Event};
 use crate::output::dlq::{self, Destination, Line, Report, Resend};
 
 use super::config::KafkaConfig;
+use super::native::{self, Topics};
 use super::partition::Partitioner;
-use super::producer::{client_config, fetch_partitions, headers, oversize, Lookup};
+use super::producer::{client_config, fetch_partitions, oversize, Lookup};
 use super::KafkaError;
 use crate::output::format::FormatString;
 
@@ -82,10 +82,10 @@ impl ProducerContext<NoCustomPartitioner> for ReplayCtx {
 /// What a replayed message is built with, from the output's configuration.
 struct Sender<'a> {
     cfg: &'a KafkaConfig,
-    producer: ThreadedProducer<ReplayCtx>,
+    /// The producer and its topic handles (headers included).
+    native: Topics<ReplayCtx>,
     key: Option<FormatString>,
     partitioner: Partitioner,
-    headers: Option<rdkafka::message::OwnedHeaders>,
     partitions: HashMap<String, Result<i32, String>>,
     timeout: Duration,
     /// `--topic`: replaces the recorded topic.
@@ -115,15 +115,18 @@ pub fn replay(
     conf.set("message.timeout.ms", timeout.as_millis().max(1).to_string());
     let mut sender = Sender {
         cfg,
-        producer: conf
-            .create_with_context(ctx)
-            .map_err(super::producer::client_error)?,
+        native: Topics::new(
+            Arc::new(
+                conf.create_with_context(ctx)
+                    .map_err(super::producer::client_error)?,
+            ),
+            &cfg.headers,
+        ),
         key: match &cfg.key {
             Some(k) => Some(FormatString::parse(k, "output.kafka.key")?),
             None => None,
         },
         partitioner: Partitioner::new(cfg.partition.as_ref())?,
-        headers: headers(cfg),
         partitions: HashMap::new(),
         timeout,
         topic,
@@ -132,7 +135,8 @@ pub fn replay(
     let mut report = dlq::replay_files(dir, NAME, &mut sender)?;
     if report.failed_again > 0 && report.replayed == 0 {
         let errors = sender
-            .producer
+            .native
+            .producer()
             .context()
             .client_errors
             .lock()
@@ -165,7 +169,7 @@ impl Resend for Sender<'_> {
             }
         }
         self.next_id = first_id + entries.len();
-        let producer = &self.producer;
+        let producer = self.native.producer();
         if producer
             .flush(self.timeout + Duration::from_secs(10))
             .is_err()
@@ -228,7 +232,7 @@ impl Sender<'_> {
             let n = match self.partitions.get(topic) {
                 Some(n) => n.clone(),
                 None => {
-                    let n = partition_count(&self.producer, topic, self.timeout);
+                    let n = partition_count(self.native.producer(), topic, self.timeout);
                     self.partitions.insert(topic.to_string(), n.clone());
                     n
                 }
@@ -242,20 +246,14 @@ impl Sender<'_> {
             .as_ref()
             .and_then(|(ts, _)| *ts)
             .map(|ns| ns.div_euclid(1_000_000));
+        let m = native::Message {
+            partition,
+            key: key.as_deref(),
+            payload: &payload,
+            timestamp,
+        };
         loop {
-            let mut rec = BaseRecord::with_opaque_to(topic, id)
-                .payload(&payload)
-                .partition(partition);
-            if let Some(k) = &key {
-                rec = rec.key(k);
-            }
-            if let Some(ms) = timestamp {
-                rec = rec.timestamp(ms);
-            }
-            if let Some(h) = &self.headers {
-                rec = rec.headers(h.clone());
-            }
-            match self.producer.send(rec) {
+            match self.native.produce(topic, &m, id) {
                 Ok(()) => return Ok(()),
                 Err((e, _)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
                     std::thread::sleep(Duration::from_millis(10));
