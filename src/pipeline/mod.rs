@@ -654,6 +654,53 @@ mod tests {
         assert_eq!(metrics.gauges.pipeline_active.load(Ordering::Relaxed), 0);
     }
 
+    #[tokio::test]
+    async fn release_hands_out_events_in_order_and_its_receipt_acks_them() {
+        let metrics = Metrics::new();
+        let (publisher, mut consumer) = queue(
+            QueueLimits {
+                events: 10,
+                max_bytes: 1 << 20,
+            },
+            Arc::new(Chain::default()),
+            metrics.clone(),
+        );
+        let tracker = ack::AckTracker::new(0);
+        for chunk in [[1u64, 2], [3, 4]] {
+            let events = chunk
+                .iter()
+                .map(|i| {
+                    let mut m = serde_json::Map::new();
+                    m.insert("n".into(), (*i).into());
+                    let mut ev = Event::from_map(0, m);
+                    ev.cursor = Some(tracker.next_cursor(i * 10));
+                    ev
+                })
+                .collect();
+            publisher.publish(events).await.unwrap();
+        }
+        let batch = consumer.next_batch(10).await.unwrap();
+        assert_eq!(batch.len(), 4);
+        let mut events = batch.release();
+        let first: Vec<Event> = events.by_ref().take(3).collect();
+        let seen: Vec<u64> = first
+            .iter()
+            .map(|e| e.get_value("n").and_then(|v| v.as_u64()).unwrap())
+            .collect();
+        assert_eq!(seen, [1, 2, 3]);
+        assert!(
+            first.iter().all(|e| e.cursor.is_none()),
+            "cursors stay behind"
+        );
+        // The one not taken is freed by into_receipt; all four cursors are acked.
+        let receipt = events.into_receipt();
+        assert_eq!(receipt.len(), 4);
+        assert_eq!(tracker.acked_offset(), 0);
+        receipt.ack();
+        assert_eq!(tracker.acked_offset(), 40);
+        assert_eq!(metrics.gauges.pipeline_active.load(Ordering::Relaxed), 0);
+    }
+
     fn one_event(tracker: &Arc<ack::AckTracker>, end: u64) -> Vec<Event> {
         let mut ev = Event::from_map(0, serde_json::Map::new());
         ev.cursor = Some(tracker.next_cursor(end));

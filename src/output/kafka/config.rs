@@ -121,6 +121,17 @@ mod tests {
         .unwrap_err();
         assert!(e.message.contains("compresion"), "{e:?}");
     }
+
+    #[test]
+    fn a_header_name_with_nul_is_refused() {
+        let cfg: KafkaConfig = toml::from_str(
+            "hosts = [\"k:9092\"]\nheaders = [{ key = \"ok\", value = \"v\" }, { key = \"a\\u0000b\", value = \"v\" }]",
+        )
+        .unwrap();
+        let e = cfg.validate().unwrap_err();
+        assert_eq!(e.key, "output.kafka.headers[1].key");
+        assert!(e.message.contains("NUL"), "{e:?}");
+    }
 }
 
 impl std::fmt::Debug for KafkaConfig {
