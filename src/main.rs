@@ -8,36 +8,6 @@ use clap::{Args, Parser, Subcommand};
 
 use oxibeat::config::{source, Config};
 
-/// mimalloc instead of glibc's malloc: the Kafka output ships about 10 % more events per CPU
-/// second with it (`cargo bench --bench kafka`, see src/output/kafka/README.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// Make mimalloc give freed memory back to the OS at once, as the RSS targets need (README,
-/// "Resource use"): with its defaults an agent watching 10,000 idle files kept 64 MiB resident
-/// instead of 33, and one following 2,000 rotating files peaked at 78 MiB instead of 37.
-/// Option numbers of mimalloc 3.x (`mi_option_t` in its mimalloc.h), applied only to 3.x.
-/// It runs as an ELF constructor: before the Rust runtime's first allocation, when mimalloc
-/// creates its first arena (set from `main`, the eager commit of that arena stayed: 51 MiB).
-#[cfg(target_os = "linux")]
-#[used]
-#[link_section = ".init_array"]
-static TUNE_ALLOCATOR: extern "C" fn() = tune_allocator;
-
-extern "C" fn tune_allocator() {
-    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
-    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    // SAFETY: plain calls into mimalloc; options may be set at any time.
-    unsafe {
-        // mi_version() is major * 10000 + minor * 100 + patch.
-        if libmimalloc_sys::mi_version() / 10000 == 3 {
-            // Commit arena memory as it is used, and purge freed pages without delay.
-            libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0);
-            libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);
-        }
-    }
-}
-
 const DEFAULT_CONFIG: &str = "oxibeat.toml";
 
 #[derive(Parser)]

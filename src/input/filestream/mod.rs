@@ -234,10 +234,7 @@ pub(crate) fn open_file_budget() -> (usize, usize) {
 }
 
 /// Hand freed heap pages back to the OS. After a burst of harvesters (thousands of files
-/// read at startup) glibc keeps their buffers' pages, which would stay as RSS for good. The
-/// `oxibeat` binary allocates with mimalloc, which purges freed pages itself (src/main.rs);
-/// this trims what glibc's malloc holds: the C libraries' memory, and everything in builds
-/// without mimalloc (the library's tests).
+/// read at startup) glibc keeps their buffers' pages, which would stay as RSS for good.
 fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free memory held by the allocator.
