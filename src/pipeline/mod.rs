@@ -474,11 +474,12 @@ impl Batch {
     /// needs stays behind (`Release::into_receipt`); the events come out without their
     /// cursor, and the memory queue's space is given back chunk by chunk.
     pub fn release(self) -> Release {
+        let len = self.len();
         Release {
-            len: self.len(),
+            len,
             chunks: self.chunks.into_iter(),
             current: Vec::new().into_iter(),
-            cursors: Vec::new(),
+            cursors: Vec::with_capacity(len),
             spans: Vec::new(),
             metrics: self.metrics,
         }
@@ -507,9 +508,6 @@ impl Iterator for Release {
                 return Some(e);
             }
             let c = self.chunks.next()?;
-            if self.cursors.capacity() == 0 {
-                self.cursors.reserve_exact(self.len);
-            }
             // A memory-queue hold is dropped here (its space is free); a disk-queue frame
             // stays held until the receipt is acked.
             if let Hold::Disk(span) = c.hold {
