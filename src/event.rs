@@ -19,6 +19,9 @@ use serde_json::{Map, Value};
 
 use crate::pipeline::ack::Cursor;
 
+mod text;
+pub use text::Text;
+
 /// Static facts about this agent, shared by every event.
 #[derive(Debug, Clone)]
 pub struct BeatInfo {
@@ -195,7 +198,8 @@ pub const MAX_DEPTH: usize = 100;
 
 #[derive(Debug)]
 pub struct LineFields {
-    pub message: String,
+    /// Often a slice of the buffer its read filled, shared with the other lines of that read.
+    pub message: Text,
     /// Byte offset of the first byte of the line in the file.
     pub offset: u64,
     pub flags: u8,
@@ -206,7 +210,8 @@ pub struct LineFields {
 
 #[derive(Debug)]
 pub enum Fields {
-    Line(Box<LineFields>),
+    /// Not boxed: one allocation less per line, on the path every log line takes.
+    Line(LineFields),
     Map(Map<String, Value>),
     Json(Box<JsonFields>),
 }
@@ -283,7 +288,7 @@ impl Event {
     pub fn line(timestamp: i64, line: LineFields, cursor: Option<Cursor>) -> Self {
         Event {
             timestamp,
-            fields: Fields::Line(Box::new(line)),
+            fields: Fields::Line(line),
             meta: None,
             cursor,
         }
@@ -518,7 +523,7 @@ fn line_to_map(l: &LineFields) -> Map<String, Value> {
         log.insert("flags".into(), Value::Array(names));
     }
     let mut m = Map::new();
-    m.insert("message".into(), Value::String(l.message.clone()));
+    m.insert("message".into(), Value::String(l.message.to_string()));
     m.insert("log".into(), Value::Object(log));
     if let Some(stream) = &l.stream {
         m.insert("stream".into(), Value::String(stream.to_string()));

@@ -157,10 +157,10 @@ impl Container {
                     while !d.text.is_char_boundary(cut) {
                         cut -= 1;
                     }
-                    joined.text.push_str(&d.text[..cut]);
+                    joined.text.to_mut().push_str(&d.text[..cut]);
                     joined.flags |= flags::TRUNCATED;
                 } else {
-                    joined.text.push_str(&d.text);
+                    joined.text.to_mut().push_str(&d.text);
                 }
                 if d.partial {
                     self.pending = Some((joined, stream));
@@ -174,7 +174,7 @@ impl Container {
                     out.push(self.finish(p));
                 }
                 let mut msg = m;
-                msg.text = d.text;
+                msg.text = d.text.into();
                 msg.ts = Some(d.ts);
                 msg.stream = Some(stream_name(&d.stream));
                 if let Some(attrs) = d.attrs {
@@ -205,7 +205,7 @@ fn stream_name(s: &str) -> Cow<'static, str> {
 /// A line that is not in the runtime's format: shipped whole, with the reason.
 fn invalid(mut m: Message, reason: String) -> Message {
     let fields = m.fields.get_or_insert_with(Map::new);
-    fields.insert("message".into(), Value::String(m.text.clone()));
+    fields.insert("message".into(), Value::String(m.text.to_string()));
     fields.insert(
         "error".into(),
         serde_json::json!({"message": format!("parsing container log line: {reason}"), "type": "container"}),

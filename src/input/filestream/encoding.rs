@@ -28,6 +28,11 @@ impl Decoder {
         Some(Decoder { enc: Some(enc) })
     }
 
+    /// UTF-8 (or plain): a valid line decodes to its own bytes.
+    pub fn is_utf8(&self) -> bool {
+        self.enc.is_none()
+    }
+
     pub fn is_utf16(&self) -> bool {
         self.enc == Some(UTF_16LE) || self.enc == Some(UTF_16BE)
     }

@@ -7,6 +7,7 @@
 //! between two looks (even to the same size) is read again from its start, never from the
 //! old offset in the middle of new content.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -20,7 +21,9 @@ use super::encoding::Decoder;
 use super::parsers::{Message, Parsers};
 use super::reader::LineSplitter;
 use super::Settings;
-use crate::event::{deep_merge, flags, now_nanos, parse_timestamp, Event, FileSource, LineFields};
+use crate::event::{
+    deep_merge, flags, now_nanos, parse_timestamp, Event, FileSource, LineFields, Text,
+};
 use crate::monitoring::counters::InputCounters;
 use crate::monitoring::Metrics;
 use crate::pipeline::ack::{ack_events, AckTracker};
@@ -221,6 +224,10 @@ impl Harvester {
             s.cfg.message_max_bytes,
             s.cfg.buffer_size.max(64 * 1024),
         );
+        if decoder.is_utf8() {
+            // Valid lines are kept as slices of their read: no allocation per line.
+            splitter.share_lines();
+        }
         let mut parsers = Parsers::new(&s.cfg.parsers, s.cfg.message_max_bytes);
         let file = self.file.clone();
         let failed = |e: std::io::Error, what: &str| {
@@ -285,7 +292,11 @@ impl Harvester {
             }
             let now = Instant::now();
             while let Some(line) = splitter.next_line() {
-                let (text, invalid) = decoder.decode(&line.bytes);
+                let (decoded, invalid) = decoder.decode(&line.bytes);
+                let text = match (decoded, line.shared) {
+                    (Cow::Borrowed(valid), Some(shared)) => Text::from_shared(shared, valid),
+                    (decoded, _) => Text::from(decoded.into_owned()),
+                };
                 let mut fl = 0;
                 if line.truncated {
                     fl |= flags::TRUNCATED;
@@ -295,7 +306,7 @@ impl Harvester {
                     fl |= flags::INVALID_UTF8;
                     Metrics::add(&metrics.counters.lines_invalid_utf8, 1);
                 }
-                let m = Message::new(text.into_owned(), line.start, line.end, fl);
+                let m = Message::new(text, line.start, line.end, fl);
                 if parsers.is_empty() {
                     msgs.push(m);
                 } else {

@@ -9,14 +9,14 @@ use serde_json::{Map, Value};
 use crate::config::filestream::{
     MultilineConfig, MultilineMatch, MultilineType, NdjsonConfig, ParserConfig,
 };
-use crate::event::{flags, put_path};
+use crate::event::{flags, put_path, Text};
 
 use super::container::Container;
 
 /// A line (or several joined lines) on its way to becoming an event.
 #[derive(Debug)]
 pub struct Message {
-    pub text: String,
+    pub text: Text,
     /// Decoded fields (ndjson); `None` keeps the event on the fast line path.
     pub fields: Option<Map<String, Value>>,
     /// Event-level `@metadata` additions (ndjson `document_id`).
@@ -34,9 +34,9 @@ pub struct Message {
 }
 
 impl Message {
-    pub fn new(text: String, start: u64, end: u64, flags: u8) -> Self {
+    pub fn new(text: impl Into<Text>, start: u64, end: u64, flags: u8) -> Self {
         Message {
-            text,
+            text: text.into(),
             fields: None,
             meta: None,
             start,
@@ -220,17 +220,17 @@ impl Multiline {
                 let room = self.max_bytes.saturating_sub(b.text.len());
                 if room < sep.len() + m.text.len() {
                     if room > sep.len() {
-                        b.text.push_str(sep);
+                        b.text.to_mut().push_str(sep);
                         let mut cut = room - sep.len();
                         while !m.text.is_char_boundary(cut) {
                             cut -= 1;
                         }
-                        b.text.push_str(&m.text[..cut]);
+                        b.text.to_mut().push_str(&m.text[..cut]);
                     }
                     b.flags |= flags::TRUNCATED;
                 } else {
-                    b.text.push_str(sep);
-                    b.text.push_str(&m.text);
+                    b.text.to_mut().push_str(sep);
+                    b.text.to_mut().push_str(&m.text);
                 }
             }
         }
@@ -332,7 +332,7 @@ fn decode_ndjson(cfg: &NdjsonConfig, mut m: Message) -> Message {
             }
             if let Some(k) = &cfg.message_key {
                 if let Some(Value::String(s)) = obj.get(k) {
-                    m.text = s.clone();
+                    m.text = s.as_str().into();
                 }
             }
             if cfg.target.is_empty() {
@@ -343,11 +343,11 @@ fn decode_ndjson(cfg: &NdjsonConfig, mut m: Message) -> Message {
                 }
             } else {
                 put_path(&mut fields, &cfg.target, Value::Object(obj));
-                fields.insert("message".into(), Value::String(m.text.clone()));
+                fields.insert("message".into(), Value::String(m.text.to_string()));
             }
         }
         Err(e) => {
-            fields.insert("message".into(), Value::String(m.text.clone()));
+            fields.insert("message".into(), Value::String(m.text.to_string()));
             if cfg.add_error_key && !cfg.ignore_decoding_error {
                 put_path(
                     &mut fields,
@@ -481,7 +481,7 @@ mod tests {
         );
         let t0 = Instant::now();
         let mut out = Vec::new();
-        p.push(Message::new("a".into(), 0, 2, 0), t0, &mut out);
+        p.push(Message::new("a", 0, 2, 0), t0, &mut out);
         p.flush_stale(t0, &mut out);
         assert!(out.is_empty());
         assert_eq!(p.next_deadline(), Some(t0 + Duration::from_secs(1)));

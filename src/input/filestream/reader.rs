@@ -6,6 +6,8 @@
 use std::borrow::Cow;
 use std::io::{self, Read};
 
+use bytes::Bytes;
+
 /// One complete line, terminator removed.
 #[derive(Debug)]
 pub struct Line<'a> {
@@ -15,6 +17,9 @@ pub struct Line<'a> {
     /// File offset just past the terminator.
     pub end: u64,
     pub truncated: bool,
+    /// With `share_lines`: the same bytes as `bytes`, in a buffer shared by the lines of one
+    /// read, so a line that needs no decoding is kept without a copy of its own.
+    pub shared: Option<Bytes>,
 }
 
 pub struct LineSplitter {
@@ -37,6 +42,11 @@ pub struct LineSplitter {
     /// do not each hold a big buffer.
     read_size: usize,
     max_read: usize,
+    /// Hand out lines with `shared` set (see `share_lines`).
+    share: bool,
+    /// One copy of `buf[base..]`, made for the first line taken after a read: the lines of
+    /// that read are slices of it. Dropped whenever `buf` changes.
+    chunk: Option<(Bytes, usize)>,
 }
 
 const MIN_READ: usize = 8 * 1024;
@@ -62,7 +72,32 @@ impl LineSplitter {
             overlong: None,
             read_size: MIN_READ,
             max_read: read_size.max(MIN_READ),
+            share: false,
+            chunk: None,
         }
+    }
+
+    /// Also give each line as a slice of one shared copy of the read (`Line::shared`): one
+    /// allocation per read instead of one per line, for callers that keep lines as they are.
+    pub fn share_lines(&mut self) {
+        self.share = true;
+    }
+
+    /// `buf[start..end]` as a slice of the read's shared copy, made on first use.
+    fn shared(&mut self, start: usize, end: usize) -> Option<Bytes> {
+        if !self.share {
+            return None;
+        }
+        let (chunk, base) = match &self.chunk {
+            Some((c, base)) if *base <= start && end - *base <= c.len() => (c, *base),
+            _ => {
+                let c = Bytes::copy_from_slice(&self.buf[start..]);
+                self.chunk = Some((c, start));
+                let (c, base) = self.chunk.as_ref().expect("just set");
+                (c, *base)
+            }
+        };
+        Some(chunk.slice(start - base..end - base))
     }
 
     /// At EOF: give back buffer memory beyond what the pending partial line needs. An idle
@@ -74,6 +109,7 @@ impl LineSplitter {
     }
 
     fn compact(&mut self) {
+        self.chunk = None;
         if self.consumed > 0 {
             self.buf.drain(..self.consumed);
             self.buf_offset += self.consumed as u64;
@@ -117,6 +153,7 @@ impl LineSplitter {
 
     /// Read one block from `r`. Returns the number of bytes read (0 at EOF).
     pub fn fill(&mut self, r: &mut impl Read) -> io::Result<usize> {
+        // `compact` also drops the shared copy: the lines of this read get a new one.
         self.compact();
         let len = self.buf.len();
         self.buf.resize(len + self.read_size, 0);
@@ -189,29 +226,28 @@ impl LineSplitter {
                         start,
                         end,
                         truncated: true,
+                        shared: None,
                     });
                 }
-                let mut content = &self.buf[start_idx..idx];
+                let mut len = idx - start_idx;
                 if let Some(cr) = &self.strip {
-                    if content.ends_with(cr) && (content.len() - cr.len()) % self.unit == 0 {
-                        content = &content[..content.len() - cr.len()];
+                    let content = &self.buf[start_idx..idx];
+                    if content.ends_with(cr) && (len - cr.len()) % self.unit == 0 {
+                        len -= cr.len();
                     }
                 }
                 let start = self.buf_offset + start_idx as u64;
-                if content.len() > self.max_bytes {
-                    let keep = self.clip(content.len());
-                    return Some(Line {
-                        bytes: Cow::Borrowed(&content[..keep]),
-                        start,
-                        end,
-                        truncated: true,
-                    });
+                let truncated = len > self.max_bytes;
+                if truncated {
+                    len = self.clip(len);
                 }
+                let shared = self.shared(start_idx, start_idx + len);
                 Some(Line {
-                    bytes: Cow::Borrowed(content),
+                    bytes: Cow::Borrowed(&self.buf[start_idx..start_idx + len]),
                     start,
                     end,
-                    truncated: false,
+                    truncated,
+                    shared,
                 })
             }
             None => {
@@ -244,6 +280,7 @@ impl LineSplitter {
                 start,
                 end,
                 truncated: true,
+                shared: None,
             });
         }
         if self.consumed >= self.buf.len() {
@@ -264,6 +301,7 @@ impl LineSplitter {
             start,
             end,
             truncated,
+            shared: None,
         })
     }
 }
@@ -314,6 +352,57 @@ mod tests {
         assert_eq!(got[0].0.len(), 100);
         assert_eq!((got[0].1, got[0].2, got[0].3), (0, 50_001, true));
         assert_eq!(got[1], (b"ok".to_vec(), 50_001, 50_004, false));
+    }
+
+    #[test]
+    fn shared_lines_are_slices_of_one_copy_per_read() {
+        // CRLF stripped, a truncated line, lines spanning reads, then an empty line.
+        let mut data = b"ab\r\ncd\n".to_vec();
+        data.extend(vec![b'x'; 300]);
+        data.extend_from_slice(b"\n\nend\n");
+        for read in [1, 7, 4096] {
+            let mut s = LineSplitter::new(0, b"\n".to_vec(), Some(b"\r".to_vec()), 1, 100, read);
+            s.share_lines();
+            let mut chunks = data.chunks(read).map(<[u8]>::to_vec).collect::<Vec<_>>();
+            chunks.reverse();
+            let mut out = Vec::new();
+            loop {
+                let n = match chunks.pop() {
+                    Some(c) => s.fill(&mut std::io::Cursor::new(c)).unwrap(),
+                    None => 0,
+                };
+                let mut chunk_ptr = None;
+                while let Some(l) = s.next_line() {
+                    let Some(shared) = l.shared.clone() else {
+                        // Only the head of a line over-long before its end was read is a
+                        // copy of its own.
+                        assert!(matches!(l.bytes, Cow::Owned(_)) && l.truncated);
+                        out.push((l.bytes.to_vec(), l.start, l.end, l.truncated));
+                        continue;
+                    };
+                    assert_eq!(&shared[..], &l.bytes[..], "read size {read}");
+                    // The lines of one read point into the same copy.
+                    let end = shared.as_ptr() as usize + shared.len();
+                    if let Some(prev) = chunk_ptr {
+                        assert!(shared.as_ptr() as usize >= prev, "read size {read}");
+                    }
+                    chunk_ptr = Some(end);
+                    out.push((shared.to_vec(), l.start, l.end, l.truncated));
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            let texts: Vec<_> = out.iter().map(|l| l.0.len()).collect();
+            assert_eq!(texts, vec![2, 2, 100, 0, 3], "read size {read}");
+            assert_eq!(out[0], (b"ab".to_vec(), 0, 4, false));
+            assert_eq!((out[2].1, out[2].2, out[2].3), (7, 308, true));
+            assert_eq!(out[4], (b"end".to_vec(), 309, 313, false));
+        }
+        // Without share_lines there is no copy.
+        let mut s = LineSplitter::new(0, b"\n".to_vec(), None, 1, 100, 4096);
+        s.fill(&mut std::io::Cursor::new(b"a\n".to_vec())).unwrap();
+        assert!(s.next_line().unwrap().shared.is_none());
     }
 
     #[test]

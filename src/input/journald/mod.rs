@@ -433,7 +433,7 @@ impl Source {
                     put_path(&mut map, "log.source.address", h);
                 }
             }
-            map.insert("message".into(), Value::String(m.text));
+            map.insert("message".into(), Value::String(m.text.into_string()));
             let names: Vec<Value> = flags::NAMES
                 .iter()
                 .filter(|(bit, _)| m.flags & bit != 0)

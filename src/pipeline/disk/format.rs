@@ -589,7 +589,7 @@ fn decode_line(b: &[u8], sources: &[Option<Arc<FileSource>>]) -> Result<Event, S
     let mut ev = Event::line(
         ts,
         LineFields {
-            message,
+            message: message.into(),
             offset,
             flags,
             source,

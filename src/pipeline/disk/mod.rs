@@ -999,7 +999,7 @@ mod tests {
                 Event::line(
                     0,
                     LineFields {
-                        message: format!("m{i}"),
+                        message: format!("m{i}").into(),
                         offset: i * 10,
                         flags: 0,
                         source: src.clone(),
@@ -1205,7 +1205,7 @@ mod tests {
             let mut evs = events(&src, &t, i * 20, 20);
             for e in &mut evs {
                 if let crate::event::Fields::Line(l) = &mut e.fields {
-                    l.message = format!("{} {}", l.message, "y".repeat(300));
+                    l.message = format!("{} {}", l.message, "y".repeat(300)).into();
                 }
             }
             p.publish(evs).await.unwrap();
@@ -1279,7 +1279,7 @@ mod tests {
         let big = move |i: u64| {
             let mut e = events(&src, &t, i, 1);
             if let crate::event::Fields::Line(l) = &mut e[0].fields {
-                l.message = format!("{i} {}", "x".repeat(30_000));
+                l.message = format!("{i} {}", "x".repeat(30_000)).into();
             }
             e
         };

@@ -1,0 +1,203 @@
+//! `Text`: a line's text, either its own `String` or a slice of the buffer one read filled.
+//!
+//! A file read yields hundreds of lines. Giving each its own `String` costs one allocation
+//! and one free per line, and those small frees of one batch fill the allocator's bins
+//! that librdkafka's per-message allocation then has to sort through. Lines that need no
+//! change (valid UTF-8, no parser rewriting them) share one copy of what the read returned
+//! instead: one allocation per read, a reference count per line.
+//!
+//! Anything that edits a text (multiline joins, ndjson, truncation) gets its own `String`
+//! first (`to_mut`), as with `Cow`.
+
+use std::fmt;
+use std::ops::Deref;
+
+use bytes::Bytes;
+
+/// UTF-8 text, owned or shared. Every constructor keeps the bytes valid UTF-8.
+#[derive(Clone)]
+pub struct Text(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Owned(String),
+    /// Valid UTF-8, checked when made.
+    Shared(Bytes),
+}
+
+impl Text {
+    /// `bytes` as text, where the caller has decoded those same bytes as `decoded`: a
+    /// compare (cheaper than checking UTF-8 again) proves it; if they differ, `decoded` is
+    /// copied instead.
+    pub fn from_shared(bytes: Bytes, decoded: &str) -> Text {
+        if bytes[..] == *decoded.as_bytes() {
+            Text(Repr::Shared(bytes))
+        } else {
+            Text(Repr::Owned(decoded.to_string()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Repr::Owned(s) => s,
+            // SAFETY: `Shared` is only built from bytes checked (or compared equal to a
+            // `&str`) to be valid UTF-8, and `Bytes` never changes its contents.
+            Repr::Shared(b) => unsafe { std::str::from_utf8_unchecked(b) },
+        }
+    }
+
+    /// The text as an owned `String` to edit, copied out of a shared buffer first.
+    pub fn to_mut(&mut self) -> &mut String {
+        if let Repr::Shared(b) = &self.0 {
+            let s = String::from(
+                // SAFETY: as in `as_str`.
+                unsafe { std::str::from_utf8_unchecked(b) },
+            );
+            self.0 = Repr::Owned(s);
+        }
+        match &mut self.0 {
+            Repr::Owned(s) => s,
+            Repr::Shared(_) => unreachable!("made owned above"),
+        }
+    }
+
+    pub fn into_string(self) -> String {
+        match self.0 {
+            Repr::Owned(s) => s,
+            Repr::Shared(_) => self.as_str().to_string(),
+        }
+    }
+
+    /// Shorten to `len` bytes, which must be a char boundary (like `String::truncate`).
+    /// A shared text stays shared.
+    pub fn truncate(&mut self, len: usize) {
+        if len >= self.len() {
+            return;
+        }
+        assert!(self.is_char_boundary(len), "truncate inside a character");
+        match &mut self.0 {
+            Repr::Owned(s) => s.truncate(len),
+            Repr::Shared(b) => b.truncate(len),
+        }
+    }
+
+    /// Whether the text lives in a shared read buffer (for tests).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.0, Repr::Shared(_))
+    }
+}
+
+impl Default for Text {
+    fn default() -> Self {
+        Text(Repr::Owned(String::new()))
+    }
+}
+
+impl Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Text {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Self {
+        Text(Repr::Owned(s))
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Self {
+        Text(Repr::Owned(s.to_string()))
+    }
+}
+
+impl From<Text> for String {
+    fn from(t: Text) -> Self {
+        t.into_string()
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Text) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Text {}
+
+impl PartialEq<str> for Text {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Text {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for Text {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_text_reads_edits_and_truncates_like_a_string() {
+        let chunk = Bytes::from_static("first line\nzweite Zeile é\n".as_bytes());
+        let mut a = Text::from_shared(chunk.slice(0..10), "first line");
+        let b = Text::from_shared(chunk.slice(11..26), "zweite Zeile é");
+        assert!(a.is_shared() && b.is_shared());
+        assert_eq!(a, "first line");
+        assert_eq!(b.len(), 15);
+        assert_eq!(format!("{b} {b:?}"), "zweite Zeile é \"zweite Zeile é\"");
+        // Truncating keeps it shared; editing makes it owned, leaving the buffer alone.
+        a.truncate(5);
+        assert!(a.is_shared());
+        assert_eq!(a, "first");
+        a.to_mut().push_str(" edit");
+        assert!(!a.is_shared());
+        assert_eq!(a, "first edit");
+        assert_eq!(&chunk[..10], b"first line");
+        assert_eq!(b.clone().into_string(), "zweite Zeile é");
+    }
+
+    #[test]
+    fn bytes_that_differ_from_the_decoded_text_are_not_shared() {
+        // A caller wrong about its slice gets a correct, owned text.
+        let t = Text::from_shared(Bytes::from_static(b"ab"), "xy");
+        assert_eq!(t, "xy");
+        assert!(!t.is_shared());
+    }
+
+    #[test]
+    #[should_panic(expected = "inside a character")]
+    fn truncating_inside_a_character_panics_like_string() {
+        let mut t = Text::from("é");
+        t.truncate(1);
+    }
+}
