@@ -65,7 +65,11 @@ fn nest(target: &str, fields: Map<String, Value>) -> Map<String, Value> {
 impl Processor for AddFields {
     fn run(&self, event: &mut Event) -> Outcome {
         if self.to_meta {
-            deep_update(event.meta.get_or_insert_with(Map::new), &self.fields, true);
+            deep_update(
+                event.meta.get_or_insert_with(Box::default),
+                &self.fields,
+                true,
+            );
         } else {
             deep_update(event.fields_mut(), &self.fields, true);
         }

@@ -122,7 +122,7 @@ impl DecodeJsonFields {
             put_field(ev, target, output)?;
         }
         if let Some(id) = id {
-            put_path(ev.meta.get_or_insert_with(Map::new), "_id", id);
+            put_path(ev.meta.get_or_insert_with(Box::default), "_id", id);
         }
         Ok(())
     }
@@ -162,7 +162,7 @@ impl DecodeJsonFields {
         if let Some(meta) = keys.remove("@metadata") {
             match meta {
                 Value::Object(m) => {
-                    deep_update_owned(ev.meta.get_or_insert_with(Map::new), m, true)
+                    deep_update_owned(ev.meta.get_or_insert_with(Box::default), m, true)
                 }
                 _ if self.add_error_key => {
                     set_json_error(ev, "failed to update @metadata", None, None)

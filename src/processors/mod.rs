@@ -344,14 +344,14 @@ pub(crate) fn put_field(ev: &mut Event, path: &str, value: Value) -> Result<(), 
     if path == "@metadata" {
         return match value {
             Value::Object(m) => {
-                ev.meta = Some(m);
+                ev.meta = Some(Box::new(m));
                 Ok(())
             }
             _ => Err("@metadata can only be set to an object".into()),
         };
     }
     if let Some(sub) = path.strip_prefix(META_PREFIX) {
-        put_path(ev.meta.get_or_insert_with(Map::new), sub, value);
+        put_path(ev.meta.get_or_insert_with(Box::default), sub, value);
         return Ok(());
     }
     put_path(ev.fields_mut(), path, value);
@@ -364,7 +364,7 @@ pub(crate) fn remove_field(ev: &mut Event, path: &str) -> Option<Value> {
         return None;
     }
     if path == "@metadata" {
-        return ev.meta.take().map(Value::Object);
+        return ev.meta.take().map(|m| Value::Object(*m));
     }
     if let Some(sub) = path.strip_prefix(META_PREFIX) {
         return ev.meta.as_mut().and_then(|m| remove_path(m, sub));
@@ -382,7 +382,7 @@ pub(crate) fn has_field(ev: &Event, path: &str) -> bool {
 pub(crate) struct Backup {
     timestamp: i64,
     fields: Map<String, Value>,
-    meta: Option<Map<String, Value>>,
+    meta: Option<Box<Map<String, Value>>>,
 }
 
 impl Backup {

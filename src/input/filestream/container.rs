@@ -181,7 +181,7 @@ impl Container {
                     let mut docker = Map::new();
                     docker.insert("attrs".into(), Value::Object(attrs));
                     msg.fields
-                        .get_or_insert_with(Map::new)
+                        .get_or_insert_with(Box::default)
                         .insert("docker".into(), Value::Object(docker));
                 }
                 if d.partial {
@@ -204,7 +204,7 @@ fn stream_name(s: &str) -> Cow<'static, str> {
 
 /// A line that is not in the runtime's format: shipped whole, with the reason.
 fn invalid(mut m: Message, reason: String) -> Message {
-    let fields = m.fields.get_or_insert_with(Map::new);
+    let fields = m.fields.get_or_insert_with(Box::default);
     fields.insert("message".into(), Value::String(m.text.to_string()));
     fields.insert(
         "error".into(),

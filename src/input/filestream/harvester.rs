@@ -22,7 +22,7 @@ use super::parsers::{Message, Parsers};
 use super::reader::LineSplitter;
 use super::Settings;
 use crate::event::{
-    deep_merge, flags, now_nanos, parse_timestamp, Event, FileSource, LineFields, Text,
+    deep_merge, flags, now_nanos, parse_timestamp, Event, Fields, FileSource, LineFields, Text,
 };
 use crate::monitoring::counters::InputCounters;
 use crate::monitoring::Metrics;
@@ -454,6 +454,7 @@ impl Harvester {
         let ts = now_nanos();
         let mut events = Vec::with_capacity(msgs.len());
         let mut skipped_end: Option<u64> = None;
+        let (mut kept_bytes, mut dropped_bytes) = (0usize, 0usize);
         // One lock of the tracker for the whole read, not one per line.
         let mut cursors = self.tracker.register();
         for m in msgs.drain(..) {
@@ -463,8 +464,10 @@ impl Harvester {
                 && !s.cfg.exclude_lines.iter().any(|p| p.0.is_match(&m.text));
             if !keep {
                 skipped_end = Some(m.end);
+                dropped_bytes += m.text.len();
                 continue;
             }
+            kept_bytes += m.text.len();
             skipped_end = None;
             let cursor = cursors.next(m.end);
             let line = LineFields {
@@ -493,10 +496,19 @@ impl Harvester {
                     // Decoded keys replace the raw line (an undecodable line brings it back).
                     map.remove("message");
                 }
-                deep_merge(map, decoded, overwrite);
+                deep_merge(map, *decoded, overwrite);
             }
             ev.meta = m.meta;
             events.push(ev);
+        }
+        if dropped_bytes > kept_bytes {
+            // Most of the read was filtered out: the lines kept get their own copies, so they
+            // do not hold the shared buffers of the lines dropped.
+            for ev in &mut events {
+                if let Fields::Line(l) = &mut ev.fields {
+                    l.message.to_mut();
+                }
+            }
         }
         let skipped = skipped_end.map(|end| cursors.next(end));
         drop(cursors);

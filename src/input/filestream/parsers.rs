@@ -18,9 +18,9 @@ use super::container::Container;
 pub struct Message {
     pub text: Text,
     /// Decoded fields (ndjson); `None` keeps the event on the fast line path.
-    pub fields: Option<Map<String, Value>>,
+    pub fields: Option<Box<Map<String, Value>>>,
     /// Event-level `@metadata` additions (ndjson `document_id`).
-    pub meta: Option<Map<String, Value>>,
+    pub meta: Option<Box<Map<String, Value>>>,
     pub start: u64,
     pub end: u64,
     pub flags: u8,
@@ -327,7 +327,9 @@ fn decode_ndjson(cfg: &NdjsonConfig, mut m: Message) -> Message {
             }
             if let Some(id_key) = &cfg.document_id {
                 if let Some(id) = obj.remove(id_key) {
-                    m.meta.get_or_insert_with(Map::new).insert("_id".into(), id);
+                    m.meta
+                        .get_or_insert_with(Box::default)
+                        .insert("_id".into(), id);
                 }
             }
             if let Some(k) = &cfg.message_key {

@@ -51,6 +51,10 @@ pub struct LineSplitter {
 
 const MIN_READ: usize = 8 * 1024;
 
+/// Bytes per shared copy of lines (`share_lines`): about twenty 200-byte lines per
+/// allocation, and a bound on what one kept line can hold on to.
+const SHARED_CHUNK: usize = 4 * 1024;
+
 impl LineSplitter {
     pub fn new(
         offset: u64,
@@ -91,7 +95,10 @@ impl LineSplitter {
         let (chunk, base) = match &self.chunk {
             Some((c, base)) if *base <= start && end - *base <= c.len() => (c, *base),
             _ => {
-                let c = Bytes::copy_from_slice(&self.buf[start..]);
+                // At most SHARED_CHUNK (or the one line): a line kept long after the others
+                // of its read (they were filtered out) holds no more than that.
+                let until = end.max((start + SHARED_CHUNK).min(self.buf.len()));
+                let c = Bytes::copy_from_slice(&self.buf[start..until]);
                 self.chunk = Some((c, start));
                 let (c, base) = self.chunk.as_ref().expect("just set");
                 (c, *base)

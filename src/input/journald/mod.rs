@@ -462,7 +462,7 @@ impl Source {
                 if root {
                     fields.remove("message");
                 }
-                deep_merge(fields, decoded, overwrite);
+                deep_merge(fields, *decoded, overwrite);
             }
             ev.meta = m.meta;
             ev.cursor = Some(self.tracker.next_labelled_cursor(checkpoint));

@@ -597,7 +597,7 @@ fn decode_line(b: &[u8], sources: &[Option<Arc<FileSource>>]) -> Result<Event, S
         },
         None,
     );
-    ev.meta = meta;
+    ev.meta = meta.map(Box::new);
     Ok(ev)
 }
 
@@ -616,7 +616,7 @@ fn decode_json(area: &Bytes, off: usize, len: usize) -> Result<Event, String> {
     Ok(Event {
         timestamp: ts,
         fields: Fields::Json(Box::new(JsonFields::new(body))),
-        meta,
+        meta: meta.map(Box::new),
         cursor: None,
     })
 }
@@ -904,7 +904,7 @@ mod tests {
         let mut with_meta = line(&src, "meta", 20);
         let mut meta = Map::new();
         meta.insert("pipeline".into(), serde_json::json!("p1"));
-        with_meta.meta = Some(meta);
+        with_meta.meta = Some(Box::new(meta));
         let mut map = Map::new();
         map.insert(
             "system".into(),
