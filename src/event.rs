@@ -2,7 +2,9 @@
 //!
 //! Two representations share one type:
 //! - `Fields::Line`, the hot path: a log line plus a pointer to its file and input metadata.
-//!   It is serialised straight into the output buffer, never built as a JSON map.
+//!   It is serialised straight into the output buffer, never built as a JSON map. Its text
+//!   is usually a slice of one copy shared by the lines of its read (`Text`), so a line costs
+//!   no allocation of its own.
 //! - `Fields::Map`, a full JSON object: produced by parsers (ndjson), metric inputs, and by
 //!   any processor that touches the event (`Event::fields_mut` converts a line on first use).
 //! - `Fields::Json`, fields kept as the JSON object they were encoded to: what the disk queue

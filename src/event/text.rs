@@ -26,6 +26,12 @@ enum Repr {
 }
 
 impl Text {
+    /// `bytes` as text if they are valid UTF-8, without copying them.
+    pub fn from_utf8(bytes: Bytes) -> Option<Text> {
+        std::str::from_utf8(&bytes).ok()?;
+        Some(Text(Repr::Shared(bytes)))
+    }
+
     /// `bytes` as text, where the caller has decoded those same bytes as `decoded`: a
     /// compare (cheaper than checking UTF-8 again) proves it; if they differ, `decoded` is
     /// copied instead.
@@ -184,6 +190,15 @@ mod tests {
         assert_eq!(a, "first edit");
         assert_eq!(&chunk[..10], b"first line");
         assert_eq!(b.clone().into_string(), "zweite Zeile é");
+    }
+
+    #[test]
+    fn only_valid_utf8_is_taken_as_it_is() {
+        let t = Text::from_utf8(Bytes::from_static("ok é".as_bytes())).unwrap();
+        assert!(t.is_shared());
+        assert_eq!(t, "ok é");
+        assert!(Text::from_utf8(Bytes::from_static(b"\xff\xfe")).is_none());
+        assert!(Text::from_utf8(Bytes::from_static(b"cut \xc3")).is_none());
     }
 
     #[test]

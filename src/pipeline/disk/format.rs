@@ -38,7 +38,7 @@ use serde_json::{Map, Value};
 
 use super::checksum;
 use crate::event::{
-    write_json_str, Event, Fields, FileSource, InputCommon, JsonFields, LineFields,
+    write_json_str, Event, Fields, FileSource, InputCommon, JsonFields, LineFields, Text,
 };
 use crate::pipeline::ack::Cursor;
 
@@ -511,7 +511,7 @@ impl Decoder {
                         });
                     }
                 },
-                KIND_LINE => match decode_line(&body[1..], &sources) {
+                KIND_LINE => match decode_line(area, body_off, body.len() - 1, &sources) {
                     Ok(ev) => events.push(ev),
                     Err(e) => problems.push(EntryProblem {
                         at: at(entry_at),
@@ -567,7 +567,15 @@ fn meta_of(b: &[u8]) -> Result<(Option<Map<String, Value>>, usize), String> {
     }
 }
 
-fn decode_line(b: &[u8], sources: &[Option<Arc<FileSource>>]) -> Result<Event, String> {
+/// The line entry at `area[off..off + len]`. Its message stays a slice of `area`, as the
+/// fields of a JSON entry do: no allocation per line read back.
+fn decode_line(
+    area: &Bytes,
+    off: usize,
+    len: usize,
+    sources: &[Option<Arc<FileSource>>],
+) -> Result<Event, String> {
+    let b = &area[off..off + len];
     // flags u8 | source u16 | ts i64 | offset u64 | meta...
     if b.len() < 19 {
         return Err("line entry too short".into());
@@ -577,10 +585,8 @@ fn decode_line(b: &[u8], sources: &[Option<Arc<FileSource>>]) -> Result<Event, S
     let ts = u64_at(b, 3) as i64;
     let offset = u64_at(b, 11);
     let (meta, used) = meta_of(&b[19..])?;
-    let msg = &b[19 + used..];
-    let message = std::str::from_utf8(msg)
-        .map_err(|_| "message is not UTF-8".to_string())?
-        .to_string();
+    let message = Text::from_utf8(area.slice(off + 19 + used..off + len))
+        .ok_or_else(|| "message is not UTF-8".to_string())?;
     let source = sources
         .get(idx)
         .cloned()
@@ -589,7 +595,7 @@ fn decode_line(b: &[u8], sources: &[Option<Arc<FileSource>>]) -> Result<Event, S
     let mut ev = Event::line(
         ts,
         LineFields {
-            message: message.into(),
+            message,
             offset,
             flags,
             source,
@@ -935,7 +941,11 @@ mod tests {
         // Lines come back as lines (the output's fast path), sharing one source.
         assert!(matches!(d.events[0].fields, Fields::Line(_)));
         match (&d.events[0].fields, &d.events[1].fields) {
-            (Fields::Line(a), Fields::Line(b)) => assert!(Arc::ptr_eq(&a.source, &b.source)),
+            (Fields::Line(a), Fields::Line(b)) => {
+                assert!(Arc::ptr_eq(&a.source, &b.source));
+                // Their messages are slices of the frame read, not copies.
+                assert!(a.message.is_shared() && b.message.is_shared());
+            }
             _ => unreachable!(),
         }
         assert!(matches!(d.events[3].fields, Fields::Json(_)));
