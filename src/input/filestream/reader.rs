@@ -44,8 +44,8 @@ pub struct LineSplitter {
     max_read: usize,
     /// Hand out lines with `shared` set (see `share_lines`).
     share: bool,
-    /// One copy of `buf[base..]`, made for the first line taken after a read: the lines of
-    /// that read are slices of it. Dropped whenever `buf` changes.
+    /// A copy of up to `SHARED_CHUNK` bytes of `buf` from `base` on, made for the first line
+    /// that needs it: the lines it covers are slices of it. Dropped whenever `buf` changes.
     chunk: Option<(Bytes, usize)>,
 }
 
