@@ -1,10 +1,12 @@
-//! `Text`: a line's text, either its own `String` or a slice of the buffer one read filled.
+//! `Text`: a line's text, either its own `String` or a slice of a buffer shared with other
+//! lines.
 //!
 //! A file read yields hundreds of lines. Giving each its own `String` costs one allocation
 //! and one free per line, and those small frees of one batch fill the allocator's bins
 //! that librdkafka's per-message allocation then has to sort through. Lines that need no
-//! change (valid UTF-8, no parser rewriting them) share one copy of what the read returned
-//! instead: one allocation per read, a reference count per line.
+//! change (valid UTF-8, no parser rewriting them) are slices of one copy of up to 4 KiB of
+//! their read (`LineSplitter::share_lines`), and lines read back from the disk queue are
+//! slices of their frame: a reference count per line instead of an allocation.
 //!
 //! Anything that edits a text (multiline joins, ndjson, truncation) gets its own `String`
 //! first (`to_mut`), as with `Cow`.
@@ -32,34 +34,19 @@ impl Text {
         Some(Text(Repr::Shared(bytes)))
     }
 
-    /// `bytes` as text, where the caller has decoded those same bytes as `decoded`: a
-    /// compare (cheaper than checking UTF-8 again) proves it; if they differ, `decoded` is
-    /// copied instead.
-    pub fn from_shared(bytes: Bytes, decoded: &str) -> Text {
-        if bytes[..] == *decoded.as_bytes() {
-            Text(Repr::Shared(bytes))
-        } else {
-            Text(Repr::Owned(decoded.to_string()))
-        }
-    }
-
     pub fn as_str(&self) -> &str {
         match &self.0 {
             Repr::Owned(s) => s,
-            // SAFETY: `Shared` is only built from bytes checked (or compared equal to a
-            // `&str`) to be valid UTF-8, and `Bytes` never changes its contents.
+            // SAFETY: `Shared` is only built by `from_utf8`, which checked the bytes, and
+            // `Bytes` never changes its contents (`truncate` cuts at a char boundary).
             Repr::Shared(b) => unsafe { std::str::from_utf8_unchecked(b) },
         }
     }
 
     /// The text as an owned `String` to edit, copied out of a shared buffer first.
     pub fn to_mut(&mut self) -> &mut String {
-        if let Repr::Shared(b) = &self.0 {
-            let s = String::from(
-                // SAFETY: as in `as_str`.
-                unsafe { std::str::from_utf8_unchecked(b) },
-            );
-            self.0 = Repr::Owned(s);
+        if let Repr::Shared(_) = self.0 {
+            self.0 = Repr::Owned(self.as_str().to_string());
         }
         match &mut self.0 {
             Repr::Owned(s) => s,
@@ -87,27 +74,16 @@ impl Text {
         }
     }
 
-    /// Whether the text lives in a shared read buffer (for tests).
-    pub fn is_shared(&self) -> bool {
+    /// Whether the text lives in a shared buffer.
+    #[cfg(test)]
+    pub(crate) fn is_shared(&self) -> bool {
         matches!(self.0, Repr::Shared(_))
-    }
-}
-
-impl Default for Text {
-    fn default() -> Self {
-        Text(Repr::Owned(String::new()))
     }
 }
 
 impl Deref for Text {
     type Target = str;
     fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl AsRef<str> for Text {
-    fn as_ref(&self) -> &str {
         self.as_str()
     }
 }
@@ -121,12 +97,6 @@ impl From<String> for Text {
 impl From<&str> for Text {
     fn from(s: &str) -> Self {
         Text(Repr::Owned(s.to_string()))
-    }
-}
-
-impl From<Text> for String {
-    fn from(t: Text) -> Self {
-        t.into_string()
     }
 }
 
@@ -147,8 +117,6 @@ impl PartialEq for Text {
         self.as_str() == other.as_str()
     }
 }
-
-impl Eq for Text {}
 
 impl PartialEq<str> for Text {
     fn eq(&self, other: &str) -> bool {
@@ -175,8 +143,8 @@ mod tests {
     #[test]
     fn shared_text_reads_edits_and_truncates_like_a_string() {
         let chunk = Bytes::from_static("first line\nzweite Zeile é\n".as_bytes());
-        let mut a = Text::from_shared(chunk.slice(0..10), "first line");
-        let b = Text::from_shared(chunk.slice(11..26), "zweite Zeile é");
+        let mut a = Text::from_utf8(chunk.slice(0..10)).unwrap();
+        let b = Text::from_utf8(chunk.slice(11..26)).unwrap();
         assert!(a.is_shared() && b.is_shared());
         assert_eq!(a, "first line");
         assert_eq!(b.len(), 15);
@@ -193,20 +161,11 @@ mod tests {
     }
 
     #[test]
-    fn only_valid_utf8_is_taken_as_it_is() {
-        let t = Text::from_utf8(Bytes::from_static("ok é".as_bytes())).unwrap();
-        assert!(t.is_shared());
-        assert_eq!(t, "ok é");
+    fn only_valid_utf8_is_shared() {
         assert!(Text::from_utf8(Bytes::from_static(b"\xff\xfe")).is_none());
-        assert!(Text::from_utf8(Bytes::from_static(b"cut \xc3")).is_none());
-    }
-
-    #[test]
-    fn bytes_that_differ_from_the_decoded_text_are_not_shared() {
-        // A caller wrong about its slice gets a correct, owned text.
-        let t = Text::from_shared(Bytes::from_static(b"ab"), "xy");
-        assert_eq!(t, "xy");
-        assert!(!t.is_shared());
+        // A slice cut inside a character is not valid either.
+        let chunk = Bytes::from_static("é".as_bytes());
+        assert!(Text::from_utf8(chunk.slice(0..1)).is_none());
     }
 
     #[test]

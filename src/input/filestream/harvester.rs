@@ -7,7 +7,6 @@
 //! between two looks (even to the same size) is read again from its start, never from the
 //! old offset in the middle of new content.
 
-use std::borrow::Cow;
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -292,10 +291,14 @@ impl Harvester {
             }
             let now = Instant::now();
             while let Some(line) = splitter.next_line() {
-                let (decoded, invalid) = decoder.decode(&line.bytes);
-                let text = match (decoded, line.shared) {
-                    (Cow::Borrowed(valid), Some(shared)) => Text::from_shared(shared, valid),
-                    (decoded, _) => Text::from(decoded.into_owned()),
+                // A shared line (UTF-8 input) is checked once, where it stays; only an
+                // invalid one goes through the decoder for its replacement characters.
+                let (text, invalid) = match line.shared.and_then(Text::from_utf8) {
+                    Some(text) => (text, false),
+                    None => {
+                        let (decoded, invalid) = decoder.decode(&line.bytes);
+                        (Text::from(decoded.into_owned()), invalid)
+                    }
                 };
                 let mut fl = 0;
                 if line.truncated {
