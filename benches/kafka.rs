@@ -7,7 +7,9 @@
 //! - throughput (default): BENCH_LINES=N to size, BENCH_ROUNDS=R rounds (round 0 warms the
 //!   broker up). The agent and the baselines are pinned to core 0, the broker to core 1. Each
 //!   round runs the JSON baseline before and after the agent and takes the faster of the two,
-//!   so a drift of the machine's speed within a round does not favour the agent.
+//!   so a drift of the machine's speed within a round does not favour the agent. Every timed
+//!   run starts after `sync(2)` (`settle`), so the kernel's writeback of earlier runs' broker
+//!   log segments does not land in it.
 //!   BENCH_COMPARE_BIN=/path/to/oxibeat also times that binary in every round (an A/B of a
 //!   change, on the same broker and file).
 //! - outage: the broker goes away under 50,000 lines/s offered for BENCH_OUTAGE_SECS (600);
@@ -33,6 +35,14 @@ fn cpu_secs(pid: u32) -> f64 {
     let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
         + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
     ticks / 100.0
+}
+
+/// Writes dirty pages back before a timed run: the kernel writes the broker's log segments
+/// (and the staged file) back about 30 s after they were written, which would otherwise land
+/// as CPU and I/O noise in whichever later run happens to be timed then.
+fn settle() {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
 }
 
 fn pin_self_to_core0() {
@@ -310,6 +320,7 @@ fn baseline_run(hosts: &str, topic: &str, payloads: &[&[u8]], n: usize) -> (f64,
         .expect("warm-up message");
     p.flush(Duration::from_secs(60)).expect("warm-up flush");
     let warm = t.elapsed();
+    settle();
     let t = Instant::now();
     let cpu0 = cpu_secs(std::process::id());
     let mut i = 0usize;
@@ -442,6 +453,7 @@ fn agent_run(
         }
     };
     wait_for(warm, Duration::from_secs(60));
+    settle();
     let t = Instant::now();
     let cpu0 = cpu_secs(agent.id());
     fs::rename(staged, dir.join("logs").join("big.log")).unwrap();
