@@ -294,7 +294,7 @@ fn clean_delivery(broker: &Kafka, topic: &str) {
     let dups = assert_complete(got, n, "clean run");
     assert_eq!(dups, 0, "a clean run sends every line once");
     assert_eq!(msgs.len(), n);
-    // No key: librdkafka's sticky partitioner picks among the 3 partitions.
+    // No key: one partition per batch among the 3.
     assert!(msgs.iter().all(|m| (0..3).contains(&m.partition)));
     let m = msgs
         .iter()
@@ -528,6 +528,154 @@ fn broker_restart_on_its_data_dir_loses_nothing_and_duplicates_nothing() {
     let (ok, log_text) = agent.stop();
     assert!(ok, "agent failed: {log_text}");
     assert_eq!(dups, 0, "the broker de-duplicates the producer's retries");
+    assert_eq!(msgs.len(), total);
+}
+
+/// The `seq` numbers (lines starting with `prefix`) in partition `partition` of `topic`, read
+/// from the beginning until `want` are all there or `secs` passed.
+fn partition_seqs(
+    k: &Kafka,
+    topic: &str,
+    partition: i32,
+    prefix: &str,
+    want: &[usize],
+    secs: u64,
+) -> Vec<usize> {
+    use rdkafka::{Offset, TopicPartitionList};
+    let c: BaseConsumer = k
+        .client_config()
+        .set("group.id", "oxibeat-test-assign")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).expect("assign");
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            let v: Value = serde_json::from_slice(m.payload().unwrap_or_default()).unwrap();
+            got.extend(seqs(&[v], prefix));
+            continue;
+        }
+        let mut sorted = got.clone();
+        sorted.sort_unstable();
+        if want.iter().all(|w| sorted.binary_search(w).is_ok()) {
+            break;
+        }
+    }
+    got
+}
+
+/// Keyless events go to one partition per batch, taking turns among the partitions that
+/// have a leader. With the only broker of one partition down, the output learns from its
+/// background metadata refresh that the partition has no leader, and events read from then
+/// on go to the other partition and are delivered while that broker is still down. Back up,
+/// the events queued for its partition arrive too: nothing lost, nothing twice.
+#[test]
+fn keyless_events_keep_off_a_partition_without_a_leader() {
+    let _g = serial();
+    let first = Kafka::start(Spec::default());
+    let mut second = first.join(2);
+    eprintln!(
+        "two-node cluster: first node in {:.1} s, second in {:.1} s",
+        first.started_in.as_secs_f64(),
+        second.started_in.as_secs_f64()
+    );
+    // Partition 0 on node 1, partition 1 on node 2 (one replica each).
+    first.create_topic_on("sticky", &[&[1], &[2]]);
+    let w = Workspace::new();
+    let log = w.logs().join("app.log");
+    let cfg = w.config_with(
+        &w.input("app", "*.log", ""),
+        &kafka_output(
+            &first.bootstrap(),
+            "topic = \"sticky\"\nbulk_max_size = 200",
+        ),
+    );
+    let mut agent = w.spawn(&cfg);
+    let mut written = 0;
+    let write = |written: &mut usize, n: usize| {
+        append(&log, &seq_lines("s", *written..*written + n));
+        *written += n;
+        *written
+    };
+    // Both partitions take batches while both have a leader.
+    for _ in 0..20 {
+        write(&mut written, 200);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = consume(&first, &["sticky"], written, 60);
+    assert_complete(seqs(&values(&before), "s "), written, "both nodes up");
+    let per = |msgs: &[Msg], p: i32| msgs.iter().filter(|m| m.partition == p).count();
+    assert!(
+        per(&before, 0) > 0 && per(&before, 1) > 0,
+        "keyless batches take turns among the partitions: {} and {}",
+        per(&before, 0),
+        per(&before, 1)
+    );
+    // Whole batches stay together: few runs of one partition, not one per event.
+    let mut by_seq: Vec<(usize, i32)> = before
+        .iter()
+        .filter_map(|m| {
+            let seq = *seqs(std::slice::from_ref(&m.value), "s ").first()?;
+            Some((seq, m.partition))
+        })
+        .collect();
+    by_seq.sort_unstable();
+    let runs = 1 + by_seq.windows(2).filter(|x| x[0].1 != x[1].1).count();
+    assert!(
+        runs <= written / 20,
+        "{runs} runs of one partition in {written} events of batches of up to 200"
+    );
+
+    second.kill();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while first.leaders("sticky") != [1, -1] {
+        assert!(
+            Instant::now() < deadline,
+            "partition 1 kept a leader: {:?}",
+            first.leaders("sticky")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Events read before the output's next look at the leaders (every 5 s while keyless
+    // events flow) may still go to partition 1 and wait there.
+    for _ in 0..35 {
+        write(&mut written, 20);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let from = written;
+    for _ in 0..10 {
+        write(&mut written, 20);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let later: Vec<usize> = (from..written).collect();
+    let p0 = partition_seqs(&first, "sticky", 0, "s ", &later, 30);
+    let mut p0_sorted = p0.clone();
+    p0_sorted.sort_unstable();
+    let missing: Vec<usize> = later
+        .iter()
+        .copied()
+        .filter(|s| p0_sorted.binary_search(s).is_err())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} events read after the leader was gone did not reach partition 0 while node 2 was down (first {:?})",
+        missing.len(),
+        later.len(),
+        &missing[..missing.len().min(5)]
+    );
+
+    second.restart();
+    let total = write(&mut written, 1000);
+    let msgs = consume(&first, &["sticky"], total, 120);
+    let dups = assert_complete(seqs(&values(&msgs), "s "), total, "node 2 back");
+    let (ok, log_text) = agent.stop();
+    assert!(ok, "agent failed: {log_text}");
+    assert_eq!(dups, 0, "nothing sent twice");
     assert_eq!(msgs.len(), total);
 }
 

@@ -138,6 +138,17 @@ pub struct Spec {
     pub core: Option<usize>,
     /// Extra `server.properties` lines.
     pub props: Vec<(String, String)>,
+    /// A broker-only node of another broker's cluster (`Kafka::join`), not a cluster of its own.
+    pub join: Option<Join>,
+}
+
+/// What a broker-only node needs of the cluster it joins.
+#[derive(Debug, Clone)]
+pub struct Join {
+    node_id: u32,
+    cluster_id: String,
+    /// The first node's controller port: the whole quorum.
+    controller: u16,
 }
 
 impl Default for Spec {
@@ -150,6 +161,7 @@ impl Default for Spec {
             bench: false,
             core: None,
             props: Vec::new(),
+            join: None,
         }
     }
 }
@@ -176,6 +188,7 @@ pub struct Kafka {
     ports: HashMap<Listener, u16>,
     controller: u16,
     proxy: u16,
+    cluster_id: String,
     log: PathBuf,
     pub pki: Option<Pki>,
     /// How long the last start took: format (first start only) and launch until metadata.
@@ -215,14 +228,40 @@ impl Kafka {
             ports,
             controller: free_port(),
             proxy: free_port(),
+            cluster_id: cluster_id(),
             started_in: Duration::ZERO,
         };
+        if let Some(j) = &k.spec.join {
+            k.cluster_id = j.cluster_id.clone();
+        }
         let t = Instant::now();
         k.write_config();
         k.format();
         k.launch();
         k.started_in = t.elapsed();
         k
+    }
+
+    /// Start a second, broker-only node (`process.roles=broker`, node id `node_id`) in this
+    /// broker's cluster: formatted with the same cluster id, this node's controller as its
+    /// quorum. Plaintext only. Topics can then place partitions on either node
+    /// (`create_topic_on`), and stopping one node leaves the other's partitions served.
+    pub fn join(&self, node_id: u32) -> Kafka {
+        assert!(
+            !self.spec.secure && self.spec.join.is_none(),
+            "only a plaintext first node takes another node"
+        );
+        assert_ne!(node_id, 1, "node 1 is the first node");
+        Kafka::start(Spec {
+            version: self.spec.version.clone(),
+            heap: self.spec.heap.clone(),
+            join: Some(Join {
+                node_id,
+                cluster_id: self.cluster_id.clone(),
+                controller: self.controller,
+            }),
+            ..Spec::default()
+        })
     }
 
     /// `127.0.0.1:<port>` of a listener (the address clients bootstrap from).
@@ -290,14 +329,29 @@ impl Kafka {
     fn write_config(&self) {
         let mut p: Vec<(String, String)> = Vec::new();
         let mut set = |k: &str, v: String| p.push((k.to_string(), v));
-        set("process.roles", "broker,controller".into());
-        set("node.id", "1".into());
+        let (node_id, controller) = match &self.spec.join {
+            Some(j) => (j.node_id, j.controller),
+            None => (1, self.controller),
+        };
+        set(
+            "process.roles",
+            if self.spec.join.is_some() {
+                "broker"
+            } else {
+                "broker,controller"
+            }
+            .into(),
+        );
+        set("node.id", node_id.to_string());
         set(
             "controller.quorum.voters",
-            format!("1@127.0.0.1:{}", self.controller),
+            format!("1@127.0.0.1:{controller}"),
         );
         set("controller.listener.names", "CONTROLLER".into());
-        let mut listeners = vec![format!("CONTROLLER://127.0.0.1:{}", self.controller)];
+        let mut listeners = Vec::new();
+        if self.spec.join.is_none() {
+            listeners.push(format!("CONTROLLER://127.0.0.1:{}", self.controller));
+        }
         let mut advertised = Vec::new();
         let mut map = vec![format!(
             "CONTROLLER:{}",
@@ -470,7 +524,7 @@ impl Kafka {
         let mut cmd = self.java("256m");
         cmd.args(["kafka.tools.StorageTool", "format", "--ignore-formatted"])
             // `=`: a random id may start with `-`, which the tool's parser takes for an option.
-            .arg(format!("--cluster-id={}", cluster_id()))
+            .arg(format!("--cluster-id={}", self.cluster_id))
             .arg("--config")
             .arg(self.dir.join("server.properties"));
         if self.spec.secure {
@@ -603,6 +657,42 @@ impl Kafka {
             }
         }
         self.wait_topic(name, partitions);
+    }
+
+    /// Create a topic whose partition `i` has the replicas `replicas[i]` (node ids), and wait
+    /// until every partition has a leader.
+    pub fn create_topic_on(&self, name: &str, replicas: &[&[i32]]) {
+        let admin = self.admin();
+        let n = replicas.len() as i32;
+        let topic = NewTopic::new(name, n, TopicReplication::Variable(replicas));
+        let res = block_on(admin.create_topics([&topic], &AdminOptions::new()))
+            .unwrap_or_else(|e| panic!("create topic {name}: {e}"));
+        for r in res {
+            if let Err((t, e)) = r {
+                panic!("create topic {t}: {e}");
+            }
+        }
+        self.wait_topic(name, n);
+    }
+
+    /// The leader (node id, -1 for none) of each partition of `topic`, as metadata says.
+    pub fn leaders(&self, topic: &str) -> Vec<i32> {
+        let client: BaseConsumer = self.client_config().create().expect("metadata client");
+        let md = client
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("metadata of {topic}: {e}"));
+        let t = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .unwrap_or_else(|| panic!("{topic} missing from metadata"));
+        let mut parts: Vec<(i32, i32)> = t
+            .partitions()
+            .iter()
+            .map(|p| (p.id(), p.leader()))
+            .collect();
+        parts.sort_unstable();
+        parts.into_iter().map(|(_, l)| l).collect()
     }
 
     fn wait_topic(&self, name: &str, partitions: i32) {

@@ -148,9 +148,9 @@ impl Partitioner {
     }
 
     /// True when the event has no key under the default strategy: Filebeat then picks a random
-    /// partition, and there is no mapping to keep, so oxibeat leaves the choice to librdkafka's
-    /// sticky partitioner, which fills bigger batches (better compression and throughput).
-    pub fn client_chooses(&self, key: Option<&[u8]>) -> bool {
+    /// partition, and there is no mapping to keep, so the output chooses freely: a [`Sticky`]
+    /// partition per batch, or librdkafka's own partitioner when the output's metadata is old.
+    pub fn keyless(&self, key: Option<&[u8]>) -> bool {
         matches!(self.strategy, Strategy::KeyHash) && key.is_none()
     }
 
@@ -218,6 +218,34 @@ impl Partitioner {
                 Ok(*current)
             }
         }
+    }
+}
+
+/// Where keyless events go under the default strategy, per topic: one partition per batch,
+/// taking turns among the partitions that had a leader in the latest metadata, from a random
+/// start. A batch in one partition fills Kafka batches as librdkafka's sticky partitioner
+/// does (fewer, larger requests, better compression), without that partitioner's work per
+/// message (a clock read and a partition check under the topic lock), and Filebeat's spread
+/// over partitions still holds across batches.
+#[derive(Debug)]
+pub struct Sticky {
+    next: usize,
+}
+
+impl Default for Sticky {
+    fn default() -> Self {
+        Sticky {
+            next: Rng::new().next() as usize,
+        }
+    }
+}
+
+impl Sticky {
+    /// The partition for the next batch among `live`, or `None` when none has a leader.
+    pub fn next(&mut self, live: &[i32]) -> Option<i32> {
+        let p = *live.get(self.next % live.len().max(1))?;
+        self.next = self.next.wrapping_add(1);
+        Some(p)
     }
 }
 
@@ -380,12 +408,30 @@ mod tests {
     }
 
     #[test]
-    fn keyless_default_is_left_to_the_client() {
+    fn keyless_default_is_left_to_the_output() {
         let p = Partitioner::new(None).unwrap();
-        assert!(p.client_chooses(None));
-        assert!(!p.client_chooses(Some(b"k")));
+        assert!(p.keyless(None));
+        assert!(!p.keyless(Some(b"k")));
         let cfg: PartitionConfig = toml::from_str("round_robin = {}").unwrap();
-        assert!(!Partitioner::new(Some(&cfg)).unwrap().client_chooses(None));
+        assert!(!Partitioner::new(Some(&cfg)).unwrap().keyless(None));
+    }
+
+    #[test]
+    fn sticky_takes_turns_among_live_partitions() {
+        let mut s = Sticky::default();
+        assert_eq!(s.next(&[]), None);
+        let live = [0, 2, 5];
+        let picks: Vec<i32> = (0..6).map(|_| s.next(&live).unwrap()).collect();
+        // Every live partition once per round, in order from wherever the turn was.
+        assert_eq!(picks[..3], picks[3..]);
+        let mut round = picks[..3].to_vec();
+        round.sort_unstable();
+        assert_eq!(round, live);
+        // A partition that lost its leader is left out from the next batch on.
+        for _ in 0..4 {
+            assert_ne!(s.next(&[0, 5]), Some(2));
+        }
+        assert_eq!(s.next(&[7]), Some(7));
     }
 
     #[test]

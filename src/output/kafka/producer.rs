@@ -31,7 +31,7 @@ use crate::pipeline::{Batch, Consumer, Receipt};
 
 use super::config::{KafkaConfig, VerificationMode};
 use super::native::{self, Topics};
-use super::partition::Partitioner;
+use super::partition::{Partitioner, Sticky};
 use super::KafkaError;
 use crate::output::dlq::{DeadLetter, Destination, Entry};
 use crate::output::format::{FormatString, Router};
@@ -545,27 +545,106 @@ impl ProducerContext<NoCustomPartitioner> for Ctx {
 
 type Prod = ThreadedProducer<Ctx>;
 
-/// Partition counts per topic, fetched on first use and refreshed every 10 minutes.
+/// What the output knows of each topic from the brokers' metadata, fetched on first use.
 struct TopicCache {
-    known: HashMap<String, (i32, Instant)>,
+    known: HashMap<String, TopicInfo>,
     /// Topics the broker said do not exist / are not allowed, with when we asked.
     bad: HashMap<String, (String, Instant)>,
-    /// The last topic looked up (topic, partitions, fetched at).
-    last: Option<(String, i32, Instant)>,
+    /// The topic used last, taken out of `known`: most outputs use one topic, and its events
+    /// skip the map.
+    last: Option<(String, TopicInfo)>,
+    /// The metadata request under way for a topic with keyless events (one at a time).
+    refresh: Option<(String, tokio::task::JoinHandle<Lookup>)>,
+}
+
+/// One topic's metadata, and where its keyless events go.
+struct TopicInfo {
+    partitions: i32,
+    /// When `partitions` was last asked for (or the asking failed).
+    fetched: Instant,
+    /// The partitions that had a leader at `live_at`.
+    live: Vec<i32>,
+    live_at: Instant,
+    /// Keyless events were routed since the last refresh of `live`.
+    keyless_used: bool,
+    sticky: Sticky,
+    /// The partition keyless events of batch number `.0` go to.
+    current: Option<(u64, i32)>,
+}
+
+impl TopicInfo {
+    fn new(m: Metadata) -> Self {
+        let now = Instant::now();
+        TopicInfo {
+            partitions: m.partitions,
+            fetched: now,
+            live: m.live,
+            live_at: now,
+            keyless_used: false,
+            sticky: Sticky::default(),
+            current: None,
+        }
+    }
+
+    fn update(&mut self, m: Metadata) {
+        let now = Instant::now();
+        self.partitions = m.partitions;
+        self.fetched = now;
+        self.live = m.live;
+        self.live_at = now;
+    }
+
+    /// The partition of a keyless event of batch number `batch`: the batch's sticky partition,
+    /// or librdkafka's choice (`PARTITION_UA`, which also keeps off partitions without a
+    /// leader) while what the output knows of the leaders is too old or names none.
+    fn keyless(&mut self, batch: u64, now: Instant) -> i32 {
+        self.keyless_used = true;
+        if let Some((b, p)) = self.current {
+            if b == batch {
+                return p;
+            }
+        }
+        let p = if now.saturating_duration_since(self.live_at) > LIVE_MAX_AGE {
+            None
+        } else {
+            self.sticky.next(&self.live)
+        };
+        let p = p.unwrap_or(rdkafka::producer::PARTITION_UA);
+        self.current = Some((batch, p));
+        p
+    }
+
+    /// Due for a new look at its leaders: keyless events use it, and `live` is getting old.
+    fn wants_refresh(&self, now: Instant) -> bool {
+        self.keyless_used && now.saturating_duration_since(self.live_at) >= LIVE_REFRESH
+    }
 }
 
 const METADATA_REFRESH: Duration = Duration::from_secs(600);
 const BAD_TOPIC_RECHECK: Duration = Duration::from_secs(10);
+/// How often the leaders of a topic with keyless events are looked up, in the background
+/// (librdkafka's sticky partitioner sees a leader change when its own metadata does, which
+/// also takes a few seconds: the controller's broker session timeout, then a refresh).
+const LIVE_REFRESH: Duration = Duration::from_secs(5);
+/// Older than this (the brokers do not answer, or the topic was idle), keyless events go back
+/// to librdkafka's partitioner until a refresh succeeds.
+const LIVE_MAX_AGE: Duration = Duration::from_secs(15);
+
+/// A topic's partition count and the partitions that have a leader.
+pub(super) struct Metadata {
+    pub partitions: i32,
+    pub live: Vec<i32>,
+}
 
 pub(super) enum Lookup {
-    Partitions(i32),
+    Partitions(Metadata),
     /// The topic cannot be used (unknown, invalid, not authorised): a permanent event error.
     Bad(String),
     /// Brokers unreachable or slow: retry later.
     Unavailable(String),
 }
 
-/// The partition count of `topic` from the brokers' metadata.
+/// The partitions of `topic` from the brokers' metadata.
 pub(super) fn fetch_partitions<C: ClientContext>(
     client: &rdkafka::client::Client<C>,
     topic: &str,
@@ -585,7 +664,20 @@ pub(super) fn fetch_partitions<C: ClientContext>(
                 None if t.partitions().is_empty() => {
                     Lookup::Unavailable(format!("topic {topic:?} has no partitions yet"))
                 }
-                None => Lookup::Partitions(t.partitions().len() as i32),
+                None => {
+                    // As librdkafka's `rd_kafka_topic_partition_available`: a leader is known.
+                    let mut live: Vec<i32> = t
+                        .partitions()
+                        .iter()
+                        .filter(|p| p.leader() >= 0)
+                        .map(|p| p.id())
+                        .collect();
+                    live.sort_unstable();
+                    Lookup::Partitions(Metadata {
+                        partitions: t.partitions().len() as i32,
+                        live,
+                    })
+                }
             },
             None => Lookup::Unavailable(format!("topic {topic:?} missing from metadata")),
         },
@@ -605,6 +697,8 @@ struct Runner {
     key: Option<FormatString>,
     partitioner: Partitioner,
     topics: TopicCache,
+    /// Batches taken so far: the number of the current one.
+    batches: u64,
     dlq: DeadLetter,
     backoff: Backoff,
     buf: Vec<u8>,
@@ -627,44 +721,40 @@ fn build_producer(
 }
 
 impl Runner {
-    /// Partition count of `topic`, waiting (with backoff) while the brokers are unreachable.
+    /// What is known of `topic`, waiting (with backoff) while the brokers are unreachable.
     /// `now` is taken once per batch: reading the clock per event costs more than the lookup.
-    async fn partitions(&mut self, topic: &str, now: Instant) -> Result<i32, String> {
-        // Most outputs use one topic: skip the map while it stays the same and fresh.
-        if let Some((t, n, at)) = &self.topics.last {
-            if t == topic && now.saturating_duration_since(*at) < METADATA_REFRESH {
-                return Ok(*n);
-            }
+    async fn topic(&mut self, topic: &str, now: Instant) -> Result<&mut TopicInfo, String> {
+        let fresh = matches!(&self.topics.last, Some((t, info))
+            if t == topic && now.saturating_duration_since(info.fetched) < METADATA_REFRESH);
+        if !fresh {
+            let info = self.topic_slow(topic).await?;
+            return Ok(&mut self.topics.last.insert((topic.to_string(), info)).1);
         }
-        let res = self.partitions_slow(topic).await;
-        if let Ok(n) = res {
-            let at = self
-                .topics
-                .known
-                .get(topic)
-                .map_or_else(Instant::now, |k| k.1);
-            self.topics.last = Some((topic.to_string(), n, at));
+        match &mut self.topics.last {
+            Some((_, info)) => Ok(info),
+            None => unreachable!("checked above"),
         }
-        res
     }
 
-    async fn partitions_slow(&mut self, topic: &str) -> Result<i32, String> {
-        if let Some((n, at)) = self.topics.known.get(topic) {
-            if at.elapsed() < METADATA_REFRESH {
-                return Ok(*n);
+    /// `topic`'s entry, out of the cache (the previous last topic goes back into it).
+    async fn topic_slow(&mut self, topic: &str) -> Result<TopicInfo, String> {
+        let cached = match self.topics.last.take() {
+            Some((t, info)) if t == topic => Some(info),
+            Some((t, info)) => {
+                self.topics.known.insert(t, info);
+                self.topics.known.remove(topic)
             }
-            // Refresh in passing; keep the old count if the brokers do not answer.
-            let n = *n;
-            let got = self.lookup(topic, Duration::from_secs(5)).await;
-            let n = if let Lookup::Partitions(m) = got {
-                m
-            } else {
-                n
-            };
-            self.topics
-                .known
-                .insert(topic.to_string(), (n, Instant::now()));
-            return Ok(n);
+            None => self.topics.known.remove(topic),
+        };
+        if let Some(mut info) = cached {
+            if info.fetched.elapsed() >= METADATA_REFRESH {
+                // Refresh in passing; keep what we knew if the brokers do not answer.
+                match self.lookup(topic, Duration::from_secs(5)).await {
+                    Lookup::Partitions(m) => info.update(m),
+                    _ => info.fetched = Instant::now(),
+                }
+            }
+            return Ok(info);
         }
         if let Some((why, at)) = self.topics.bad.get(topic) {
             if at.elapsed() < BAD_TOPIC_RECHECK {
@@ -673,13 +763,10 @@ impl Runner {
         }
         loop {
             match self.lookup(topic, Duration::from_secs(10)).await {
-                Lookup::Partitions(n) => {
+                Lookup::Partitions(m) => {
                     self.backoff.reset();
                     self.topics.bad.remove(topic);
-                    self.topics
-                        .known
-                        .insert(topic.to_string(), (n, Instant::now()));
-                    return Ok(n);
+                    return Ok(TopicInfo::new(m));
                 }
                 Lookup::Bad(why) => {
                     self.topics
@@ -697,11 +784,58 @@ impl Runner {
     }
 
     async fn lookup(&self, topic: &str, timeout: Duration) -> Lookup {
+        match self.spawn_lookup(topic, timeout).await {
+            Ok(l) => l,
+            Err(e) => Lookup::Unavailable(e.to_string()),
+        }
+    }
+
+    fn spawn_lookup(&self, topic: &str, timeout: Duration) -> tokio::task::JoinHandle<Lookup> {
         let p = self.native.producer().clone();
         let t = topic.to_string();
         tokio::task::spawn_blocking(move || fetch_partitions(p.client(), &t, timeout))
-            .await
-            .unwrap_or_else(|e| Lookup::Unavailable(e.to_string()))
+    }
+
+    /// At the start of a batch: take in a finished background look at a topic's leaders, and
+    /// start the next one for a topic with keyless events whose leaders are getting old. The
+    /// batch never waits for the brokers here.
+    async fn refresh_leaders(&mut self, now: Instant) {
+        if let Some((_, h)) = &self.topics.refresh {
+            if !h.is_finished() {
+                return;
+            }
+        }
+        if let Some((topic, h)) = self.topics.refresh.take() {
+            if let Ok(Lookup::Partitions(m)) = h.await {
+                let info = match &mut self.topics.last {
+                    Some((t, info)) if *t == topic => Some(info),
+                    _ => self.topics.known.get_mut(&topic),
+                };
+                if let Some(info) = info {
+                    info.update(m);
+                }
+            }
+        }
+        let due = match &self.topics.last {
+            Some((t, info)) if info.wants_refresh(now) => Some(t.clone()),
+            _ => self
+                .topics
+                .known
+                .iter()
+                .find(|(_, info)| info.wants_refresh(now))
+                .map(|(t, _)| t.clone()),
+        };
+        if let Some(topic) = due {
+            let info = match &mut self.topics.last {
+                Some((t, info)) if *t == topic => Some(info),
+                _ => self.topics.known.get_mut(&topic),
+            };
+            if let Some(info) = info {
+                info.keyless_used = false;
+            }
+            let h = self.spawn_lookup(&topic, Duration::from_secs(5));
+            self.topics.refresh = Some((topic, h));
+        }
     }
 
     /// Topic, key and partition for an event already encoded in `self.buf`, or the topic and
@@ -725,14 +859,17 @@ impl Runner {
             .as_ref()
             .and_then(|k| k.render(ev).ok())
             .map(|k| k.as_bytes().to_vec());
+        let keyless = self.partitioner.keyless(key.as_deref());
+        let batch = self.batches;
         // Also for keyless events: an unusable topic is found here, not at delivery.
-        let parts = match self.partitions(&topic, now).await {
-            Ok(n) => n,
+        let info = match self.topic(&topic, now).await {
+            Ok(info) => info,
             Err(why) => return Err((topic.into_owned(), why)),
         };
-        let partition = if self.partitioner.client_chooses(key.as_deref()) {
-            Ok(rdkafka::producer::PARTITION_UA)
+        let partition = if keyless {
+            Ok(info.keyless(batch, now))
         } else {
+            let parts = info.partitions;
             self.partitioner.partition(ev, key.as_deref(), parts)
         };
         match partition {
@@ -761,6 +898,8 @@ impl Runner {
         // `self` is borrowed mutably below.
         let router = self.router.clone();
         let batch_start = Instant::now();
+        self.batches = self.batches.wrapping_add(1);
+        self.refresh_leaders(batch_start).await;
         let mut bytes = 0u64;
         // Each event is freed once librdkafka has its copy; the receipt is parked in the
         // flight record.
@@ -811,7 +950,7 @@ impl Runner {
         &mut self,
         flight: &Arc<InFlight>,
         topic: &str,
-        partition: i32,
+        mut partition: i32,
         key: Option<&[u8]>,
         payload: &[u8],
         timestamp: Option<i64>,
@@ -852,6 +991,13 @@ impl Runner {
                             tracing::warn!("Kafka producer queue full for 30s (brokers slow or down); inputs are paused");
                             waited = Duration::ZERO;
                         }
+                    }
+                    Some(RDKafkaErrorCode::UnknownPartition)
+                        if partition >= 0 && self.partitioner.keyless(key) =>
+                    {
+                        // A keyless event's partition from newer metadata than librdkafka's
+                        // (partitions were added): librdkafka chooses instead.
+                        partition = rdkafka::producer::PARTITION_UA;
                     }
                     Some(code) if is_permanent(code) => {
                         flight.fail(Failed {
@@ -922,11 +1068,17 @@ impl Runner {
 
     async fn retry(&mut self, r: Retry, done_rx: &mut mpsc::UnboundedReceiver<Arc<InFlight>>) {
         Metrics::add(&self.metrics.counters.output_write_errors, 1);
+        // A keyless event may go elsewhere this time: its partition may have lost its leader.
+        let partition = if self.partitioner.keyless(r.key.as_deref()) {
+            rdkafka::producer::PARTITION_UA
+        } else {
+            r.partition
+        };
         if self
             .send(
                 &r.flight,
                 &r.topic,
-                r.partition,
+                partition,
                 r.key.as_deref(),
                 &r.payload,
                 r.timestamp,
@@ -1026,7 +1178,9 @@ pub async fn run(
             known: HashMap::new(),
             bad: HashMap::new(),
             last: None,
+            refresh: None,
         },
+        batches: 0,
         dlq,
         backoff,
         buf: Vec::with_capacity(4096),
@@ -1193,7 +1347,7 @@ pub fn check(cfg: &KafkaConfig) -> Result<String, KafkaError> {
         // Not in the full list: a broker leaves out the topics this client may not describe.
         // Asked by name, it says why (unknown, not authorised, ...).
         match fetch_partitions(p.client(), t, Duration::from_secs(5)) {
-            Lookup::Partitions(n) => out.push_str(&format!("  {t}: {n} partitions\n")),
+            Lookup::Partitions(m) => out.push_str(&format!("  {t}: {} partitions\n", m.partitions)),
             Lookup::Bad(why) | Lookup::Unavailable(why) => {
                 out.push_str(&format!("  {t}: {why}\n"));
                 refused.push(why);

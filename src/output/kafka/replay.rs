@@ -226,7 +226,7 @@ impl Sender<'_> {
             (Some(k), Some((_, ev))) => k.render(ev).ok().map(|k| k.as_bytes().to_vec()),
             _ => None,
         };
-        let partition = if self.partitioner.client_chooses(key.as_deref()) {
+        let partition = if self.partitioner.keyless(key.as_deref()) {
             PARTITION_UA
         } else {
             let n = match self.partitions.get(topic) {
@@ -270,7 +270,7 @@ fn partition_count(
     timeout: Duration,
 ) -> Result<i32, String> {
     match fetch_partitions(p.client(), topic, timeout) {
-        Lookup::Partitions(n) => Ok(n),
+        Lookup::Partitions(m) => Ok(m.partitions),
         Lookup::Bad(why) | Lookup::Unavailable(why) => Err(why),
     }
 }
