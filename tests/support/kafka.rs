@@ -644,35 +644,34 @@ impl Kafka {
     /// Create a topic with topic-level `configs` and wait until the broker's metadata lists
     /// it with a leader for every partition.
     pub fn create_topic(&self, name: &str, partitions: i32, configs: &[(&str, &str)]) {
-        let admin = self.admin();
         let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
         for (k, v) in configs {
             topic = topic.set(k, v);
         }
-        let res = block_on(admin.create_topics([&topic], &AdminOptions::new()))
-            .unwrap_or_else(|e| panic!("create topic {name}: {e}"));
-        for r in res {
-            if let Err((t, e)) = r {
-                panic!("create topic {t}: {e}");
-            }
-        }
-        self.wait_topic(name, partitions);
+        self.create(&topic);
     }
 
     /// Create a topic whose partition `i` has the replicas `replicas[i]` (node ids), and wait
     /// until every partition has a leader.
     pub fn create_topic_on(&self, name: &str, replicas: &[&[i32]]) {
-        let admin = self.admin();
         let n = replicas.len() as i32;
-        let topic = NewTopic::new(name, n, TopicReplication::Variable(replicas));
-        let res = block_on(admin.create_topics([&topic], &AdminOptions::new()))
+        self.create(&NewTopic::new(
+            name,
+            n,
+            TopicReplication::Variable(replicas),
+        ));
+    }
+
+    fn create(&self, topic: &NewTopic<'_>) {
+        let name = topic.name;
+        let res = block_on(self.admin().create_topics([topic], &AdminOptions::new()))
             .unwrap_or_else(|e| panic!("create topic {name}: {e}"));
         for r in res {
             if let Err((t, e)) = r {
                 panic!("create topic {t}: {e}");
             }
         }
-        self.wait_topic(name, n);
+        self.wait_topic(name, topic.num_partitions);
     }
 
     /// The leader (node id, -1 for none) of each partition of `topic`, as metadata says.
