@@ -1128,6 +1128,104 @@ fn librdkafka_passthrough_secrets_never_reach_logs_with_a_real_broker() {
     assert!(!out.contains(ALICE.1) && !out.contains(wrong), "{out}");
 }
 
+/// Bytes in the output files so far.
+fn output_bytes(w: &Workspace) -> u64 {
+    std::fs::read_dir(w.out())
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// With `harvester_limit = 1`, a harvester reading a big file gives its slot to a file that
+/// waits (after a one-second slice) with bytes still unread. It must come back for them even
+/// though the big file is never written again: the file is not idle at a size it never read
+/// to. (Before, the harvester's exit marked the file idle at its current size, and the rest of
+/// it waited for a write that never came; a line appended just as a harvester closed at EOF
+/// was stranded the same way.)
+#[test]
+fn a_file_yielded_with_unread_bytes_is_finished_without_another_write() {
+    let w = Workspace::new();
+    let big = w.logs().join("big.log");
+    let n = 400_000;
+    for start in (0..n).step_by(50_000) {
+        append(&big, &seq_lines("big", start..start + 50_000));
+    }
+    let cfg = w.config(&input(&w, "yield", "*.log", "harvester_limit = 1"));
+    let mut agent = w.spawn(&cfg);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while output_bytes(&w) == 0 {
+        assert!(Instant::now() < deadline, "nothing read from the big file");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The big file is being read: a second file now waits for the only slot.
+    append(&w.logs().join("small.log"), &seq_lines("small", 0..10));
+    // Until the output stops growing for 3 s (done, or stuck).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (mut size, mut since) = (0, Instant::now());
+    while since.elapsed() < Duration::from_secs(3) && Instant::now() < deadline {
+        let now = output_bytes(&w);
+        if now != size {
+            (size, since) = (now, Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (ok, text) = agent.stop();
+    assert!(ok, "{text}");
+    // The seq of every line, without parsing 400,000 events as JSON (slow in a debug build):
+    // `"message":"<file> seq=<n> …`.
+    let mut found: Vec<(bool, usize)> = Vec::new();
+    let mut files: Vec<PathBuf> = fs::read_dir(w.out())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    for f in files {
+        let bytes = fs::read(&f).unwrap();
+        for (tag, small) in [
+            (&b"\"message\":\"big seq="[..], false),
+            (b"\"message\":\"small seq=", true),
+        ] {
+            for at in memchr::memmem::find_iter(&bytes, tag) {
+                let digits = &bytes[at + tag.len()..];
+                let end = digits.iter().position(|b| !b.is_ascii_digit()).unwrap_or(0);
+                let seq = std::str::from_utf8(&digits[..end])
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                found.push((small, seq));
+            }
+        }
+    }
+    let seqs_of = |small: bool| -> Vec<usize> {
+        found
+            .iter()
+            .filter(|(s, _)| *s == small)
+            .map(|(_, q)| *q)
+            .collect()
+    };
+    assert_eq!(assert_complete(seqs_of(true), 10, "small file"), 0);
+    assert_eq!(assert_complete(seqs_of(false), n, "big file"), 0);
+    // The path under test was taken: the big file was left for the small one mid-read. (The
+    // events of both files are in one output file, in the order they were read.)
+    let bytes = fs::read_dir(w.out())
+        .unwrap()
+        .flatten()
+        .map(|e| fs::read(e.path()).unwrap())
+        .find(|b| memchr::memmem::find(b, b"small seq=").is_some())
+        .unwrap();
+    let first_small = memchr::memmem::find(&bytes, b"\"message\":\"small seq=").unwrap();
+    let last_big = memchr::memmem::rfind(&bytes, b"\"message\":\"big seq=").unwrap();
+    assert!(
+        first_small < last_big,
+        "the small file was read only after the whole big one"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Scale: harvesters over the open-file budget take turns.
 // ---------------------------------------------------------------------------------------

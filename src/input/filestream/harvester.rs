@@ -102,6 +102,9 @@ pub struct Outcome {
     /// The last bytes before `resume_offset` (up to 64): where the same content continues
     /// elsewhere (a copy, a rename), they must be there too.
     pub tail: Vec<u8>,
+    /// Where the harvester's reads ended (past a partial last line): a file longer than this
+    /// when the harvester is gone got bytes it did not see.
+    pub read_to: u64,
 }
 
 /// How long a harvester keeps reading a busy file while others wait for a slot.
@@ -236,6 +239,7 @@ impl Harvester {
                 exit: Exit::Failed,
                 deleted: false,
                 tail: Vec::new(),
+                read_to: self.offset,
             }
         };
         if let Err(e) = (&*file).seek(SeekFrom::Start(self.offset)) {
@@ -448,6 +452,7 @@ impl Harvester {
             exit,
             deleted,
             tail,
+            read_to: splitter.read_offset(),
         }
     }
 

@@ -1131,8 +1131,13 @@ impl Prospector {
                 }
             }
             Exit::Inactive | Exit::Yield => {
+                // Idle at this size only if the harvester saw all of it. Bytes appended after
+                // its last read (a line written as it closed), or left behind by a yield in
+                // the middle of a busy file, must start it again, not wait for the next write.
                 if let Ok(md) = std::fs::metadata(&path) {
-                    k.idle_at = Some((md.len(), identity::mtime_nanos(&md)));
+                    if md.len() == exit.outcome.read_to {
+                        k.idle_at = Some((md.len(), identity::mtime_nanos(&md)));
+                    }
                 }
             }
             Exit::Failed => k.failed = true,

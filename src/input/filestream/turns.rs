@@ -5,7 +5,9 @@
 //! order. While anyone waits, a harvester closes at EOF (or after a one-second slice of a busy
 //! file) instead of waiting there for `close.on_state_change.inactive`, and the file at the
 //! head of the queue takes its slot; the closed file queues again behind the others when it
-//! changes. So no file waits longer than one round of the queue, however many files match.
+//! changes, or at once when it has bytes its harvester did not read (a slice of a busy file
+//! ended, or a line was appended as the harvester closed). So no file waits longer than one
+//! round of the queue, however many files match.
 
 use std::sync::atomic::Ordering;
 
