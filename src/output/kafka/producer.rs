@@ -557,6 +557,16 @@ struct TopicCache {
     refresh: Option<(String, tokio::task::JoinHandle<Lookup>)>,
 }
 
+impl TopicCache {
+    /// `topic`'s entry, wherever it is (the last topic or the map).
+    fn get_mut(&mut self, topic: &str) -> Option<&mut TopicInfo> {
+        match &mut self.last {
+            Some((t, info)) if t == topic => Some(info),
+            _ => self.known.get_mut(topic),
+        }
+    }
+}
+
 /// One topic's metadata, and where its keyless events go.
 struct TopicInfo {
     partitions: i32,
@@ -807,11 +817,7 @@ impl Runner {
         }
         if let Some((topic, h)) = self.topics.refresh.take() {
             if let Ok(Lookup::Partitions(m)) = h.await {
-                let info = match &mut self.topics.last {
-                    Some((t, info)) if *t == topic => Some(info),
-                    _ => self.topics.known.get_mut(&topic),
-                };
-                if let Some(info) = info {
+                if let Some(info) = self.topics.get_mut(&topic) {
                     info.update(m);
                 }
             }
@@ -826,11 +832,7 @@ impl Runner {
                 .map(|(t, _)| t.clone()),
         };
         if let Some(topic) = due {
-            let info = match &mut self.topics.last {
-                Some((t, info)) if *t == topic => Some(info),
-                _ => self.topics.known.get_mut(&topic),
-            };
-            if let Some(info) = info {
+            if let Some(info) = self.topics.get_mut(&topic) {
                 info.keyless_used = false;
             }
             let h = self.spawn_lookup(&topic, Duration::from_secs(5));
