@@ -23,20 +23,10 @@ use std::time::{Duration, Instant};
 
 mod support;
 use support::kafka::{Kafka, Spec};
-use support::{bin, free_port, line, rss_kib};
+use support::{bin, cpu_secs, free_port, line, minor_faults, rss_kib};
 
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
-
-/// CPU time (user + system) of a process so far, in seconds.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit(')').next().unwrap_or_default();
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
 
 /// Writes dirty pages back before a timed run: the kernel writes the broker's log segments
 /// (and the staged file) back about 30 s after they were written, which would otherwise land
@@ -224,18 +214,19 @@ fn throughput() {
         {
             broker.create_topic(t, 3, &[]);
         }
-        let (raw_secs, warm_base, raw_cpu) = baseline_run(&hosts, &raw_t, &lines, n);
+        let (raw_secs, warm_base, (raw_cpu, _)) = baseline_run(&hosts, &raw_t, &lines, n);
         // JSON baseline, agents, JSON baseline, agents (in the other order): each takes the
         // faster of its two runs, so neither side gains from noise or a drift within a round.
         let mut order: Vec<usize> = (0..agents.len()).collect();
         if r % 2 == 1 {
             order.reverse();
         }
-        let mut json_runs = [(0.0, 0.0); 2];
-        let mut agent_runs = vec![[(0.0, 0.0); 2]; agents.len()];
+        // (seconds, (CPU seconds, minor page faults)) of each run.
+        let mut json_runs = [(0.0, (0.0, 0)); 2];
+        let mut agent_runs = vec![[(0.0, (0.0, 0)); 2]; agents.len()];
         for pass in 0..2 {
-            let (secs, _, cpu) = baseline_run(&hosts, &json_t[pass], &json_refs, n);
-            json_runs[pass] = (secs, cpu);
+            let (secs, _, usage) = baseline_run(&hosts, &json_t[pass], &json_refs, n);
+            json_runs[pass] = (secs, usage);
             for &a in &order {
                 let round_dir = dir.join(format!("agent-{r}-{a}-{pass}"));
                 fs::create_dir_all(round_dir.join("logs")).unwrap();
@@ -252,26 +243,26 @@ fn throughput() {
             }
             order.reverse();
         }
-        let faster = |runs: &[(f64, f64); 2]| {
+        let faster = |runs: &[(f64, (f64, u64)); 2]| {
             if runs[0].0 <= runs[1].0 {
                 runs[0]
             } else {
                 runs[1]
             }
         };
-        let (json_secs, json_cpu) = faster(&json_runs);
+        let (json_secs, (json_cpu, json_faults)) = faster(&json_runs);
         let rate = |secs: f64| n as f64 / secs;
         println!(
             "round {r}:{}",
             if r == 0 { " (broker warm-up)" } else { "" }
         );
         println!("  baseline rdkafka producer (raw lines): {raw_secs:.2} s, {:.0} msgs/s, CPU {raw_cpu:.2} s (its cold start, first delivery: {:.0} ms)", rate(raw_secs), warm_base.as_secs_f64() * 1000.0);
-        println!("  baseline rdkafka producer (pre-encoded {json_bytes} B Beats JSON): {:.2} s and {:.2} s; the faster: {:.0} msgs/s, CPU {json_cpu:.2} s", json_runs[0].0, json_runs[1].0, rate(json_secs));
+        println!("  baseline rdkafka producer (pre-encoded {json_bytes} B Beats JSON): {:.2} s and {:.2} s; the faster: {:.0} msgs/s, CPU {json_cpu:.2} s, {json_faults} page faults", json_runs[0].0, json_runs[1].0, rate(json_secs));
         for (a, runs) in agent_runs.iter().enumerate() {
             let name = if a == 0 { "oxibeat" } else { "compared" };
-            let (agent_secs, agent_cpu) = faster(runs);
+            let (agent_secs, (agent_cpu, agent_faults)) = faster(runs);
             println!(
-                "  {name} file → kafka (Beats JSON): {:.2} s and {:.2} s; the faster: {:.0} events/s, CPU {agent_cpu:.2} s; ratio to the JSON baseline {:.3}, to the raw lines {:.3}",
+                "  {name} file → kafka (Beats JSON): {:.2} s and {:.2} s; the faster: {:.0} events/s, CPU {agent_cpu:.2} s, {agent_faults} page faults; ratio to the JSON baseline {:.3}, to the raw lines {:.3}",
                 runs[0].0,
                 runs[1].0,
                 rate(agent_secs),
@@ -315,9 +306,14 @@ fn throughput() {
 
 /// A minimal producer with oxibeat's default settings: one warm-up message (returns how long
 /// its delivery took: connection, producer id, metadata), then `n` messages cycled from
-/// `payloads`, timed until all are delivered. Returns the seconds, the warm-up time and the
-/// CPU seconds the process used meanwhile.
-fn baseline_run(hosts: &str, topic: &str, payloads: &[&[u8]], n: usize) -> (f64, Duration, f64) {
+/// `payloads`, timed until all are delivered. Returns the seconds, the warm-up time, and the
+/// CPU seconds and minor page faults of the process meanwhile.
+fn baseline_run(
+    hosts: &str,
+    topic: &str,
+    payloads: &[&[u8]],
+    n: usize,
+) -> (f64, Duration, (f64, u64)) {
     let p: ThreadedProducer<_> = ClientConfig::new()
         .set("bootstrap.servers", hosts)
         .set("acks", "-1")
@@ -338,6 +334,7 @@ fn baseline_run(hosts: &str, topic: &str, payloads: &[&[u8]], n: usize) -> (f64,
     settle();
     let t = Instant::now();
     let cpu0 = cpu_secs(std::process::id());
+    let faults0 = minor_faults(std::process::id());
     let mut i = 0usize;
     while i < n {
         match p.send(BaseRecord::<(), [u8]>::to(topic).payload(payloads[i % payloads.len()])) {
@@ -349,7 +346,10 @@ fn baseline_run(hosts: &str, topic: &str, payloads: &[&[u8]], n: usize) -> (f64,
     (
         t.elapsed().as_secs_f64(),
         warm,
-        cpu_secs(std::process::id()) - cpu0,
+        (
+            cpu_secs(std::process::id()) - cpu0,
+            minor_faults(std::process::id()) - faults0,
+        ),
     )
 }
 
@@ -401,7 +401,7 @@ fn acked(http_port: u16) -> Option<u64> {
 
 /// The agent pinned to core 0, warmed up with a small file, then timed from the moment the
 /// big file appears in its glob until `/stats` reports every event acked by Kafka. Returns the
-/// seconds and the agent's CPU seconds meanwhile.
+/// seconds, and the agent's CPU seconds and minor page faults meanwhile.
 fn agent_run(
     agent_bin: &str,
     dir: &std::path::Path,
@@ -409,7 +409,7 @@ fn agent_run(
     topic: &str,
     staged: &std::path::Path,
     n: u64,
-) -> (f64, f64) {
+) -> (f64, (f64, u64)) {
     let warm = 1_000u64;
     let http = free_port();
     let mut f = fs::File::create(dir.join("logs").join("warm.log")).unwrap();
@@ -471,14 +471,18 @@ fn agent_run(
     settle();
     let t = Instant::now();
     let cpu0 = cpu_secs(agent.id());
+    let faults0 = minor_faults(agent.id());
     fs::rename(staged, dir.join("logs").join("big.log")).unwrap();
     wait_for(warm + n, Duration::from_secs(600));
     let secs = t.elapsed().as_secs_f64();
-    let cpu = cpu_secs(agent.id()) - cpu0;
+    let usage = (
+        cpu_secs(agent.id()) - cpu0,
+        minor_faults(agent.id()) - faults0,
+    );
     // SAFETY: plain signal to our own child; SIGTERM is the agent's graceful stop.
     unsafe {
         libc::kill(agent.id() as i32, libc::SIGTERM);
     }
     let _ = agent.wait();
-    (secs, cpu)
+    (secs, usage)
 }

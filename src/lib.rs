@@ -11,6 +11,7 @@ pub mod datadir;
 pub mod event;
 pub mod input;
 pub mod logging;
+pub mod malloc;
 pub mod monitoring;
 pub mod output;
 pub mod pipeline;

@@ -657,6 +657,7 @@ fn queue_command(cfg: &Config, what: QueueWhat) -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    oxibeat::malloc::tune();
     let cli = Cli::parse();
     match real_main(cli) {
         Ok(code) => code,

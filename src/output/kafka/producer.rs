@@ -2,15 +2,16 @@
 //! delivery tracking that acks the pipeline.
 //!
 //! Flow: a batch from the queue is encoded event by event and handed to librdkafka
-//! (`ThreadedProducer`, which copies the payload). Each message carries an `Arc<InFlight>` of its
-//! batch as delivery opaque; the delivery callback counts down and, at zero, hands the batch back
-//! to the output task, which writes permanent failures to the dead-letter file first and then
+//! (`ThreadedProducer`, which copies the payload). Each message carries a `FlightRef` to its
+//! batch's `InFlight` record as delivery opaque; the delivery callback counts down and, at zero,
+//! hands the batch back to the output task, which writes permanent failures to the dead-letter file first and then
 //! acks the batch. When librdkafka's bounded queue is full, `send` says so and this loop waits
 //! instead of taking more from oxibeat's queue, so the inputs pause.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -349,7 +350,7 @@ struct Failed {
 /// A message whose delivery failed with a retriable error (only with a finite
 /// `message.timeout.ms` set through `[output.kafka.librdkafka]`): the output sends it again.
 struct Retry {
-    flight: Arc<InFlight>,
+    flight: FlightRef,
     topic: String,
     partition: i32,
     key: Option<Vec<u8>>,
@@ -366,12 +367,18 @@ pub struct InFlight {
 }
 
 impl InFlight {
-    /// Count one event as settled (delivered or failed for good); the last one hands the
-    /// batch to the output task.
-    fn settle(self: &Arc<Self>, done: &mpsc::UnboundedSender<Arc<InFlight>>) {
-        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let _ = done.send(self.clone());
-        }
+    /// A batch's record with `settles` events (and guards) to count down, and the handles that
+    /// count them: one `FlightRef` per settle, no more (`FlightRef::settle`).
+    fn start(settles: usize) -> (Arc<InFlight>, FlightRefs) {
+        let flight = Arc::new(InFlight {
+            batch: Mutex::new(None),
+            remaining: AtomicUsize::new(settles),
+            failed: Mutex::new(Vec::new()),
+        });
+        // The messages' own reference, taken back by the last settle.
+        let raw = NonNull::from(&*flight);
+        std::mem::forget(flight.clone());
+        (flight, FlightRefs { raw, left: settles })
     }
 
     fn fail(&self, f: Failed) {
@@ -379,6 +386,80 @@ impl InFlight {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(f);
+    }
+}
+
+/// The handles of one batch's record, one per settle (`InFlight::start`).
+struct FlightRefs {
+    raw: NonNull<InFlight>,
+    left: usize,
+}
+
+// SAFETY: as for `FlightRef`: the record is `Sync` and lives while handles are left.
+unsafe impl Send for FlightRefs {}
+
+impl FlightRefs {
+    fn next(&mut self) -> FlightRef {
+        // More handles than settles would let the record be freed under a live handle.
+        assert!(self.left > 0, "more FlightRefs than settles");
+        self.left -= 1;
+        FlightRef(self.raw)
+    }
+
+    /// Settle every handle not handed out yet.
+    fn settle_rest(mut self, done: &mpsc::UnboundedSender<Arc<InFlight>>) {
+        while self.left > 0 {
+            self.next().settle(done);
+        }
+    }
+}
+
+/// A message's hold on its batch's `InFlight` record: the delivery opaque. It is a plain
+/// pointer, not an `Arc` clone per message (an atomic increment when producing and a
+/// decrement in the delivery report, for every message): the record's `remaining` count is
+/// its reference count. The record holds one strong reference for all its handles, which the
+/// handle whose settle brings `remaining` to zero takes back.
+///
+/// Each handle stands for one unit of `remaining` and settles at most once (`settle` takes it
+/// by value; it is not `Clone`), so the record lives while any handle does. A handle dropped
+/// without settling (a message librdkafka never reports, at shutdown) leaks its record, as the
+/// `Arc` did that `into_ptr` had given librdkafka.
+pub struct FlightRef(NonNull<InFlight>);
+
+// SAFETY: the record is `Sync` (atomics and mutexes) and lives while the handle does (above).
+unsafe impl Send for FlightRef {}
+unsafe impl Sync for FlightRef {}
+
+impl FlightRef {
+    fn get(&self) -> &InFlight {
+        // SAFETY: the record outlives every handle that has not settled yet (see the type).
+        unsafe { self.0.as_ref() }
+    }
+
+    fn fail(&self, f: Failed) {
+        self.get().fail(f);
+    }
+
+    /// Count one event as settled (delivered or failed for good); the last one hands the
+    /// batch to the output task.
+    fn settle(self, done: &mpsc::UnboundedSender<Arc<InFlight>>) {
+        if self.get().remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // SAFETY: the reference `InFlight::start` left for the handles; no handle is
+            // left to use it (this was the last unit of `remaining`).
+            let flight = unsafe { Arc::from_raw(self.0.as_ptr()) };
+            let _ = done.send(flight);
+        }
+    }
+}
+
+impl rdkafka::util::IntoOpaque for FlightRef {
+    fn into_ptr(self) -> *mut std::ffi::c_void {
+        self.0.as_ptr().cast()
+    }
+
+    unsafe fn from_ptr(ptr: *mut std::ffi::c_void) -> Self {
+        // SAFETY (caller): `ptr` came from `into_ptr`, so it is not null.
+        FlightRef(unsafe { NonNull::new_unchecked(ptr.cast()) })
     }
 }
 
@@ -511,9 +592,9 @@ impl ClientContext for Ctx {
 }
 
 impl ProducerContext<NoCustomPartitioner> for Ctx {
-    type DeliveryOpaque = Arc<InFlight>;
+    type DeliveryOpaque = FlightRef;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, flight: Arc<InFlight>) {
+    fn delivery(&self, result: &DeliveryResult<'_>, flight: FlightRef) {
         match result {
             Ok(_) => flight.settle(&self.done),
             Err((e, msg)) => {
@@ -891,11 +972,7 @@ impl Runner {
         Metrics::add(&self.metrics.counters.output_batches, 1);
         Metrics::add(&self.metrics.counters.output_total, n as u64);
         // +1 guard: the batch cannot complete before every event was handed over.
-        let flight = Arc::new(InFlight {
-            batch: Mutex::new(None),
-            remaining: AtomicUsize::new(n + 1),
-            failed: Mutex::new(Vec::new()),
-        });
+        let (flight, mut refs) = InFlight::start(n + 1);
         // A local handle, so the topic can borrow it (no copy for constant topics) while
         // `self` is borrowed mutably below.
         let router = self.router.clone();
@@ -907,24 +984,25 @@ impl Runner {
         // flight record.
         let mut events = batch.release();
         for ev in events.by_ref() {
+            let handle = refs.next();
             self.buf.clear();
             ev.write_json(&self.beat, &mut self.buf);
             let (topic, key, partition) = match self.route(&router, &ev, batch_start).await {
                 Ok(r) => r,
                 Err((topic, error)) => {
-                    flight.fail(Failed {
+                    handle.fail(Failed {
                         topic,
                         error,
                         payload: self.buf.clone(),
                     });
-                    flight.settle(&self.ctx_done);
+                    handle.settle(&self.ctx_done);
                     continue;
                 }
             };
             let payload = std::mem::take(&mut self.buf);
             if self
                 .send(
-                    &flight,
+                    handle,
                     &topic,
                     partition,
                     key.as_deref(),
@@ -941,7 +1019,8 @@ impl Runner {
         // Once per batch: a shared counter per message costs more than it tells.
         Metrics::add(&self.metrics.counters.output_write_bytes, bytes);
         *flight.batch.lock().unwrap_or_else(|e| e.into_inner()) = Some(events.into_receipt());
-        flight.settle(&self.ctx_done);
+        // The guard, and the handle of any event the batch did not yield after all.
+        refs.settle_rest(&self.ctx_done);
     }
 
     /// Send one message, waiting while librdkafka's queue is full (this is what pauses the
@@ -950,7 +1029,7 @@ impl Runner {
     #[allow(clippy::too_many_arguments)]
     async fn send(
         &mut self,
-        flight: &Arc<InFlight>,
+        mut flight: FlightRef,
         topic: &str,
         mut partition: i32,
         key: Option<&[u8]>,
@@ -971,51 +1050,55 @@ impl Runner {
                 payload,
                 timestamp,
             };
-            match self.native.produce(topic, &m, flight.clone()) {
+            match self.native.produce(topic, &m, flight) {
                 Ok(()) => return true,
-                Err((e, _opaque)) => match error_code(&e) {
-                    Some(RDKafkaErrorCode::Fatal) => {
-                        // Seen before the error callback ran: mark it, recreate on the next turn.
-                        self.native
-                            .producer()
-                            .context()
-                            .fatal
-                            .store(true, Ordering::Release);
-                    }
-                    Some(RDKafkaErrorCode::QueueFull) => {
-                        while let Ok(f) = done_rx.try_recv() {
-                            self.finish(f).await;
+                Err((e, back)) => {
+                    // On error librdkafka did not take the message: the handle is ours again.
+                    flight = back;
+                    match error_code(&e) {
+                        Some(RDKafkaErrorCode::Fatal) => {
+                            // Seen before the error callback ran: mark it, recreate on the next turn.
+                            self.native
+                                .producer()
+                                .context()
+                                .fatal
+                                .store(true, Ordering::Release);
                         }
-                        let step = Duration::from_millis(5);
-                        tokio::time::sleep(step).await;
-                        waited += step;
-                        if waited >= Duration::from_secs(30) {
-                            tracing::warn!("Kafka producer queue full for 30s (brokers slow or down); inputs are paused");
-                            waited = Duration::ZERO;
+                        Some(RDKafkaErrorCode::QueueFull) => {
+                            while let Ok(f) = done_rx.try_recv() {
+                                self.finish(f).await;
+                            }
+                            let step = Duration::from_millis(5);
+                            tokio::time::sleep(step).await;
+                            waited += step;
+                            if waited >= Duration::from_secs(30) {
+                                tracing::warn!("Kafka producer queue full for 30s (brokers slow or down); inputs are paused");
+                                waited = Duration::ZERO;
+                            }
+                        }
+                        Some(RDKafkaErrorCode::UnknownPartition)
+                            if partition >= 0 && self.partitioner.keyless(key) =>
+                        {
+                            // A keyless event's partition from newer metadata than librdkafka's
+                            // (partitions were added): librdkafka chooses instead.
+                            partition = rdkafka::producer::PARTITION_UA;
+                        }
+                        Some(code) if is_permanent(code) => {
+                            flight.fail(Failed {
+                                topic: topic.to_string(),
+                                error: e.to_string(),
+                                payload: payload.to_vec(),
+                            });
+                            flight.settle(&self.ctx_done);
+                            return false;
+                        }
+                        _ => {
+                            Metrics::add(&self.metrics.counters.output_write_errors, 1);
+                            tracing::warn!(error = %e, topic, "producing to Kafka failed; retrying");
+                            self.backoff.wait().await;
                         }
                     }
-                    Some(RDKafkaErrorCode::UnknownPartition)
-                        if partition >= 0 && self.partitioner.keyless(key) =>
-                    {
-                        // A keyless event's partition from newer metadata than librdkafka's
-                        // (partitions were added): librdkafka chooses instead.
-                        partition = rdkafka::producer::PARTITION_UA;
-                    }
-                    Some(code) if is_permanent(code) => {
-                        flight.fail(Failed {
-                            topic: topic.to_string(),
-                            error: e.to_string(),
-                            payload: payload.to_vec(),
-                        });
-                        flight.settle(&self.ctx_done);
-                        return false;
-                    }
-                    _ => {
-                        Metrics::add(&self.metrics.counters.output_write_errors, 1);
-                        tracing::warn!(error = %e, topic, "producing to Kafka failed; retrying");
-                        self.backoff.wait().await;
-                    }
-                },
+                }
             }
         }
     }
@@ -1078,7 +1161,7 @@ impl Runner {
         };
         if self
             .send(
-                &r.flight,
+                r.flight,
                 &r.topic,
                 partition,
                 r.key.as_deref(),
@@ -1368,6 +1451,46 @@ pub fn check(cfg: &KafkaConfig) -> Result<String, KafkaError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flight_is_handed_back_once_by_its_last_settle_and_then_freed() {
+        use rdkafka::util::IntoOpaque;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (flight, mut refs) = InFlight::start(4);
+        // The local reference and the handles' one.
+        assert_eq!(Arc::strong_count(&flight), 2);
+        let a = refs.next();
+        // Through librdkafka and back, as a delivery report does.
+        let b = unsafe { FlightRef::from_ptr(refs.next().into_ptr()) };
+        let c = refs.next();
+        c.fail(Failed {
+            topic: "t".into(),
+            error: "e".into(),
+            payload: b"x".to_vec(),
+        });
+        a.settle(&tx);
+        c.settle(&tx);
+        b.settle(&tx);
+        assert!(rx.try_recv().is_err(), "the guard is still out");
+        refs.settle_rest(&tx);
+        let back = rx
+            .try_recv()
+            .expect("the last settle hands the flight back");
+        assert!(Arc::ptr_eq(&back, &flight));
+        assert!(rx.try_recv().is_err(), "handed back once");
+        assert_eq!(back.failed.lock().unwrap().len(), 1);
+        drop(back);
+        // Nothing leaked: the handles' reference was taken back.
+        assert_eq!(Arc::strong_count(&flight), 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "more FlightRefs than settles")]
+    fn no_more_handles_than_settles() {
+        let (_flight, mut refs) = InFlight::start(1);
+        let _one = refs.next();
+        let _two = refs.next();
+    }
 
     #[test]
     fn advice_fits_the_error() {
