@@ -27,16 +27,16 @@ pub const TRIM_THRESHOLD: usize = 8 << 20;
 /// Apply the thresholds above, unless the environment sets the allocator's own. Returns
 /// whether it did.
 pub fn tune() -> bool {
-    let env = |k: &str| std::env::var_os(k).is_some();
-    let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
-    if env("MALLOC_TRIM_THRESHOLD_")
-        || env("MALLOC_MMAP_THRESHOLD_")
+    !set_by_user(|k| std::env::var(k).ok()) && apply()
+}
+
+/// Whether the environment (`var`) sets either threshold itself.
+fn set_by_user(var: impl Fn(&str) -> Option<String>) -> bool {
+    let tunables = var("GLIBC_TUNABLES").unwrap_or_default();
+    var("MALLOC_TRIM_THRESHOLD_").is_some()
+        || var("MALLOC_MMAP_THRESHOLD_").is_some()
         || tunables.contains("glibc.malloc.trim_threshold")
         || tunables.contains("glibc.malloc.mmap_threshold")
-    {
-        return false;
-    }
-    apply()
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -55,6 +55,29 @@ fn apply() -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_users_own_thresholds_win() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(name, _)| *name == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert!(!super::set_by_user(env(&[])));
+        assert!(!super::set_by_user(env(&[(
+            "GLIBC_TUNABLES",
+            "glibc.malloc.tcache_count=0"
+        )])));
+        assert!(super::set_by_user(env(&[("MALLOC_TRIM_THRESHOLD_", "0")])));
+        assert!(super::set_by_user(env(&[("MALLOC_MMAP_THRESHOLD_", "1")])));
+        assert!(super::set_by_user(env(&[(
+            "GLIBC_TUNABLES",
+            "glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=4096"
+        )])));
+    }
+
     #[test]
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     fn glibc_takes_the_thresholds() {

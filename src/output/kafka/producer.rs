@@ -4,8 +4,8 @@
 //! Flow: a batch from the queue is encoded event by event and handed to librdkafka
 //! (`ThreadedProducer`, which copies the payload). Each message carries a `FlightRef` to its
 //! batch's `InFlight` record as delivery opaque; the delivery callback counts down and, at zero,
-//! hands the batch back to the output task, which writes permanent failures to the dead-letter file first and then
-//! acks the batch. When librdkafka's bounded queue is full, `send` says so and this loop waits
+//! hands the batch back to the output task, which writes permanent failures to the dead-letter
+//! file first and then acks the batch. When librdkafka's bounded queue is full, `send` says so and this loop waits
 //! instead of taking more from oxibeat's queue, so the inputs pause.
 
 use std::borrow::Cow;
@@ -375,9 +375,9 @@ impl InFlight {
             remaining: AtomicUsize::new(settles),
             failed: Mutex::new(Vec::new()),
         });
-        // The messages' own reference, taken back by the last settle.
-        let raw = NonNull::from(&*flight);
-        std::mem::forget(flight.clone());
+        // The handles' one reference, taken back by the last settle (`FlightRef::settle`).
+        // SAFETY: `Arc::into_raw` never returns null.
+        let raw = unsafe { NonNull::new_unchecked(Arc::into_raw(flight.clone()).cast_mut()) };
         (flight, FlightRefs { raw, left: settles })
     }
 
@@ -1050,54 +1050,53 @@ impl Runner {
                 payload,
                 timestamp,
             };
-            match self.native.produce(topic, &m, flight) {
+            let (e, back) = match self.native.produce(topic, &m, flight) {
                 Ok(()) => return true,
-                Err((e, back)) => {
-                    // On error librdkafka did not take the message: the handle is ours again.
-                    flight = back;
-                    match error_code(&e) {
-                        Some(RDKafkaErrorCode::Fatal) => {
-                            // Seen before the error callback ran: mark it, recreate on the next turn.
-                            self.native
-                                .producer()
-                                .context()
-                                .fatal
-                                .store(true, Ordering::Release);
-                        }
-                        Some(RDKafkaErrorCode::QueueFull) => {
-                            while let Ok(f) = done_rx.try_recv() {
-                                self.finish(f).await;
-                            }
-                            let step = Duration::from_millis(5);
-                            tokio::time::sleep(step).await;
-                            waited += step;
-                            if waited >= Duration::from_secs(30) {
-                                tracing::warn!("Kafka producer queue full for 30s (brokers slow or down); inputs are paused");
-                                waited = Duration::ZERO;
-                            }
-                        }
-                        Some(RDKafkaErrorCode::UnknownPartition)
-                            if partition >= 0 && self.partitioner.keyless(key) =>
-                        {
-                            // A keyless event's partition from newer metadata than librdkafka's
-                            // (partitions were added): librdkafka chooses instead.
-                            partition = rdkafka::producer::PARTITION_UA;
-                        }
-                        Some(code) if is_permanent(code) => {
-                            flight.fail(Failed {
-                                topic: topic.to_string(),
-                                error: e.to_string(),
-                                payload: payload.to_vec(),
-                            });
-                            flight.settle(&self.ctx_done);
-                            return false;
-                        }
-                        _ => {
-                            Metrics::add(&self.metrics.counters.output_write_errors, 1);
-                            tracing::warn!(error = %e, topic, "producing to Kafka failed; retrying");
-                            self.backoff.wait().await;
-                        }
+                Err(failed) => failed,
+            };
+            // On error librdkafka did not take the message: the handle is ours again.
+            flight = back;
+            match error_code(&e) {
+                Some(RDKafkaErrorCode::Fatal) => {
+                    // Seen before the error callback ran: mark it, recreate on the next turn.
+                    self.native
+                        .producer()
+                        .context()
+                        .fatal
+                        .store(true, Ordering::Release);
+                }
+                Some(RDKafkaErrorCode::QueueFull) => {
+                    while let Ok(f) = done_rx.try_recv() {
+                        self.finish(f).await;
                     }
+                    let step = Duration::from_millis(5);
+                    tokio::time::sleep(step).await;
+                    waited += step;
+                    if waited >= Duration::from_secs(30) {
+                        tracing::warn!("Kafka producer queue full for 30s (brokers slow or down); inputs are paused");
+                        waited = Duration::ZERO;
+                    }
+                }
+                Some(RDKafkaErrorCode::UnknownPartition)
+                    if partition >= 0 && self.partitioner.keyless(key) =>
+                {
+                    // A keyless event's partition from newer metadata than librdkafka's
+                    // (partitions were added): librdkafka chooses instead.
+                    partition = rdkafka::producer::PARTITION_UA;
+                }
+                Some(code) if is_permanent(code) => {
+                    flight.fail(Failed {
+                        topic: topic.to_string(),
+                        error: e.to_string(),
+                        payload: payload.to_vec(),
+                    });
+                    flight.settle(&self.ctx_done);
+                    return false;
+                }
+                _ => {
+                    Metrics::add(&self.metrics.counters.output_write_errors, 1);
+                    tracing::warn!(error = %e, topic, "producing to Kafka failed; retrying");
+                    self.backoff.wait().await;
                 }
             }
         }
